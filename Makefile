@@ -1,0 +1,84 @@
+# tootcheck: policy-and-conformance suite for kirchner.social.
+# `make test` needs only Python 3.11+; `make e2e` needs Docker and a network.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TOOLS_DIR := .tools
+export PATH := $(CURDIR)/$(TOOLS_DIR)/bin:$(PATH)
+
+PYTEST_REPORTS := --junitxml=reports/junit.xml -o junit_family=xunit2
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+# ------------------------------------------------------------------ set-up
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	@touch $@
+
+.PHONY: venv
+venv: $(STAMP) ## create .venv and install the dependencies (idempotent)
+
+.PHONY: peers
+peers: ## install the system peers the self-tests use (apt-get; needs root)
+	@scripts/install-peers
+
+.PHONY: tools
+tools: ## fetch pinned kind, kubectl and helm into .tools/bin (checksums verified)
+	@scripts/bootstrap-tools
+
+# ------------------------------------------------------------------- tests
+
+.PHONY: test
+test: $(STAMP) ## the offline gate plus the suite's own tests
+	@scripts/install-peers --if-root
+	@mkdir -p reports
+	$(BIN)/pytest tests suites/policy $(PYTEST_REPORTS) --check-coverage $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check .
+
+.PHONY: render
+render: ## render manifests/apps/mastodon with kubectl kustomize --enable-helm
+	@scripts/render
+
+.PHONY: rules-doc
+rules-doc: $(STAMP) ## regenerate docs/rules.md from the rule registry
+	$(BIN)/tootcheck rules --markdown > docs/rules.md
+
+.PHONY: bench
+bench: $(STAMP) ## policy engine speed, and Checkov side by side where installable
+	$(BIN)/python -m tootcheck.policy.bench
+
+# ------------------------------------------------------------- live modes
+
+.PHONY: e2e
+e2e: $(STAMP) ## the main job: kind cluster, infrastructure, deployment, all live suites
+	@$(BIN)/tootcheck preflight e2e
+	$(BIN)/pytest suites --target=kind $(PYTEST_REPORTS) $(PYTEST_ARGS)
+
+.PHONY: nightly
+nightly: $(STAMP) ## read-only checks against the live instance (see docs/modes.md)
+	$(BIN)/pytest suites --target=live --mode=nightly $(PYTEST_REPORTS) $(PYTEST_ARGS)
+
+.PHONY: rehearse
+rehearse: $(STAMP) ## upgrade rehearsal on kind: make rehearse FROM=v4.6.x TO=v4.7.x
+	@$(BIN)/tootcheck preflight rehearse --from "$(FROM)" --to "$(TO)"
+	$(BIN)/pytest suites --target=kind --mode=rehearsal --rehearse-from="$(FROM)" \
+	  --rehearse-to="$(TO)" $(PYTEST_REPORTS) $(PYTEST_ARGS)
+
+.PHONY: clean
+clean: ## remove the venv, tools and reports
+	rm -rf $(VENV) $(TOOLS_DIR) .pytest_cache .hypothesis
+	find reports -mindepth 1 ! -name .gitkeep -delete

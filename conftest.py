@@ -1,0 +1,6 @@
+"""Loads the fixtures/ package as a plugin; nothing else."""
+
+pytest_plugins = [
+    "fixtures.target",
+    "fixtures.cluster",
+]

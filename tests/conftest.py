@@ -1,0 +1,5 @@
+"""Fixtures for the suite's own tests: real local peers on 127.0.0.1."""
+
+from tests.peers.fixtures import make_postgres, make_redis, postgres, redis_peer
+
+__all__ = ["make_postgres", "make_redis", "postgres", "redis_peer"]

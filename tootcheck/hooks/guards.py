@@ -1,0 +1,1 @@
+"""pytest hooks: guards (placeholder until implemented)."""

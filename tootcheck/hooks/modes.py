@@ -1,0 +1,1 @@
+"""pytest hooks: modes (placeholder until implemented)."""

@@ -1,0 +1,1 @@
+"""pytest hooks: policy (placeholder until implemented)."""

@@ -1,0 +1,1 @@
+"""pytest hooks: reports (placeholder until implemented)."""

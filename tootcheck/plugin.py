@@ -1,0 +1,138 @@
+"""The pytest plugin: options, markers and the settings object. No logic here.
+
+Registered through the ``pytest11`` entry point. Concern-specific hooks live in
+``tootcheck/hooks/`` and are loaded below.
+
+Option help style: lower-case, no trailing period, name the default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tootcheck import settings as settings_mod
+from tootcheck.errors import BadInput
+from tootcheck.settings import Settings
+from tootcheck.testing import missing_proofs
+
+pytest_plugins = [
+    "tootcheck.hooks.modes",
+    "tootcheck.hooks.evidence",
+    "tootcheck.hooks.reports",
+    "tootcheck.hooks.guards",
+    "tootcheck.hooks.policy",
+]
+
+MARKERS = {
+    "check(name)": "the live check (tootcheck.checks registry name) this test runs",
+    "destructive": "deletes pods or upgrades; refused on clusters the suite did not create",
+    "needs_target": "needs a target (kind or live); skipped with a reason when there is none",
+    "policy": "a policy rule evaluated over manifests or live objects",
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    target = parser.getgroup("tootcheck-target", "tootcheck: the system under test")
+    target.addoption("--target", choices=("none", "kind", "live"), default=None,
+                     help="where the live suites point: none (default), kind, live")
+    target.addoption("--domain", default=None, help="Mastodon LOCAL_DOMAIN (default kirchner.social)")
+    target.addoption("--auth-host", default=None,
+                     help="Authentik host name (default auth.kirchner.social)")
+    target.addoption("--connect-address", default=None,
+                     help="pin the host names to this address, e.g. 127.0.0.1 for kind")
+    target.addoption("--https-port", type=int, default=None, help="port behind https:// (default 443)")
+    target.addoption("--http-port", type=int, default=None, help="port behind http:// (default 80)")
+    target.addoption("--ca-file", default=None, help="PEM bundle to trust, for the suite only")
+    target.addoption("--kubeconfig", default=None,
+                     help="kubeconfig of the target cluster (default: the kind cluster's own)")
+    target.addoption("--kube-context", default=None, help="kube context to use")
+    target.addoption("--namespace", default=None, help="Mastodon namespace (default mastodon)")
+
+    kind = parser.getgroup("tootcheck-kind", "tootcheck: the kind cluster")
+    kind.addoption("--cluster-name", default=None, help="kind cluster name (default tootcheck)")
+    kind.addoption("--reuse-cluster", action="store_true", default=None,
+                   help="use an existing kind cluster and skip the steps already done")
+    kind.addoption("--keep-cluster", choices=("always", "on-failure", "never"), default=None,
+                   help="keep the kind cluster after the run (default on-failure)")
+    kind.addoption("--allow-destructive", action="store_true", default=None,
+                   help="let destructive suites run on a cluster the suite did not create")
+
+    modes = parser.getgroup("tootcheck-modes", "tootcheck: run modes")
+    modes.addoption("--mode", choices=("gate", "nightly", "rehearsal"), default=None,
+                    help="which checks run: gate (default), nightly (read-only), rehearsal")
+    modes.addoption("--allow-mutating", default=None,
+                    help="comma-separated mutating checks to allow in nightly mode")
+
+    policy = parser.getgroup("tootcheck-policy", "tootcheck: the policy gate")
+    policy.addoption("--policy-strict", action="store_true", default=None,
+                     help="WARN findings fail the gate too")
+
+    selftest = parser.getgroup("tootcheck-selftest", "tootcheck: the suite's own tests")
+    selftest.addoption("--strict-peers", action="store_true", default=None,
+                       help="fail, not skip, when a local peer is missing (CI)")
+    selftest.addoption("--check-coverage", action="store_true", default=False,
+                       help="fail the run if a live check's healthy case or a declared fault "
+                            "was never proven")
+
+
+def _options(config: pytest.Config) -> dict[str, object]:
+    def path(name: str) -> Path | None:
+        value = config.getoption(name)
+        return Path(value).expanduser() if value else None
+
+    allow = config.getoption("allow_mutating")
+    return {
+        "target": config.getoption("target"),
+        "domain": config.getoption("domain"),
+        "auth_host": config.getoption("auth_host"),
+        "connect_address": config.getoption("connect_address"),
+        "https_port": config.getoption("https_port"),
+        "http_port": config.getoption("http_port"),
+        "ca_file": path("ca_file"),
+        "kubeconfig": path("kubeconfig"),
+        "kube_context": config.getoption("kube_context"),
+        "namespace": config.getoption("namespace"),
+        "cluster_name": config.getoption("cluster_name"),
+        "reuse_cluster": config.getoption("reuse_cluster"),
+        "keep_cluster": config.getoption("keep_cluster"),
+        "allow_destructive": config.getoption("allow_destructive"),
+        "mode": config.getoption("mode"),
+        "allow_mutating": tuple(a.strip() for a in allow.split(",") if a.strip()) if allow else None,
+        "policy_strict": config.getoption("policy_strict"),
+        "strict_peers": config.getoption("strict_peers"),
+    }
+
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for marker, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{marker}: {text}")
+    try:
+        settings = settings_mod.load(_options(config))
+    except BadInput as exc:
+        raise pytest.UsageError(str(exc)) from None
+    settings_mod.activate(settings)
+    config.stash[SETTINGS_KEY] = settings
+
+
+@pytest.fixture(scope="session")
+def settings(pytestconfig: pytest.Config) -> Settings:
+    """The run's configuration: options > environment > defaults."""
+    return pytestconfig.stash[SETTINGS_KEY]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not session.config.getoption("check_coverage"):
+        return
+    missing = missing_proofs()
+    if missing:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_sep("=", "live check coverage: NOT PROVEN", red=True)
+            for line in missing:
+                reporter.write_line(f"  {line}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
