@@ -50,8 +50,8 @@ lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .
 
 .PHONY: render
-render: ## render manifests/apps/mastodon with kubectl kustomize --enable-helm
-	@scripts/render
+render: $(STAMP) ## re-render the snapshots in manifests/rendered/ (kubectl kustomize --enable-helm)
+	$(BIN)/tootcheck render
 
 .PHONY: rules-doc
 rules-doc: $(STAMP) ## regenerate docs/rules.md from the rule registry
