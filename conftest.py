@@ -3,4 +3,5 @@
 pytest_plugins = [
     "fixtures.target",
     "fixtures.cluster",
+    "pytester",  # the plugin's own tests run inner pytest sessions
 ]

@@ -56,4 +56,5 @@ def test_reference_pins_match_versions():
 
 def test_reference_contains_no_secret_values():
     objects = _objects(REFERENCE.output_path.read_text())
-    assert not [o for o in objects if o["kind"] == "Secret"], "the reference must not render a Secret"
+    secrets = [o for o in objects if o["kind"] == "Secret"]
+    assert not secrets, "the reference must not render a Secret"

@@ -37,12 +37,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     target = parser.getgroup("tootcheck-target", "tootcheck: the system under test")
     target.addoption("--target", choices=("none", "kind", "live"), default=None,
                      help="where the live suites point: none (default), kind, live")
-    target.addoption("--domain", default=None, help="Mastodon LOCAL_DOMAIN (default kirchner.social)")
+    target.addoption("--domain", default=None,
+                     help="Mastodon LOCAL_DOMAIN (default kirchner.social)")
     target.addoption("--auth-host", default=None,
                      help="Authentik host name (default auth.kirchner.social)")
     target.addoption("--connect-address", default=None,
                      help="pin the host names to this address, e.g. 127.0.0.1 for kind")
-    target.addoption("--https-port", type=int, default=None, help="port behind https:// (default 443)")
+    target.addoption("--https-port", type=int, default=None,
+                     help="port behind https:// (default 443)")
     target.addoption("--http-port", type=int, default=None, help="port behind http:// (default 80)")
     target.addoption("--ca-file", default=None, help="PEM bundle to trust, for the suite only")
     target.addoption("--kubeconfig", default=None,
@@ -64,6 +66,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="which checks run: gate (default), nightly (read-only), rehearsal")
     modes.addoption("--allow-mutating", default=None,
                     help="comma-separated mutating checks to allow in nightly mode")
+
+    reports = parser.getgroup("tootcheck-reports", "tootcheck: reports")
+    reports.addoption("--reports-dir", default=None,
+                      help="where summary.html, summary.json and evidence go (default reports/)")
 
     policy = parser.getgroup("tootcheck-policy", "tootcheck: the policy gate")
     policy.addoption("--policy-strict", action="store_true", default=None,
@@ -99,15 +105,19 @@ def _options(config: pytest.Config) -> dict[str, object]:
         "keep_cluster": config.getoption("keep_cluster"),
         "allow_destructive": config.getoption("allow_destructive"),
         "mode": config.getoption("mode"),
-        "allow_mutating": tuple(a.strip() for a in allow.split(",") if a.strip()) if allow else None,
+        "allow_mutating": (tuple(a.strip() for a in allow.split(",") if a.strip())
+                           if allow else None),
         "policy_strict": config.getoption("policy_strict"),
         "strict_peers": config.getoption("strict_peers"),
+        "reports_dir": path("reports_dir"),
     }
 
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
+PREVIOUS_KEY = pytest.StashKey["Settings | None"]()
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     for marker, text in MARKERS.items():
         config.addinivalue_line("markers", f"{marker}: {text}")
@@ -115,8 +125,15 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = settings_mod.load(_options(config))
     except BadInput as exc:
         raise pytest.UsageError(str(exc)) from None
+    config.stash[PREVIOUS_KEY] = settings_mod.current()
     settings_mod.activate(settings)
     config.stash[SETTINGS_KEY] = settings
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # An in-process inner run (pytester) must not leave its settings behind.
+    if PREVIOUS_KEY in config.stash:
+        settings_mod.activate(config.stash[PREVIOUS_KEY])
 
 
 @pytest.fixture(scope="session")

@@ -80,7 +80,7 @@ class Secret:
     def __hash__(self) -> int:
         return hash(self._value)
 
-    def __reduce__(self):  # noqa: ANN204 - refuse pickling the value by accident
+    def __reduce__(self):
         raise TypeError("Secret values are not picklable")
 
 

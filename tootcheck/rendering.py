@@ -17,7 +17,10 @@ from tootcheck.errors import BadInput
 from tootcheck.settings import REPO_ROOT
 from tootcheck.tools import kustomize_version, require_helm3, require_kubectl
 
-HEADER = "# Rendered by `make render` from {source} with `kubectl kustomize --enable-helm`. Do not edit.\n"
+HEADER = (
+    "# Rendered by `make render` from {source} with `kubectl kustomize --enable-helm`."
+    " Do not edit.\n"
+)
 
 
 @dataclass(frozen=True)

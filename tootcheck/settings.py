@@ -96,7 +96,9 @@ def _read_secret(env: Mapping[str, str], name: str) -> Secret | None:
     return Secret(value, name) if value else None
 
 
-def load(options: Mapping[str, object] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+def load(
+    options: Mapping[str, object] | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
     """Build Settings from options (already parsed) over the environment over defaults."""
     env = os.environ if env is None else env
     options = options or {}
@@ -129,7 +131,8 @@ def _validate(s: Settings) -> None:
     if s.mode not in ("gate", "nightly", "rehearsal"):
         raise BadInput(f"mode must be gate, nightly or rehearsal, not {s.mode!r}")
     if s.keep_cluster not in ("always", "on-failure", "never"):
-        raise BadInput(f"--keep-cluster must be always, on-failure or never, not {s.keep_cluster!r}")
+        raise BadInput(
+            f"--keep-cluster must be always, on-failure or never, not {s.keep_cluster!r}")
     if s.ca_file is not None and not s.ca_file.is_file():
         raise BadInput(f"CA file {s.ca_file} does not exist")
 
@@ -137,9 +140,14 @@ def _validate(s: Settings) -> None:
 _ACTIVE: Settings | None = None
 
 
-def activate(settings: Settings) -> None:
+def activate(settings: Settings | None) -> None:
     global _ACTIVE
     _ACTIVE = settings
+
+
+def current() -> Settings | None:
+    """The active settings, or None before any were loaded."""
+    return _ACTIVE
 
 
 def active() -> Settings:

@@ -60,7 +60,7 @@ class Target:
         """A fresh session that trusts this target's CA only and honours the pins."""
         return pinned_session(self.pins, self.ca_file)
 
-    def ssl_context(self):  # noqa: ANN201 - ssl.SSLContext
+    def ssl_context(self):
         return client_ssl_context(self.ca_file)
 
     def account(self, role: str) -> Account:
@@ -68,7 +68,8 @@ class Target:
             return self.accounts[role]
         except KeyError:
             known = ", ".join(sorted(self.accounts)) or "none"
-            raise LookupError(f"target {self.name} has no {role!r} account (known: {known})") from None
+            raise LookupError(
+                f"target {self.name} has no {role!r} account (known: {known})") from None
 
     def with_(self, **changes: object) -> Target:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -15,7 +15,9 @@ from tootcheck.target import Target
 REQUEST_TIMEOUT_S = 30.0
 
 
-def api(target: Target, token: Secret | None = None, *, timeout: float = REQUEST_TIMEOUT_S) -> Mastodon:
+def api(
+    target: Target, token: Secret | None = None, *, timeout: float = REQUEST_TIMEOUT_S
+) -> Mastodon:
     """A Mastodon.py client for ``target`` acting with ``token`` (anonymous when None)."""
     return Mastodon(
         access_token=token.reveal() if token is not None else None,

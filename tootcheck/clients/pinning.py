@@ -85,7 +85,7 @@ class PinMap:
         return cls(pins)
 
 
-def _connect(conn: HTTPConnection, pins: PinMap):  # noqa: ANN202 - returns a socket
+def _connect(conn: HTTPConnection, pins: PinMap):
     address, port = pins.resolve(conn.host, conn.port or 0)
     try:
         return urllib3_connection.create_connection(
@@ -103,11 +103,11 @@ def _connect(conn: HTTPConnection, pins: PinMap):  # noqa: ANN202 - returns a so
 
 def _pool_classes(pins: PinMap) -> dict[str, type]:
     class PinnedHTTPConnection(HTTPConnection):
-        def _new_conn(self):  # noqa: ANN202
+        def _new_conn(self):
             return _connect(self, pins)
 
     class PinnedHTTPSConnection(HTTPSConnection):
-        def _new_conn(self):  # noqa: ANN202
+        def _new_conn(self):
             return _connect(self, pins)
 
     class PinnedHTTPPool(HTTPConnectionPool):

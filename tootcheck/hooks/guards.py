@@ -1,1 +1,65 @@
-"""pytest hooks: guards (placeholder until implemented)."""
+"""pytest hooks: false-green guards.
+
+- A test whose call phase passed without a single passing ``assert`` fails
+  ("made no assertion"). Counting uses pytest's ``pytest_assertion_pass`` hook,
+  enabled by ``enable_assertion_pass_hook = true`` in the ini options.
+- A test retried by pytest-rerunfailures that finally passed is marked flaky
+  (a ``flaky`` user property, and the reports list it as flaky, never as a pass).
+- An error in teardown already fails the run in pytest; the reports keep it as an
+  error of that test rather than a pass (see ``tootcheck.reporting``).
+
+Opt-out for a test that legitimately proves something without ``assert`` (it
+should not exist): ``@pytest.mark.no_assertion_required(reason=...)``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Generator
+
+import pytest
+
+ASSERTS = pytest.StashKey[Counter]()
+NO_ASSERT = "made no assertion: a test that asserts nothing proves nothing"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "no_assertion_required(reason): exempt a test from the no-assertion guard")
+    config.stash[ASSERTS] = Counter()
+
+
+def _counting_enabled(config: pytest.Config) -> bool:
+    return bool(config.getini("enable_assertion_pass_hook"))
+
+
+def pytest_assertion_pass(item: pytest.Item, lineno: int, orig: str, expl: str) -> None:
+    item.config.stash[ASSERTS][item.nodeid] += 1
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "call":
+        reruns = getattr(item, "execution_count", 1) - 1
+        if reruns > 0 and report.passed:
+            item.user_properties.append(("flaky", f"passed after {reruns} rerun(s)"))
+            report.user_properties = list(item.user_properties)
+        if (
+            report.passed
+            and _counting_enabled(item.config)
+            and item.config.stash[ASSERTS][item.nodeid] == 0
+            and item.get_closest_marker("no_assertion_required") is None
+            and not hasattr(report, "wasxfail")
+        ):
+            report.outcome = "failed"
+            report.longrepr = f"{item.nodeid}: {NO_ASSERT}"
+    return report
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    # Only the test body counts (not fixtures); a rerun starts afresh.
+    item.config.stash[ASSERTS][item.nodeid] = 0
