@@ -29,6 +29,7 @@ CHECK_MODULES = (
     "tootcheck.checks.federation",
     "tootcheck.checks.webpush",
     "tootcheck.checks.incontainer",
+    "tootcheck.checks.drift",
 )
 
 F = TypeVar("F", bound=Callable[..., object])

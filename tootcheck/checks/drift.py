@@ -1,0 +1,60 @@
+"""Render-vs-live drift as a live check (read-only; gate, nightly and rehearsal)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from tootcheck.checks.registry import live_check
+from tootcheck.drift import IGNORED, diff_objects
+from tootcheck.model import CheckResult, CheckRun
+
+FAULTS = {
+    "object-missing": "an object of the render does not exist in the cluster",
+    "field-drift": "a field the render sets has another value (or none) in the cluster",
+}
+
+
+@live_check("drift.render_vs_live", faults=FAULTS)
+def check_render_vs_live(
+    desired: Iterable[Mapping[str, Any]],
+    fetch: Callable[[Mapping[str, Any]], Mapping[str, Any] | None],
+    *,
+    target: str,
+    revision: str = "HEAD",
+) -> CheckResult:
+    """The live objects match the render at ``revision`` in every field the render sets."""
+    run = CheckRun("drift.render_vs_live", target)
+    objects = [o for o in desired if o.get("kind") != "Secret"]
+    run.evidence["revision"] = revision
+    run.evidence["ignored_paths"] = sorted(IGNORED)
+    drifts = diff_objects(objects, fetch)
+    run.observe(len(objects))
+    run.metrics["objects"] = float(len(objects))
+    run.metrics["drifts"] = float(len(drifts))
+    run.evidence["drifts"] = [str(d) for d in drifts]
+    for drift in drifts:
+        code = "object-missing" if drift.kind == "missing-object" else "field-drift"
+        run.fail(code, f"{drift} (render at {revision})")
+    return run.result()
+
+
+def kube_fetcher(api_client: Any) -> Callable[[Mapping[str, Any]], Mapping[str, Any] | None]:
+    """A fetch function over the kubernetes DynamicClient (404 means absent)."""
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.dynamic import DynamicClient
+
+    dynamic = DynamicClient(api_client)
+
+    def fetch(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        resource = dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        meta = obj.get("metadata", {})
+        try:
+            live = resource.get(name=meta["name"], namespace=meta.get("namespace"))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return live.to_dict()
+
+    return fetch
