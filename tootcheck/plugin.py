@@ -37,6 +37,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     target = parser.getgroup("tootcheck-target", "tootcheck: the system under test")
     target.addoption("--target", choices=("none", "kind", "live"), default=None,
                      help="where the live suites point: none (default), kind, live")
+    target.addoption("--base-url", default=None,
+                     help="https:// URL of an existing deployment (live target); sets --domain")
     target.addoption("--domain", default=None,
                      help="Mastodon LOCAL_DOMAIN (default kirchner.social)")
     target.addoption("--auth-host", default=None,
@@ -64,6 +66,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     modes = parser.getgroup("tootcheck-modes", "tootcheck: run modes")
     modes.addoption("--mode", choices=("gate", "nightly", "rehearsal"), default=None,
                     help="which checks run: gate (default), nightly (read-only), rehearsal")
+    modes.addoption("--revision", default=None,
+                    help="git revision the live deployment was rendered from (drift; default HEAD)")
     modes.addoption("--allow-mutating", default=None,
                     help="comma-separated mutating checks to allow in nightly mode")
 
@@ -91,6 +95,7 @@ def _options(config: pytest.Config) -> dict[str, object]:
     allow = config.getoption("allow_mutating")
     return {
         "target": config.getoption("target"),
+        "base_url": config.getoption("base_url"),
         "domain": config.getoption("domain"),
         "auth_host": config.getoption("auth_host"),
         "connect_address": config.getoption("connect_address"),
@@ -105,6 +110,7 @@ def _options(config: pytest.Config) -> dict[str, object]:
         "keep_cluster": config.getoption("keep_cluster"),
         "allow_destructive": config.getoption("allow_destructive"),
         "mode": config.getoption("mode"),
+        "revision": config.getoption("revision"),
         "allow_mutating": (tuple(a.strip() for a in allow.split(",") if a.strip())
                            if allow else None),
         "policy_strict": config.getoption("policy_strict"),

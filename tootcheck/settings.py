@@ -51,6 +51,8 @@ class Settings:
     admin_token: Secret | None = None
     oidc_username: str = ""
     oidc_password: Secret | None = None
+    # nightly drift: the git revision the live deployment came from
+    revision: str = "HEAD"
     # policy and reports
     policy_strict: bool = False
     reports_dir: Path = REPO_ROOT / "reports"
@@ -133,6 +135,8 @@ def _validate(s: Settings) -> None:
     if s.keep_cluster not in ("always", "on-failure", "never"):
         raise BadInput(
             f"--keep-cluster must be always, on-failure or never, not {s.keep_cluster!r}")
+    if s.base_url and not s.base_url.startswith("https://"):
+        raise BadInput(f"base URL must be https://<host>, not {s.base_url!r}")
     if s.ca_file is not None and not s.ca_file.is_file():
         raise BadInput(f"CA file {s.ca_file} does not exist")
 
