@@ -1,0 +1,1 @@
+"""The conformance suites: thin tests that call tootcheck checks against a target."""
