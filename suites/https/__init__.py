@@ -1,0 +1,1 @@
+"""HTTPS suite: the served certificate, TLS versions, HTTP semantics, Mastodon's endpoints."""

@@ -1,0 +1,1 @@
+"""Live checks proven against real local peers."""
