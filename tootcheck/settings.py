@@ -50,6 +50,7 @@ class Settings:
     second_token: Secret | None = None
     admin_token: Secret | None = None
     oidc_username: str = ""
+    oidc_email: str = ""
     oidc_password: Secret | None = None
     # nightly drift: the git revision the live deployment came from
     revision: str = "HEAD"

@@ -1,0 +1,1 @@
+"""The OIDC suite: Mastodon's login through Authentik, against a target."""
