@@ -1,0 +1,1 @@
+"""Mail suite: Sidekiq's mailers queue delivers to the in-cluster Mailpit (kind only)."""

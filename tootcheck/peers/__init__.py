@@ -1,0 +1,29 @@
+"""In-cluster peers of the kind environment, and the names the suite reaches them by.
+
+``fediverse_peer.py`` is the ActivityPub peer and Web Push receiver program itself
+(standard library only; it runs in a stock Python image). The constants below must
+agree with ``manifests/infra/mailpit/`` and ``manifests/infra/fediverse-peer/``;
+``tests/checks/test_federation.py`` and ``tests/checks/test_mail.py`` check that.
+"""
+
+from __future__ import annotations
+
+# Mailpit: the SMTP sink Mastodon's mailers queue delivers to in kind.
+MAILPIT_NAMESPACE = "mailpit"
+MAILPIT_SELECTOR = "app.kubernetes.io/name=mailpit"
+MAILPIT_HOST = "mailpit.mailpit.svc.cluster.local"
+MAILPIT_SMTP_PORT = 1025
+MAILPIT_API_PORT = 8025
+
+# The fediverse peer: Mastodon reaches it at https://PEER_HOST (Service port 443, the
+# peer terminates TLS itself with a cert-manager certificate); the suite reads its
+# recordings on the admin port through a port-forward.
+PEER_NAMESPACE = "fediverse-peer"
+PEER_SELECTOR = "app.kubernetes.io/name=fediverse-peer"
+PEER_HOST = "fedi.fediverse-peer.svc.cluster.local"
+PEER_URL = f"https://{PEER_HOST}"
+PEER_PUBLIC_PORT = 8443
+PEER_ADMIN_PORT = 8080
+# A fixed ClusterIP in the statically allocated low band of kind's default service
+# CIDR (10.96.0.0/16), so Mastodon's ALLOWED_PRIVATE_ADDRESSES can name one address.
+PEER_CLUSTER_IP = "10.96.0.200"
