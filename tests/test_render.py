@@ -11,17 +11,16 @@ import yaml
 
 from tootcheck import versions
 from tootcheck.errors import ToolMissing
-from tootcheck.rendering import SNAPSHOTS, body, helm_charts, missing_charts, render
+from tootcheck.rendering import REFERENCE, SNAPSHOTS, body, helm_charts, missing_charts, render
+from tootcheck.settings import REPO_ROOT
 from tootcheck.tools import require_helm3, require_kubectl
-
-REFERENCE = SNAPSHOTS[0]
 
 
 def _objects(text: str) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
-@pytest.mark.parametrize("snapshot", SNAPSHOTS, ids=lambda s: s.output)
+@pytest.mark.parametrize("snapshot", SNAPSHOTS, ids=lambda s: s.name)
 def test_snapshot_is_fresh(snapshot):
     try:
         require_kubectl()
@@ -31,9 +30,8 @@ def test_snapshot_is_fresh(snapshot):
         pytest.skip(f"not run: {exc}")
     missing = missing_charts(snapshot.source_path)
     if missing:
-        names = ", ".join(f"{c.name} {c.version}" for c in missing)
-        pytest.skip(f"not run: chart {names} not pulled into {snapshot.source}/charts "
-                    "(needs network: run `make render` once)")
+        names = ", ".join(f"{c} (in {c.directory.relative_to(REPO_ROOT)}/charts)" for c in missing)
+        pytest.skip(f"not run: chart(s) not pulled: {names} (needs network once: make render)")
     fresh = render(snapshot.source_path)
     committed = snapshot.output_path.read_text()
     assert body(committed) == fresh, (

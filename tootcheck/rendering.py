@@ -36,38 +36,76 @@ class Snapshot:
     def output_path(self) -> Path:
         return REPO_ROOT / self.output
 
+    @property
+    def name(self) -> str:
+        return Path(self.output).stem
 
-SNAPSHOTS: tuple[Snapshot, ...] = (
-    Snapshot("manifests/apps/mastodon", "manifests/rendered/mastodon.yaml"),
+
+REFERENCE = Snapshot("manifests/apps/mastodon", "manifests/rendered/mastodon.yaml")
+# The test infrastructure and the kind overlay (manifests/kind, infra, overlays).
+INFRA_SNAPSHOTS: tuple[Snapshot, ...] = (
+    Snapshot("manifests/infra/nfs", "manifests/rendered/infra-nfs.yaml"),
+    Snapshot("manifests/infra/traefik", "manifests/rendered/infra-traefik.yaml"),
+    Snapshot("manifests/infra/cert-manager", "manifests/rendered/infra-cert-manager.yaml"),
+    Snapshot("manifests/infra/issuers", "manifests/rendered/infra-issuers.yaml"),
+    Snapshot("manifests/infra/authentik", "manifests/rendered/infra-authentik.yaml"),
+    Snapshot("manifests/kind/coredns", "manifests/rendered/infra-coredns.yaml"),
+    Snapshot("manifests/overlays/kind", "manifests/rendered/overlay-kind.yaml"),
+    Snapshot("manifests/infra/mailpit", "manifests/rendered/infra-mailpit.yaml"),
+    Snapshot("manifests/infra/fediverse-peer", "manifests/rendered/infra-fediverse-peer.yaml"),
 )
+SNAPSHOTS: tuple[Snapshot, ...] = (REFERENCE, *INFRA_SNAPSHOTS)
 
 
 @dataclass(frozen=True)
 class HelmChartRef:
+    directory: Path  # the kustomization that names the chart
     name: str
     version: str
     repo: str
 
+    @property
+    def cache(self) -> Path:
+        """Where kustomize looks for a pulled chart before pulling it (chartHome 'charts')."""
+        return self.directory / "charts" / f"{self.name}-{self.version}" / self.name
 
-def helm_charts(kustomize_dir: Path) -> list[HelmChartRef]:
-    """The helmCharts entries of a kustomization (empty for plain kustomizations)."""
-    path = kustomize_dir / "kustomization.yaml"
+    @property
+    def is_cached(self) -> bool:
+        return (self.cache / "Chart.yaml").is_file()
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"
+
+
+def _kustomization(directory: Path) -> dict:
+    path = directory / "kustomization.yaml"
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise BadInput(f"{path}: cannot read kustomization: {exc}") from None
-    return [HelmChartRef(str(c.get("name")), str(c.get("version", "")), str(c.get("repo", "")))
-            for c in data.get("helmCharts") or []]
+    if not isinstance(data, dict):
+        raise BadInput(f"{path}: not a kustomization")
+    return data
 
 
-def cached_chart(kustomize_dir: Path, chart: HelmChartRef) -> Path:
-    """Where kustomize looks for a pulled chart before pulling it (chartHome 'charts')."""
-    return kustomize_dir / "charts" / f"{chart.name}-{chart.version}" / chart.name
+def helm_charts(kustomize_dir: Path, _seen: frozenset[Path] = frozenset()) -> list[HelmChartRef]:
+    """The helmCharts of a kustomization and of every base directory it pulls in."""
+    directory = kustomize_dir.resolve()
+    if directory in _seen:
+        return []
+    data = _kustomization(directory)
+    charts = [HelmChartRef(directory, str(c.get("name")), str(c.get("version", "")),
+                           str(c.get("repo", "")))
+              for c in data.get("helmCharts") or []]
+    for entry in data.get("resources") or []:
+        base = (directory / str(entry)).resolve()
+        if base.is_dir():
+            charts += helm_charts(base, _seen | {directory})
+    return charts
 
 
 def missing_charts(kustomize_dir: Path) -> list[HelmChartRef]:
-    return [c for c in helm_charts(kustomize_dir)
-            if not (cached_chart(kustomize_dir, c) / "Chart.yaml").is_file()]
+    return [c for c in helm_charts(kustomize_dir) if not c.is_cached]
 
 
 def render(kustomize_dir: Path, *, timeout: float = 300) -> str:
