@@ -66,17 +66,23 @@ bench: $(STAMP) ## policy engine speed, and Checkov side by side where installab
 .PHONY: e2e
 e2e: $(STAMP) ## the main job: kind cluster, infrastructure, deployment, all live suites
 	@$(BIN)/tootcheck preflight e2e
+	@scripts/bootstrap-tools
 	$(BIN)/pytest suites --target=kind $(PYTEST_REPORTS) $(PYTEST_ARGS)
 
 .PHONY: nightly
 nightly: $(STAMP) ## read-only checks against the live instance (see docs/modes.md)
 	$(BIN)/pytest suites --target=live --mode=nightly $(PYTEST_REPORTS) $(PYTEST_ARGS)
 
+# The bring-up and the upgrade run in session fixtures with their own bounded waits;
+# timeout_func_only makes pytest-timeout bound the test bodies only.
 .PHONY: rehearse
 rehearse: $(STAMP) ## upgrade rehearsal on kind: make rehearse FROM=v4.6.x TO=v4.7.x
 	@$(BIN)/tootcheck preflight rehearse --from "$(FROM)" --to "$(TO)"
+	@scripts/bootstrap-tools
 	$(BIN)/pytest suites --target=kind --mode=rehearsal --rehearse-from="$(FROM)" \
-	  --rehearse-to="$(TO)" $(PYTEST_REPORTS) $(PYTEST_ARGS)
+	  --rehearse-to="$(TO)" $(if $(CHART_FROM),--rehearse-chart-from="$(CHART_FROM)") \
+	  $(if $(CHART_TO),--rehearse-chart-to="$(CHART_TO)") -o timeout_func_only=true \
+	  $(PYTEST_REPORTS) $(PYTEST_ARGS)
 
 .PHONY: clean
 clean: ## remove the venv, tools and reports

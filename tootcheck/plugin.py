@@ -23,6 +23,7 @@ pytest_plugins = [
     "tootcheck.hooks.reports",
     "tootcheck.hooks.guards",
     "tootcheck.hooks.policy",
+    "tootcheck.hooks.cluster",
 ]
 
 MARKERS = {
@@ -70,6 +71,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="git revision the live deployment was rendered from (drift; default HEAD)")
     modes.addoption("--allow-mutating", default=None,
                     help="comma-separated mutating checks to allow in nightly mode")
+    modes.addoption("--rehearse-from", default=None,
+                    help="rehearsal: Mastodon release deployed first, e.g. v4.6.3")
+    modes.addoption("--rehearse-to", default=None,
+                    help="rehearsal: Mastodon release upgraded to, e.g. v4.7.2")
+    modes.addoption("--rehearse-chart-from", default=None,
+                    help="rehearsal: app-template chart version deployed first (default pinned)")
+    modes.addoption("--rehearse-chart-to", default=None,
+                    help="rehearsal: app-template chart version upgraded to (default: chart from)")
 
     reports = parser.getgroup("tootcheck-reports", "tootcheck: reports")
     reports.addoption("--reports-dir", default=None,
@@ -111,6 +120,10 @@ def _options(config: pytest.Config) -> dict[str, object]:
         "allow_destructive": config.getoption("allow_destructive"),
         "mode": config.getoption("mode"),
         "revision": config.getoption("revision"),
+        "rehearse_from": config.getoption("rehearse_from"),
+        "rehearse_to": config.getoption("rehearse_to"),
+        "rehearse_chart_from": config.getoption("rehearse_chart_from"),
+        "rehearse_chart_to": config.getoption("rehearse_chart_to"),
         "allow_mutating": (tuple(a.strip() for a in allow.split(",") if a.strip())
                            if allow else None),
         "policy_strict": config.getoption("policy_strict"),

@@ -1,0 +1,410 @@
+"""The bring-up engine and its phases against a fake cluster and a fake kind binary."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.kube.fakes import FakeKube
+from tootcheck import secretgen
+from tootcheck.kube import bringup, objects, plan, safety
+from tootcheck.kube.client import ExecResult
+from tootcheck.kube.timings import compare
+from tootcheck.redaction import Secret
+from tootcheck.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+RENDERED = {
+    "manifests/kind/coredns": "infra-coredns.yaml",
+    "manifests/infra/cert-manager": "infra-cert-manager.yaml",
+    "manifests/infra/issuers": "infra-issuers.yaml",
+    "manifests/infra/nfs": "infra-nfs.yaml",
+    "manifests/infra/traefik": "infra-traefik.yaml",
+    "manifests/infra/authentik": "infra-authentik.yaml",
+    "manifests/overlays/kind": "overlay-kind.yaml",
+    "manifests/infra/mailpit": "infra-mailpit.yaml",
+    "manifests/infra/fediverse-peer": "infra-fediverse-peer.yaml",
+}
+PHASES = {p.name: p for p in plan.KIND_PLAN}
+
+FAKE_KIND = """#!/bin/sh
+# A stand-in for kind: remembers clusters in $STATE, logs every call.
+STATE="{state}"
+echo "$@" >> "$STATE.calls"
+case "$1 $2" in
+  "get clusters") cat "$STATE" 2>/dev/null; exit 0 ;;
+  "create cluster") name=$(echo "$@" | sed 's/.*--name=\\([^ ]*\\).*/\\1/'); echo "$name" >> "$STATE";
+                    echo "Creating cluster" >&2; exit 0 ;;
+  "export kubeconfig") exit 0 ;;
+  "delete cluster") : > "$STATE"; exit 0 ;;
+esac
+echo "ERROR: unknown command $1" >&2; exit 1
+"""
+
+
+@pytest.fixture
+def kind_bin(tmp_path) -> Path:
+    path = tmp_path / "kind"
+    path.write_text(FAKE_KIND.format(state=tmp_path / "clusters"))
+    path.chmod(0o755)
+    return path
+
+
+def make_ctx(tmp_path, kind_bin, kube: FakeKube | None = None, **settings) -> bringup.Context:
+    kube = kube or FakeKube()
+    base = {"reports_dir": tmp_path / "reports", "cluster_name": "tootcheck"}
+    base.update(settings)
+    cluster = bringup.SuiteKindCluster("tootcheck", tmp_path / "kube" / "config", kind_bin, kind_bin)
+    return bringup.Context(
+        settings=Settings(**base), cluster=cluster, progress=bringup.LineProgress(),
+        out_dir=tmp_path / "reports" / "bringup", cache_dir=tmp_path / "cache", run_id="run1",
+        connect=lambda path, context: kube,
+        render_fn=lambda directory: (REPO / "manifests" / "rendered" /
+                                     RENDERED[directory.relative_to(REPO).as_posix()]).read_text())
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # pytest-kind's KindCluster makes .pytest-kind/ in the cwd
+
+
+# ------------------------------------------------------------------ cluster
+
+
+def test_fresh_cluster_is_created_with_substituted_ports_and_marked(tmp_path, kind_bin):
+    kube = FakeKube()
+    ctx = make_ctx(tmp_path, kind_bin, kube, https_port=8443, http_port=8080)
+    bringup.execute(ctx, [PHASES["cluster"]], total=16)
+    calls = (tmp_path / "clusters.calls").read_text()
+    assert "create cluster --name=tootcheck" in calls and "--config" in calls
+    config = yaml.safe_load((tmp_path / "cache" / "kind-config.yaml").read_text())
+    ports = {m["containerPort"]: m["hostPort"] for m in config["nodes"][0]["extraPortMappings"]}
+    assert ports == {443: 8443, 80: 8080}
+    marker = kube.objects[("ConfigMap", "kube-system", safety.MARKER_NAME)]
+    assert marker["data"]["cluster"] == "tootcheck" and ctx.created and not ctx.reused
+    assert re.fullmatch(r"bring-up \[ 1/16\] cluster +\d+\.\ds ran: created \(kindest/node:v1\.34\.0.*",
+                        ctx.progress.lines[0])
+
+
+def test_existing_cluster_without_reuse_is_refused_in_one_line(tmp_path, kind_bin):
+    (tmp_path / "clusters").write_text("tootcheck\n")
+    ctx = make_ctx(tmp_path, kind_bin)
+    with pytest.raises(bringup.BringUpFailed) as info:
+        bringup.execute(ctx, [PHASES["cluster"]])
+    assert str(info.value) == (
+        "bring-up phase cluster failed: kind cluster 'tootcheck' already exists: pass "
+        "--reuse-cluster to use it, or delete it with `kind delete cluster --name tootcheck`")
+    assert "FAILED" in ctx.progress.lines[0]
+
+
+def test_reuse_exports_the_kubeconfig_and_writes_no_marker(tmp_path, kind_bin):
+    (tmp_path / "clusters").write_text("tootcheck\n")
+    kube = FakeKube([objects.state_configmap({"phase.traefik": "abc"})])
+    ctx = make_ctx(tmp_path, kind_bin, kube, reuse_cluster=True)
+    bringup.execute(ctx, [PHASES["cluster"]])
+    assert ctx.reused and not ctx.created
+    assert "export kubeconfig" in (tmp_path / "clusters.calls").read_text()
+    assert ("ConfigMap", "kube-system", safety.MARKER_NAME) not in kube.objects
+    assert ctx.state == {"phase.traefik": "abc"}
+
+
+def test_reuse_keeps_the_ports_the_cluster_was_created_with(tmp_path, kind_bin):
+    kube = FakeKube()
+    bringup.execute(make_ctx(tmp_path, kind_bin, kube, https_port=8443), [PHASES["cluster"]])
+    again = make_ctx(tmp_path, kind_bin, kube, reuse_cluster=True)  # default ports in settings
+    bringup.execute(again, [PHASES["cluster"]])
+    assert again.target().pins.resolve("kirchner.social", 443) == ("127.0.0.1", 8443)
+
+
+def test_kind_failure_is_one_line(tmp_path):
+    broken = tmp_path / "kind"
+    broken.write_text("#!/bin/sh\necho 'ERROR: failed to create cluster: docker: no space left' >&2\n"
+                      "[ \"$1\" = get ] && exit 0\nexit 1\n")
+    broken.chmod(0o755)
+    ctx = make_ctx(tmp_path, broken)
+    with pytest.raises(bringup.BringUpFailed) as info:
+        bringup.execute(ctx, [PHASES["cluster"]])
+    assert str(info.value).endswith("`kind create cluster` failed: ERROR: failed to create cluster: "
+                                    "docker: no space left")
+
+
+# ------------------------------------------------------------ secrets, render
+
+
+SMALL = ("manifests/overlays/kind", "manifests/infra/nfs")
+
+
+def up_to_render(tmp_path, kind_bin, kube=None, paths=SMALL, **settings) -> bringup.Context:
+    """Cluster, secrets and a render of ``paths`` only (the CRD-laden renders are big)."""
+    ctx = make_ctx(tmp_path, kind_bin, kube, **settings)
+    render = plan.Phase("render", ("secrets",), always=True, cascade=False, paths=paths)
+    bringup.execute(ctx, [PHASES["cluster"], PHASES["secrets"], render])
+    return ctx
+
+
+def test_secrets_are_generated_once_and_read_back_on_reuse(tmp_path, kind_bin):
+    kube = FakeKube()
+    ctx = up_to_render(tmp_path, kind_bin, kube)
+    stored = kube.objects[("Secret", "kube-system", objects.RUN_SECRETS)]
+    assert set(stored["data"]) == set(secretgen.SPECS)
+    assert ctx.progress.lines[1].endswith(f"ran: {len(secretgen.SPECS)} generated")
+    (tmp_path / "clusters").write_text("tootcheck\n")
+    again = make_ctx(tmp_path, kind_bin, kube, reuse_cluster=True)
+    bringup.execute(again, [PHASES["cluster"], PHASES["secrets"]])
+    assert again.secrets["SECRET_KEY_BASE"] == ctx.secrets["SECRET_KEY_BASE"]
+    assert again.progress.lines[1].endswith(f"0 generated, {len(secretgen.SPECS)} read back")
+
+
+def test_render_puts_the_run_vapid_key_into_the_configmap(tmp_path, kind_bin):
+    ctx = up_to_render(tmp_path, kind_bin)
+    env = next(d for d in ctx.render("manifests/overlays/kind").docs
+               if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "mastodon-env")
+    assert env["data"]["VAPID_PUBLIC_KEY"] == ctx.secrets.vapid_public_key
+    written = (ctx.out_dir / "render" / "overlays-kind.yaml").read_text()
+    assert ctx.secrets.vapid_public_key in written
+    assert ctx.secrets["VAPID_PRIVATE_KEY"].reveal() not in written
+    assert "ghcr.io/mastodon/mastodon:v4.7.2" in bringup.wanted_images(ctx)
+
+
+def test_target_pins_the_served_hosts_to_the_mapped_ports(tmp_path, kind_bin):
+    ctx = up_to_render(tmp_path, kind_bin, https_port=8443, http_port=8080)
+    target = ctx.target()
+    assert target.name == "kind://tootcheck" and target.kube_context == "kind-tootcheck"
+    assert target.pins.resolve("kirchner.social", 443) == ("127.0.0.1", 8443)
+    assert target.pins.resolve("auth.kirchner.social", 80) == ("127.0.0.1", 8080)
+    assert target.kubeconfig == tmp_path / "kube" / "config"
+
+
+# --------------------------------------------------------- apply phases, reuse
+
+
+def ready_deployment(namespace: str, name: str) -> dict:
+    return {"kind": "Deployment", "apiVersion": "apps/v1",
+            "metadata": {"name": name, "namespace": namespace, "generation": 1},
+            "spec": {"replicas": 1}, "status": {"observedGeneration": 1, "replicas": 1,
+                                               "updatedReplicas": 1, "availableReplicas": 1}}
+
+
+def test_apply_phase_records_its_digest_and_is_skipped_on_reuse(tmp_path, kind_bin):
+    kube = FakeKube([ready_deployment("traefik", "traefik")])
+    ctx = up_to_render(tmp_path, kind_bin, kube, paths=("manifests/infra/traefik",))
+    bringup.execute(ctx, [PHASES["traefik"]])
+    digest = bringup.phase_digest(ctx, PHASES["traefik"])
+    assert kube.objects[("ConfigMap", "kube-system", objects.STATE)]["data"]["phase.traefik"] == digest
+    applied = {(d["kind"], d["metadata"]["name"]) for d in kube.applied}
+    assert ("Deployment", "traefik") in applied and ("Namespace", "traefik") in applied
+    assert applied and [d["kind"] for d in kube.applied if d["kind"] == "CustomResourceDefinition"]
+    # reuse: state says done with the same digest and the Deployment is ready: skipped
+    (tmp_path / "clusters").write_text("tootcheck\n")
+    before = len(kube.applied)
+    again = up_to_render(tmp_path, kind_bin, kube, paths=("manifests/infra/traefik",),
+                         reuse_cluster=True)
+    bringup.execute(again, [PHASES["traefik"]])
+    assert again.timings.actions["traefik"] == "skipped"
+    assert not any(d["kind"] == "Deployment" for d in kube.applied[before:])
+
+
+def test_changed_manifests_make_a_phase_run_again(tmp_path, kind_bin):
+    kube = FakeKube([ready_deployment("traefik", "traefik"),
+                     objects.state_configmap({"phase.traefik": "an-older-render"})])
+    (tmp_path / "clusters").write_text("tootcheck\n")
+    ctx = up_to_render(tmp_path, kind_bin, kube, paths=("manifests/infra/traefik",), reuse_cluster=True)
+    bringup.execute(ctx, [PHASES["traefik"]])
+    assert ctx.timings.actions["traefik"] == "ran"
+
+
+def test_a_phase_that_does_not_get_ready_fails_with_the_last_state(tmp_path, kind_bin):
+    kube = FakeKube()
+    ctx = up_to_render(tmp_path, kind_bin, kube)
+    storage = plan.Phase("storage", paths=("manifests/infra/nfs",), timeout=0.2, ready="r")
+    with pytest.raises(bringup.BringUpFailed) as info:
+        bringup.execute(ctx, [storage])
+    message = str(info.value)
+    assert message.startswith("bring-up phase storage failed: timed out after 0s waiting for storage")
+    assert "Deployment/nfs/nfs-server: 0 of 1 replicas updated" in message
+    assert ctx.timings.actions["storage"] == "failed"
+    path = bringup.write_timings(ctx, "failed")
+    data = json.loads(path.read_text())
+    assert data["outcome"] == "failed" and set(data["phases"]) == {"cluster", "secrets", "render",
+                                                                  "storage"}
+
+
+# ---------------------------------------------------------------- accounts
+
+
+def mastodon_pod() -> dict:
+    return {"kind": "Pod", "apiVersion": "v1",
+            "metadata": {"name": "mastodon-abc", "namespace": "mastodon",
+                         "labels": {"app.kubernetes.io/name": "mastodon",
+                                    "app.kubernetes.io/controller": "mastodon"}},
+            "spec": {"containers": [{"name": "web"}]},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
+                       "containerStatuses": [{"name": "web", "ready": True, "restartCount": 0,
+                                              "state": {"running": {}}}]}}
+
+
+def test_accounts_are_created_tokens_minted_verified_and_stored(tmp_path, kind_bin, monkeypatch):
+    kube = FakeKube([mastodon_pod()])
+    tokens = {u: f"tok_{u}_" + "x" * 30 for u in ("tootcheck_test", "tootcheck_second", "tootcheck_admin")}
+
+    def handler(namespace, pod, container, argv):
+        assert (namespace, pod, container) == ("mastodon", "mastodon-abc", "web")
+        if argv[0] == "tootctl":
+            if argv[3] == "tootcheck_second":
+                return ExecResult(1, "Failure/Error: username\n  Username has already been taken\n", "")
+            return ExecResult(0, f"OK\nNew password: pw-{argv[3]}-123456\n", "")
+        lines = [f"{'TOOTCHECK_TOKEN'} {a.split(':')[0]} {tokens[a.split(':')[0]]}" for a in argv[3:]]
+        return ExecResult(0, "Rails boot noise\n" + "\n".join(lines) + "\n", "")
+
+    kube.exec_handler = handler
+    verified = []
+    monkeypatch.setattr(bringup, "verify_token",
+                        lambda ctx, token, username: verified.append(username) or None)
+    ctx = up_to_render(tmp_path, kind_bin, kube)
+    bringup.execute(ctx, [PHASES["accounts"]])
+    assert sorted(verified) == sorted(tokens)
+    assert ctx.accounts["admin"].token.reveal() == tokens["tootcheck_admin"]
+    assert ctx.accounts["test"].password.reveal() == "pw-tootcheck_test-123456"
+    assert ctx.accounts["second"].password is None  # existed before: password unknown
+    assert ctx.accounts["oidc"].username == "tootcheck-oidc"
+    assert ctx.accounts["oidc"].password == ctx.secrets["OIDC_TEST_USER_PASSWORD"]
+    stored = objects.decode_data(kube.objects[("Secret", "mastodon", objects.ACCOUNTS_SECRET)])
+    assert stored["admin.token"] == tokens["tootcheck_admin"]
+    line = ctx.progress.lines[-1]
+    assert "2 created, 1 existed; 3 tokens minted and verified" in line
+    for token in tokens.values():
+        assert token not in "\n".join(ctx.progress.lines)
+    assert ["tootctl", "accounts", "create", "tootcheck_admin", "--email", "tootcheck_admin@kirchner.social",
+            "--confirmed", "--approve", "--role", "Owner"] in [list(c[3]) for c in kube.exec_calls]
+
+
+def test_token_minting_failure_names_the_accounts_not_the_output(tmp_path, kind_bin):
+    kube = FakeKube([mastodon_pod()])
+    kube.exec_handler = lambda ns, pod, c, argv: (
+        ExecResult(0, "OK\nNew password: abcdef123456\n", "") if argv[0] == "tootctl"
+        else ExecResult(1, "", "ActiveRecord::RecordInvalid: Validation failed\n"))
+    ctx = up_to_render(tmp_path, kind_bin, kube)
+    with pytest.raises(bringup.BringUpFailed) as info:
+        bringup.execute(ctx, [PHASES["accounts"]])
+    assert "no token for tootcheck_test, tootcheck_second, tootcheck_admin" in str(info.value)
+    assert "RecordInvalid" in str(info.value) and "abcdef123456" not in str(info.value)
+
+
+# ------------------------------------------------------------ objects, safety
+
+
+def test_authentik_secret_carries_every_env_the_blueprint_and_chart_read(tmp_path):
+    values = secretgen.generate()
+    secret = objects.authentik_bootstrap(values, "kirchner.social")
+    blueprint = (REPO / "manifests/infra/authentik/blueprints/mastodon.yaml").read_text()
+    env_names = set(re.findall(r"!Env\s+([A-Z_]+)", blueprint))
+    assert env_names and env_names <= set(secret["data"])
+    statefulset = (REPO / "manifests/infra/authentik/postgresql.yaml").read_text()
+    assert "key: AUTHENTIK_POSTGRESQL__PASSWORD" in statefulset
+    assert {"AUTHENTIK_SECRET_KEY", "AUTHENTIK_POSTGRESQL__PASSWORD", "AUTHENTIK_BOOTSTRAP_TOKEN"} <= set(
+        secret["data"])
+    assert secret["metadata"] == {"name": "authentik-bootstrap", "namespace": "authentik",
+                                  "labels": {"app.kubernetes.io/managed-by": "tootcheck-tests"}}
+    decoded = base64.b64decode(secret["data"]["MASTODON_OIDC_CLIENT_SECRET"]).decode()
+    assert decoded == values["OIDC_CLIENT_SECRET"].reveal()
+
+
+def test_mastodon_secret_has_every_key_the_deployment_references():
+    rendered = yaml.safe_load_all((REPO / "manifests/rendered/overlay-kind.yaml").read_text())
+    referenced = set()
+    for doc in rendered:
+        text = json.dumps(doc)
+        referenced.update(re.findall(r'"key": "([A-Z_]+)", "name": "mastodon-secrets"', text))
+    secret = objects.mastodon_secrets(secretgen.generate())
+    assert referenced and referenced <= set(secret["data"])
+    assert set(secret["data"]) == set(secretgen.MASTODON_SECRET_KEYS)
+
+
+def test_ca_configmap_matches_the_overlay_patch():
+    patch = (REPO / "manifests/overlays/kind/patches/tootcheck-ca.yaml").read_text()
+    cm = objects.ca_configmap("-----BEGIN CERTIFICATE-----\n")
+    assert f"name: {cm['metadata']['name']}" in patch and "key: ca.crt" in patch
+    assert list(cm["data"]) == ["ca.crt"]
+
+
+def test_blueprint_name_and_oidc_user_match_the_blueprint():
+    text = (REPO / "manifests/infra/authentik/blueprints/mastodon.yaml").read_text()
+    assert bringup.blueprint_name(text) == "tootcheck - Mastodon OIDC"
+    assert f"username: {objects.OIDC_USERNAME}" in text
+
+
+def test_created_verdict_reads_marker_and_kind(tmp_path, kind_bin):
+    kube = FakeKube()
+    ctx = make_ctx(tmp_path, kind_bin, kube)
+    bringup.execute(ctx, [PHASES["cluster"]])
+    assert bringup.created_verdict(ctx).created_by_suite
+    del kube.objects[("ConfigMap", "kube-system", safety.MARKER_NAME)]
+    assert not bringup.created_verdict(ctx).created_by_suite
+
+
+# ------------------------------------------------------------- keep-cluster
+
+
+@pytest.mark.parametrize(("policy", "failed", "reused", "keep"), [
+    ("always", False, False, True),
+    ("never", True, False, False),
+    ("never", True, True, False),
+    ("on-failure", True, False, True),
+    ("on-failure", False, False, False),
+    ("on-failure", False, True, True),
+])
+def test_keep_decision(policy, failed, reused, keep):
+    decision = bringup.keep_decision(policy, failed=failed, reused=reused)
+    assert decision.keep is keep and decision.reason
+
+
+def test_reconnect_lines_name_kubeconfig_and_kubectl_command():
+    lines = bringup.reconnect_lines("tootcheck", Path("/repo/.cache/kind/tootcheck/kubeconfig"),
+                                    "mastodon", "a test failed")
+    assert lines[1] == "  export KUBECONFIG=/repo/.cache/kind/tootcheck/kubeconfig"
+    assert lines[2] == "  kubectl --context kind-tootcheck -n mastodon get pods"
+    assert "--reuse-cluster" in lines[3]
+
+
+def test_run_kind_config_only_touches_the_two_host_ports():
+    base = yaml.safe_load((REPO / "manifests/kind/cluster.yaml").read_text())
+    out = bringup.run_kind_config(base, 9443, 9080)
+    assert out["nodes"][0]["image"] == base["nodes"][0]["image"]
+    assert [m["hostPort"] for m in out["nodes"][0]["extraPortMappings"]] == [9080, 9443]
+    assert base["nodes"][0]["extraPortMappings"][0]["hostPort"] == 80  # input untouched
+
+
+def test_timings_compare_lines():
+    cold = {"phases": {"images": 300.0, "mastodon": 120.0}, "total_s": 420.0,
+            "images": {"pulled": ["a", "b"], "host_hits": 0}}
+    warm = {"phases": {"images": 40.0, "mastodon": 110.0}, "total_s": 150.0,
+            "images": {"pulled": [], "host_hits": 2}}
+    lines = compare(cold, warm)
+    assert lines[1].split() == ["images", "300.0s", "40.0s", "-260.0s"]
+    assert lines[-2].split() == ["total", "420.0s", "150.0s", "-270.0s"]
+    assert lines[-1] == "images: before pulled 2, host cache 0; after pulled 0, host cache 2"
+
+
+def test_timings_cli(tmp_path, capsys):
+    from tootcheck.kube import timings
+
+    run = {"phases": {"images": 40.0}, "total_s": 40.0,
+           "images": {"images": ["ghcr.io/mastodon/mastodon:v4.7.2", "docker.io/traefik:v3.7.11"]}}
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(run))
+    assert timings.main(["images", str(path)]) == 0
+    assert capsys.readouterr().out.split() == run["images"]["images"]
+    assert timings.main(["compare", str(path), str(path)]) == 0
+    assert "+0.0s" in capsys.readouterr().out
+    assert timings.main(["compare", str(path)]) == 2
+    assert timings.main(["images", str(tmp_path / "missing.json")]) == 2
+
+
+def test_secret_wrapping_survives_account_objects():
+    token = Secret("a-token-value-that-is-long", "token")
+    assert "a-token-value" not in repr(bringup.Account("u", token))

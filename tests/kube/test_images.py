@@ -1,0 +1,107 @@
+"""Which images to preload, and the pull/load sequence (fake docker and kind)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tootcheck.kube import images
+from tootcheck.kube.apply import images as render_images
+from tootcheck.kube.apply import split_documents
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(("image", "ref"), [
+    ("redis:7.4.11-alpine", "docker.io/library/redis:7.4.11-alpine"),
+    ("docker.io/library/postgres:17.11-bookworm", "docker.io/library/postgres:17.11-bookworm"),
+    ("docker.io/traefik:v3.7.11", "docker.io/library/traefik:v3.7.11"),
+    ("axllent/mailpit:v1.30.5", "docker.io/axllent/mailpit:v1.30.5"),
+    ("ghcr.io/mastodon/mastodon:v4.7.2", "ghcr.io/mastodon/mastodon:v4.7.2"),
+    ("quay.io/jetstack/cert-manager-controller", "quay.io/jetstack/cert-manager-controller:latest"),
+    ("localhost:5000/x:1", "localhost:5000/x:1"),
+    ("ghcr.io/a/b@sha256:abc", "ghcr.io/a/b@sha256:abc"),
+])
+def test_normalize(image, ref):
+    assert images.normalize(image) == ref
+
+
+def node(*names_lists):
+    return {"status": {"images": [{"names": list(n)} for n in names_lists]}}
+
+
+def test_missing_on_node_reads_status_images():
+    present = images.node_image_names([node(
+        ["docker.io/library/redis:7.4.11-alpine", "docker.io/library/redis@sha256:1"],
+        ["ghcr.io/mastodon/mastodon@sha256:feed", "ghcr.io/mastodon/mastodon:v4.7.2"])])
+    wanted = ["redis:7.4.11-alpine", "ghcr.io/mastodon/mastodon:v4.7.2",
+              "ghcr.io/mastodon/mastodon-streaming:v4.7.2", "docker.io/library/redis@sha256:1"]
+    assert images.missing_on_node(wanted, present) == ["ghcr.io/mastodon/mastodon-streaming:v4.7.2"]
+
+
+def test_an_image_counts_only_if_every_node_has_it():
+    present = images.node_image_names([node(["docker.io/library/a:1"]), node(["docker.io/library/b:1"])])
+    assert present == set()
+    assert images.node_image_names([]) == set()
+
+
+def test_tag_and_digest_pin_matches_the_digest_on_the_node():
+    present = {"registry.k8s.io/sig-storage/nfs-provisioner@sha256:beef"}
+    assert images.missing_on_node(["registry.k8s.io/sig-storage/nfs-provisioner:v4.0.8@sha256:beef"],
+                                  present) == []
+
+
+def test_the_reference_render_lists_its_images():
+    docs = split_documents((REPO / "manifests" / "rendered" / "mastodon.yaml").read_text())
+    assert sorted(render_images(docs)) == [
+        "docker.io/library/postgres:17.11-bookworm", "docker.io/library/redis:7.4.11-alpine",
+        "ghcr.io/mastodon/mastodon-streaming:v4.7.2", "ghcr.io/mastodon/mastodon:v4.7.2"]
+
+
+class FakeTools:
+    """docker and kind as they answer: which images the host has, which loads fail."""
+
+    def __init__(self, on_host: set[str], unpullable: set[str] = frozenset(),
+                 unloadable: set[str] = frozenset()) -> None:
+        self.on_host, self.unpullable, self.unloadable = set(on_host), unpullable, unloadable
+        self.calls: list[list[str]] = []
+
+    def __call__(self, argv, timeout):
+        argv = list(argv)
+        self.calls.append(argv)
+        image = argv[-1]
+        ok = subprocess.CompletedProcess(argv, 0, "", "")
+        if argv[1:3] == ["image", "inspect"]:
+            return ok if image in self.on_host else subprocess.CompletedProcess(argv, 1, "", "No such image")
+        if argv[1] == "pull":
+            if image in self.unpullable:
+                return subprocess.CompletedProcess(argv, 1, "", "toomanyrequests: rate limit\n")
+            self.on_host.add(image)
+            return ok
+        if argv[1:3] == ["load", "docker-image"]:
+            if image in self.unloadable:
+                return subprocess.CompletedProcess(argv, 1, "", "ctr: content digest not found\n")
+            return ok
+        raise AssertionError(argv)
+
+
+def test_preload_pulls_once_and_loads_everything():
+    tools = FakeTools(on_host={"a:1"})
+    report = images.preload(["a:1", "b:1"], docker=Path("docker"), kind=Path("kind"), cluster="t",
+                            report=images.PreloadReport(wanted=3, already_on_node=1), runner=tools)
+    assert report.host_hits == 1 and report.pulled == ["b:1"] and report.loaded == ["a:1", "b:1"]
+    assert ["kind", "load", "docker-image", "--name", "t", "b:1"] in tools.calls
+    assert report.summary() == "3 images: 1 already on the node, 1 from the host cache, 1 pulled"
+
+
+def test_failures_leave_the_image_to_the_node_and_say_why():
+    tools = FakeTools(on_host=set(), unpullable={"rate:1"}, unloadable={"multi:1"})
+    report = images.preload(["rate:1", "multi:1", "ok:1"], docker=Path("docker"), kind=Path("kind"),
+                            cluster="t", report=images.PreloadReport(wanted=3), runner=tools)
+    assert report.left_to_node == ["rate:1", "multi:1"] and report.loaded == ["ok:1"]
+    assert report.problems == ["pull rate:1: toomanyrequests: rate limit",
+                               "kind load multi:1: ctr: content digest not found"]
+    assert "2 left to the node's own pull" in report.summary()
+    assert set(report.to_json()["seconds"]) == {"host", "load"}

@@ -1,0 +1,83 @@
+"""The merged environment: envFrom order, env[] precedence, Secret keys without values,
+external Secrets and ConfigMaps, and unresolved references."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from tootcheck.policy.bundle import Bundle, parse_stream
+from tootcheck.policy.config import PolicyConfig
+from tootcheck.policy.envmerge import merge_env
+from tootcheck.policy.k8s import containers
+
+DOCS = """\
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: env, namespace: mastodon}
+data: {LOCAL_DOMAIN: kirchner.social, PORT: "3000", A: from-cm}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: rendered, namespace: mastodon}
+stringData: {A: secret-value-never-read, B: other-secret-value}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: m, namespace: mastodon}
+spec:
+  template:
+    spec:
+      volumes:
+      - name: ca
+        configMap: {name: tootcheck-ca}
+      containers:
+      - name: web
+        image: ghcr.io/mastodon/mastodon:v4.7.2
+        envFrom:
+        - configMapRef: {name: env}
+        - secretRef: {name: rendered}
+        - secretRef: {name: mastodon-secrets}
+        - configMapRef: {name: absent}
+        env:
+        - {name: PORT, value: "3001"}
+        - name: X
+          valueFrom: {secretKeyRef: {name: mastodon-secrets, key: NOT_DECLARED}}
+        - name: POD
+          valueFrom: {fieldRef: {fieldPath: metadata.name}}
+"""
+
+
+def merged(config: PolicyConfig | None = None, mode: str = "offline"):
+    bundle = Bundle(parse_stream(DOCS, "d.yaml"), mode=mode)
+    dep = next(o for o in bundle if o.kind == "Deployment")
+    return merge_env(containers(dep)[0], bundle, config or PolicyConfig())
+
+
+def test_precedence_and_sources() -> None:
+    env = merged()
+    assert env.value("LOCAL_DOMAIN") == "kirchner.social"
+    assert env.get("PORT").source == "literal" and env.value("PORT") == "3001"
+    a = env.get("A")
+    assert a.source == "secret" and a.ref == "rendered" and a.value is None
+    assert env.get("SECRET_KEY_BASE").from_secret  # declared key of the external Secret
+    assert env.get("POD").source == "field"
+    assert ("Secret", "mastodon-secrets") in env.env_from
+
+
+def test_secret_values_are_never_read() -> None:
+    env = merged()
+    assert all(v.value is None for v in env.definitions if v.source == "secret")
+    assert "secret-value-never-read" not in repr(env)
+
+
+def test_unresolved_references() -> None:
+    why = {(u.kind, u.name, u.key): u.why for u in merged().unresolved}
+    assert why[("ConfigMap", "absent", None)].startswith("not rendered")
+    assert "declares no key NOT_DECLARED" in why[("Secret", "mastodon-secrets", "NOT_DECLARED")]
+
+
+def test_external_configmap_and_live_mode() -> None:
+    config = replace(PolicyConfig(), external_configmaps=("mastodon/absent",))
+    assert not [u for u in merged(config).unresolved if u.name == "absent"]
+    live = {(u.kind, u.name): u.why for u in merged(mode="live").unresolved}
+    assert live[("Secret", "mastodon-secrets")] == "not found in the cluster"

@@ -1,0 +1,162 @@
+"""Inputs: YAML parsing with lines, Lists, stdin, directories, kustomize rendering, and
+every kind of bad input as one line."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tootcheck.errors import BadInput
+from tootcheck.kube import tools
+from tootcheck.policy.bundle import parse_stream
+from tootcheck.policy.sources import load_bundle, uses_helm_charts
+from tootcheck.settings import REPO_ROOT
+
+DEPLOY = """\
+# leading comment
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app
+spec:
+  template:
+    spec:
+      containers:
+      - name: app
+        image: nginx:1.27
+        livenessProbe:
+          tcpSocket:
+            port: 8080
+---
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: one}
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: two}
+"""
+
+
+def test_objects_lines_and_lists() -> None:
+    objs = parse_stream(DEPLOY, "x.yaml")
+    assert [o.id for o in objs] == ["Deployment/mastodon/app", "ConfigMap/mastodon/one",
+                                    "ConfigMap/mastodon/two"]
+    dep = objs[0]
+    assert dep.line == 2
+    path = ("spec", "template", "spec", "containers", 0, "livenessProbe", "tcpSocket", "port")
+    assert dep.line_of(path) == 14
+    assert dep.line_of(("spec", "template", "spec", "containers", 0, "nothing")) == 10
+    assert objs[2].line == 22
+
+
+def test_yaml_1_1_booleans_as_kubectl_reads_them() -> None:
+    obj = parse_stream("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  A: yes\n",
+                       "c.yaml")[0]
+    assert obj.data["data"]["A"] is True  # sigs.k8s.io/yaml reads yes as a bool, so do we
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("a: 1\nkind: [unclosed\n", "c.yaml: not valid YAML at line 3: did not find expected"),
+    ("- a\n- b\n", "c.yaml: document 1 is not a Kubernetes object (a list, not a mapping)"),
+    ("just text", "c.yaml: document 1 is not a Kubernetes object (a str, not a mapping)"),
+    ("a: 1\n", "c.yaml: document 1 is not a Kubernetes object (no apiVersion/kind)"),
+    ("apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n",
+     "c.yaml: document 1 is not a Kubernetes object (ConfigMap without metadata.name)"),
+])
+def test_bad_documents(text: str, message: str) -> None:
+    with pytest.raises(BadInput) as exc:
+        parse_stream(text, "c.yaml")
+    assert str(exc.value).startswith(message)
+    assert "\n" not in str(exc.value)
+
+
+def test_missing_file_and_empty_inputs(tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match=r"^nope.yaml: no such file or directory$"):
+        load_bundle(["nope.yaml"])
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing\n---\n")
+    with pytest.raises(BadInput, match="no Kubernetes objects"):
+        load_bundle([str(empty)])
+    with pytest.raises(BadInput, match="no kustomization and no YAML files"):
+        load_bundle([str(_empty_dir(tmp_path))])
+    with pytest.raises(BadInput, match="no input"):
+        load_bundle([])
+
+
+def _empty_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "empty-dir"
+    d.mkdir()
+    return d
+
+
+def test_stdin_and_directory_of_yaml(tmp_path: Path) -> None:
+    bundle = load_bundle(["-"], stdin=io.StringIO(DEPLOY))
+    assert len(bundle) == 3 and bundle.objects[0].source == "<stdin>"
+    (tmp_path / "a.yaml").write_text(DEPLOY)
+    (tmp_path / "b.yml").write_text("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n")
+    (tmp_path / "notes.txt").write_text("ignored")
+    bundle = load_bundle([str(tmp_path)])
+    assert [o.kind for o in bundle] == ["Deployment", "ConfigMap", "ConfigMap", "Service"]
+
+
+def test_helm_detection_follows_local_bases() -> None:
+    assert uses_helm_charts(REPO_ROOT / "manifests" / "apps" / "mastodon")
+    assert uses_helm_charts(REPO_ROOT / "manifests" / "overlays" / "kind")  # via ../../apps
+
+
+def _plain_kustomization(tmp_path: Path) -> Path:
+    d = tmp_path / "plain"
+    d.mkdir()
+    (d / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
+                               "data: {A: b}\n")
+    (d / "kustomization.yaml").write_text("resources: [cm.yaml]\nnamespace: mastodon\n")
+    return d
+
+
+def test_kustomize_directory_is_rendered(tmp_path: Path) -> None:
+    if not tools.find("kubectl") or not any(f.ok for f in tools.find("kubectl")):
+        pytest.skip("no compatible kubectl here (make tools)")
+    bundle = load_bundle([str(_plain_kustomization(tmp_path))])
+    [cm] = bundle.objects
+    assert cm.id == "ConfigMap/mastodon/c" and cm.artifact.endswith("kustomization.yaml")
+
+
+def test_kustomize_with_helm_charts_and_no_helm_is_bad_input(tmp_path: Path) -> None:
+    kubectl = next((f.path for f in tools.find("kubectl") if f.ok), None)
+    if kubectl is None:
+        pytest.skip("no compatible kubectl here (make tools)")
+    only_kubectl = tmp_path / "bin"
+    only_kubectl.mkdir()
+    (only_kubectl / "kubectl").symlink_to(kubectl)
+    d = _plain_kustomization(tmp_path)
+    (d / "kustomization.yaml").write_text(
+        "resources: [cm.yaml]\nhelmCharts:\n- name: app-template\n  releaseName: m\n")
+    with pytest.raises(BadInput) as exc:
+        load_bundle([str(d)], tools_bin=tmp_path / "no-tools", search_path=str(only_kubectl))
+    assert "has helmCharts and needs helm v3" in str(exc.value)
+    assert "no helm is on PATH nor in .tools/bin" in str(exc.value)
+
+
+def test_kustomize_failure_is_one_line(tmp_path: Path) -> None:
+    if not any(f.ok for f in tools.find("kubectl")):
+        pytest.skip("no compatible kubectl here (make tools)")
+    d = tmp_path / "broken"
+    d.mkdir()
+    (d / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
+    with pytest.raises(BadInput) as exc:
+        load_bundle([str(d)])
+    assert str(exc.value).startswith(f"kubectl kustomize {d} failed: ")
+    assert "\n" not in str(exc.value)
+
+
+def test_no_kubectl_is_bad_input(tmp_path: Path) -> None:
+    d = _plain_kustomization(tmp_path)
+    with pytest.raises(BadInput, match="kubectl not found"):
+        load_bundle([str(d)], tools_bin=tmp_path / "none", search_path=str(tmp_path / "none"))
+    assert shutil.which("true")  # the machine has a PATH at all

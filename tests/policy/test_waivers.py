@@ -1,0 +1,97 @@
+"""Waivers: matching (object, container, render), expiry, near expiry, staleness, and
+waived findings reported as suppressed, never as passed."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from tests.policy.casefiles import CASES_DIR
+from tootcheck.errors import BadInput
+from tootcheck.model import Severity
+from tootcheck.policy.bundle import Bundle, parse_stream
+from tootcheck.policy.config import PolicyConfig
+from tootcheck.policy.engine import evaluate
+from tootcheck.policy.registry import all_rules, load_rules
+from tootcheck.policy.waivers import parse_waivers
+
+TODAY = dt.date(2026, 11, 27)
+IDS = [r.id for r in all_rules()]
+REG = load_rules()
+BROKEN = CASES_DIR / "MSTDN-WL-005" / "fail-latest.yaml"  # sidekiq on :latest
+
+
+def run_with(waivers_yaml: str, today: dt.date = TODAY, label: str = ""):
+    waivers = parse_waivers(waivers_yaml, "waivers.yaml", IDS)
+    bundle = Bundle(parse_stream(BROKEN.read_text(), "broken.yaml"), label=label)
+    return evaluate([bundle], PolicyConfig(), waivers=waivers, today=today,
+                    rules=[REG.get("MSTDN-WL-005")])
+
+
+def entry(obj: str, expires: str = "2027-03-01", rule: str = "MSTDN-WL-005") -> str:
+    return (f"waivers:\n- rule: {rule}\n  object: {obj}\n  reason: upstream default, see issue 1\n"
+            f"  expires: {expires}\n")
+
+
+def test_unwaived_fails() -> None:
+    run = run_with("waivers: []\n")
+    assert run.failed(strict=False)
+
+
+def test_waiver_suppresses_and_reports_skipped() -> None:
+    run = run_with(entry("Deployment/mastodon/mastodon:sidekiq"))
+    [res] = [r for r in run.results if r.findings]
+    assert res.status == "suppressed" and not run.failed(strict=True)
+    assert res.findings[0].waiver.reason == "upstream default, see issue 1"
+    assert not run.waiver_problems
+
+
+def test_container_and_render_must_match() -> None:
+    assert run_with(entry("Deployment/mastodon/mastodon:web")).failed(strict=False)
+    assert run_with(entry("Deployment/mastodon/mastodon@overlay-kind")).failed(strict=False)
+    assert not run_with(entry("Deployment/mastodon/mastodon@overlay-kind"),
+                        label="overlay-kind").failed(strict=False)
+    assert not run_with(entry("Deployment/mastodon/mastodon")).failed(strict=False)
+
+
+def test_expired_waiver_fails_and_no_longer_suppresses() -> None:
+    run = run_with(entry("Deployment/mastodon/mastodon:sidekiq", "2026-11-26"))
+    [problem] = run.waiver_problems
+    assert problem.kind == "expired" and problem.severity is Severity.ERROR
+    assert "expired 1 day(s) ago" in problem.message
+    assert any(r.status == "fail" for r in run.results)
+
+
+def test_expiring_soon_warns() -> None:
+    run = run_with(entry("Deployment/mastodon/mastodon:sidekiq", "2026-12-10"))
+    [problem] = run.waiver_problems
+    assert problem.kind == "expiring" and "expires in 13 day(s)" in problem.message
+    assert not run.failed(strict=False) and run.failed(strict=True)
+
+
+def test_stale_waiver_is_reported() -> None:
+    run = run_with(entry("Deployment/mastodon/mastodon:sidekiq")
+                   + entry("Deployment/mastodon/gone", rule="MSTDN-WL-005")[len("waivers:\n"):])
+    [problem] = run.waiver_problems
+    assert problem.kind == "stale" and "Deployment/mastodon/gone" in problem.message
+    assert "line 6 of waivers.yaml" in problem.message
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("waivers: [{rule: MSTDN-NOPE-001, object: Pod/a/b, reason: r, expires: 2027-01-01}]",
+     "waivers.yaml:1: waiver names unknown rule MSTDN-NOPE-001"),
+    ("waivers: [{rule: MSTDN-WL-005, object: Pod/a/b, expires: 2027-01-01}]", "lacks reason"),
+    ("waivers: [{rule: MSTDN-WL-005, object: 'a b', reason: r, expires: 2027-01-01}]",
+     "is not Kind/namespace/name"),
+    ("waivers: [{rule: MSTDN-WL-005, object: Pod/a/b, reason: r, expires: soon}]",
+     "is not a date"),
+    ("waivers: [{rule: MSTDN-WL-005, object: Pod/a/b, reason: r, expires: 2027-01-01, x: 1}]",
+     "unknown waiver field(s) x"),
+    ("- just a list", "expected a mapping with a 'waivers' list"),
+    ("waivers: [", "not valid YAML"),
+])
+def test_bad_waiver_files(text: str, message: str) -> None:
+    with pytest.raises(BadInput) as exc:
+        parse_waivers(text, "waivers.yaml", IDS)
+    assert message in str(exc.value) and "\n" not in str(exc.value)
