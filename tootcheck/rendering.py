@@ -15,7 +15,7 @@ import yaml
 
 from tootcheck.errors import BadInput
 from tootcheck.settings import REPO_ROOT
-from tootcheck.tools import kustomize_version, require_helm3, require_kubectl
+from tootcheck.tools import require_helm3, require_kubectl
 
 HEADER = (
     "# Rendered by `make render` from {source} with `kubectl kustomize --enable-helm`."
@@ -138,8 +138,3 @@ def write_snapshot(snapshot: Snapshot) -> Path:
     snapshot.output_path.parent.mkdir(parents=True, exist_ok=True)
     snapshot.output_path.write_text(HEADER.format(source=snapshot.source) + rendered)
     return snapshot.output_path
-
-
-def tool_versions() -> str:
-    kubectl = require_kubectl()
-    return f"kustomize {kustomize_version(kubectl) or 'unknown'}"

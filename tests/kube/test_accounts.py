@@ -38,6 +38,13 @@ def test_bad_username_refused():
         accounts.tootctl_create(accounts.AccountSpec("x", "Bad Name; rm -rf", "x@y"))
 
 
+def test_mint_argv_sets_the_contact_email_first():
+    argv = accounts.mint_tokens_argv(specs(), "admin@kirchner.social")
+    assert argv[3] == "contact=admin@kirchner.social"
+    with pytest.raises(ValueError, match="not an e-mail"):
+        accounts.mint_tokens_argv(specs(), "x; rm -rf /")
+
+
 def test_mint_argv_passes_usernames_and_scopes_as_arguments():
     argv = accounts.mint_tokens_argv(specs())
     assert argv[:2] == ["bin/rails", "runner"]
@@ -71,6 +78,11 @@ module Doorkeeper
     end
   end
 end
+module Setting
+  def self.site_contact_email=(value)
+    $stderr.puts "contact #{value}"
+  end
+end
 User = Struct.new(:id)
 Account = Struct.new(:user) do
   def self.find_local!(username) = new(User.new(username.sub('tootcheck_', '')))
@@ -81,7 +93,7 @@ puts "I, [boot] some Rails log line"
 
 @pytest.mark.skipif(shutil.which("ruby") is None, reason="no ruby here to run the runner script")
 def test_mint_script_runs_against_stub_models():
-    argv = accounts.mint_tokens_argv(specs())
+    argv = accounts.mint_tokens_argv(specs(), "admin@kirchner.social")
     done = subprocess.run(["ruby", "-e", RUBY_STUBS, "-e", argv[2], *argv[3:]],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
@@ -89,6 +101,7 @@ def test_mint_script_runs_against_stub_models():
         in done.stderr
     assert "token for admin scopes=read write follow push admin:read admin:write expires=nil" \
         in done.stderr
+    assert "contact admin@kirchner.social" in done.stderr
     tokens, missing = accounts.parse_tokens(done.stdout, [s.username for s in specs()])
     assert missing == []
     assert tokens["tootcheck_second"].reveal() == "toksecond" + "x" * 40

@@ -130,9 +130,11 @@ def test_a_clean_run_is_ok_and_secrets_are_redacted(tmp_path):
     assert summary["ok"] is True and summary["counts"]["passed"] == 1
     leak_dir = tmp_path / "leak"
     leak_dir.mkdir()
-    run_inner(leak_dir, {"test_leak.py": LEAK})
-    for name in ("summary.json", "summary.html", "history.jsonl"):
-        assert "tok-0123456789abcdef" not in (leak_dir / "reports" / name).read_text(), name
+    leaked = run_inner(leak_dir, {"test_leak.py": LEAK}, "--junitxml", str(leak_dir / "junit.xml"))
+    assert leaked.returncode == 1 and "test_leaks" in leaked.stdout
+    assert "tok-0123456789abcdef" not in leaked.stdout + leaked.stderr
+    for path in [leak_dir / "junit.xml", *(leak_dir / "reports").iterdir()]:
+        assert "tok-0123456789abcdef" not in path.read_text(), path.name
 
 
 LEAK = '''

@@ -7,6 +7,8 @@
   (a ``flaky`` user property, and the reports list it as flaky, never as a pass).
 - An error in teardown already fails the run in pytest; the reports keep it as an
   error of that test rather than a pass (see ``tootcheck.reporting``).
+- A failure text that contains a registered secret (pytest's assertion rewriting
+  prints compared values) is redacted before the console or JUnit sees it.
 
 Opt-out for a test that legitimately proves something without ``assert`` (it
 should not exist): ``@pytest.mark.no_assertion_required(reason=...)``.
@@ -18,6 +20,8 @@ from collections import Counter
 from collections.abc import Generator
 
 import pytest
+
+from tootcheck.redaction import redact
 
 ASSERTS = pytest.StashKey[Counter]()
 NO_ASSERT = "made no assertion: a test that asserts nothing proves nothing"
@@ -42,6 +46,11 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
+    if report.failed and report.longrepr is not None:
+        text = str(report.longrepr)
+        masked = redact(text)
+        if masked != text:
+            report.longrepr = masked
     if report.when == "call":
         reruns = getattr(item, "execution_count", 1) - 1
         if reruns > 0 and report.passed:

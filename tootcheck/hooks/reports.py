@@ -37,7 +37,7 @@ class ReportPlugin:
         summary = json_summary.build(
             self.book, started=self.started, finished=json_summary.now(),
             target=settings.target, mode=settings.mode, exit_status=int(exitstatus),
-            timings=json_summary.load_timings(reports_dir))
+            timings=json_summary.load_timings(reports_dir, since=self.started))
         try:
             json_summary.write(summary, reports_dir)
             summary["html"] = str(html_report.write(summary, reports_dir))

@@ -69,13 +69,19 @@ def tootctl_create(spec: AccountSpec) -> list[str]:
 
 
 # Ruby run by `bin/rails runner`; usernames arrive in ARGV (runner replaces ARGV
-# with the arguments after the code), each as "username:scopes-with-plus".
+# with the arguments after the code), each as "username:scopes-with-plus". An argument
+# "contact=<email>" sets the instance's contact e-mail first: Mastodon signs Web Push
+# with sub=mailto:<contact e-mail>, which is empty by default (webpush.delivery checks it).
 MINT_SCRIPT = f"""
 app = Doorkeeper::Application.find_or_create_by!(name: '{APP_NAME}') do |a|
   a.redirect_uri = Doorkeeper.configuration.native_redirect_uri
   a.scopes = '{APP_SCOPES}'
 end
 ARGV.each do |arg|
+  if arg.start_with?('contact=')
+    Setting.site_contact_email = arg.delete_prefix('contact=')
+    next
+  end
   username, scopes = arg.split(':', 2)
   user = Account.find_local!(username).user
   token = Doorkeeper::AccessToken.create!(application: app, resource_owner_id: user.id,
@@ -86,8 +92,12 @@ end
 """.strip()
 
 
-def mint_tokens_argv(specs: list[AccountSpec]) -> list[str]:
+def mint_tokens_argv(specs: list[AccountSpec], contact_email: str | None = None) -> list[str]:
     args = [f"{check_username(s.username)}:{s.scopes.replace(' ', '+')}" for s in specs]
+    if contact_email:
+        if not re.fullmatch(r"[^@\s]+@[A-Za-z0-9.-]+", contact_email):
+            raise ValueError(f"not an e-mail address: {contact_email!r}")
+        args.insert(0, f"contact={contact_email}")
     return ["bin/rails", "runner", MINT_SCRIPT, *args]
 
 

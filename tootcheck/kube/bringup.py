@@ -709,7 +709,8 @@ def run_accounts(ctx: Context, phase: plan.Phase) -> str:
                 passwords[spec.role] = previous[spec.role].password  # type: ignore[assignment]
         else:
             raise BringUpFailed(f"tootctl accounts create {spec.username}: {outcome.problem}")
-    minted = ctx.kube.exec(ns, pod, "web", acct.mint_tokens_argv(specs), timeout=600)
+    contact = next((s.email for s in specs if s.owner), None)
+    minted = ctx.kube.exec(ns, pod, "web", acct.mint_tokens_argv(specs, contact), timeout=600)
     tokens, missing = acct.parse_tokens(minted.stdout, [s.username for s in specs])
     if missing:
         last = (minted.stderr.strip().splitlines() or [f"exit {minted.rc}"])[-1]

@@ -26,7 +26,9 @@ from pathlib import Path
 
 from tootcheck import versions
 from tootcheck.errors import BadInput, ToolMissing
-from tootcheck.tools import TOOLS_BIN
+
+# The project's own tools directory, filled by `make tools`; searched before PATH.
+TOOLS_BIN = Path(__file__).resolve().parents[2] / ".tools" / "bin"
 
 VERSION_TIMEOUT_S = 20.0
 DOWNLOAD_TIMEOUT_S = 120.0

@@ -18,10 +18,12 @@ from tootcheck.reporting.records import RecordBook
 SCHEMA_VERSION = 1
 
 
-def load_timings(reports_dir: Path) -> dict[str, Any]:
-    """Bring-up phase timings written by the kind fixtures, if any."""
+def load_timings(reports_dir: Path, since: datetime | None = None) -> dict[str, Any]:
+    """Bring-up phase timings the kind fixtures wrote during this run (older files are ignored)."""
     path = reports_dir / "timings.json"
     try:
+        if since is not None and path.stat().st_mtime < since.timestamp():
+            return {}
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
