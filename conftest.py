@@ -3,5 +3,6 @@
 pytest_plugins = [
     "fixtures.target",
     "fixtures.cluster",
+    "fixtures.rehearsal",
     "pytester",  # the plugin's own tests run inner pytest sessions
 ]

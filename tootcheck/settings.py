@@ -54,6 +54,11 @@ class Settings:
     oidc_password: Secret | None = None
     # nightly drift: the git revision the live deployment came from
     revision: str = "HEAD"
+    # upgrade rehearsal (tootcheck.rehearsal.plan validates them)
+    rehearse_from: str = ""
+    rehearse_to: str = ""
+    rehearse_chart_from: str = ""  # app-template chart; empty: the pinned version
+    rehearse_chart_to: str = ""
     # policy and reports
     policy_strict: bool = False
     reports_dir: Path = REPO_ROOT / "reports"

@@ -30,6 +30,7 @@ CHECK_MODULES = (
     "tootcheck.checks.webpush",
     "tootcheck.checks.incontainer",
     "tootcheck.checks.drift",
+    "tootcheck.rehearsal.checks",
 )
 
 F = TypeVar("F", bound=Callable[..., object])

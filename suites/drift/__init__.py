@@ -1,0 +1,1 @@
+"""Render-vs-live drift against a target."""

@@ -1,0 +1,1 @@
+"""The upgrade rehearsal's verification (runs last in --mode=rehearsal)."""

@@ -1,0 +1,40 @@
+"""The rehearsal's verification: the upgrade FROM -> TO, and the data seeded before it.
+
+Runs only in ``--mode=rehearsal`` (``make rehearse FROM=... TO=...``), after every
+other test (marker ``rehearsal_verify``, ordered by fixtures/rehearsal.py), so the
+seeded data is checked after all suites ran against TO. Migration time and downtime
+are recorded as test properties (``user_properties``: summary.json, and junit.xml
+unless junit_family is xunit2).
+
+Thin: one call each of ``tootcheck.rehearsal.checks`` (proven in tests/rehearsal/).
+"""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from tootcheck.rehearsal.checks import check_seeds_intact, check_upgrade
+from tootcheck.rehearsal.run import RehearsalResult
+from tootcheck.target import Target
+
+pytestmark = [pytest.mark.needs_target, pytest.mark.rehearsal_verify]
+
+
+@pytest.mark.check("rehearsal.upgrade")
+def test_upgrade(rehearsal: RehearsalResult, request: pytest.FixtureRequest) -> None:
+    result = check_upgrade(rehearsal.record)
+    properties = request.node.user_properties
+    properties.append(("upgrade", rehearsal.plan.describe()))
+    properties += sorted({**result.metrics, **rehearsal.timings}.items())
+    properties += [("note", note) for note in rehearsal.notes]
+    assert result.ok, result.summary
+
+
+@pytest.mark.check("rehearsal.seeds_intact")
+def test_seeds_intact(rehearsal: RehearsalResult, target: Target,
+                      rehearsal_db: psycopg.Connection, request: pytest.FixtureRequest) -> None:
+    result = check_seeds_intact(target, rehearsal.markers, db=rehearsal_db,
+                                seed_error=rehearsal.seed_error, upgrade=rehearsal.label)
+    request.node.user_properties += sorted(result.metrics.items())
+    assert result.ok, result.summary
