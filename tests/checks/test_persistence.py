@@ -1,0 +1,196 @@
+"""persistence.markers_survive against real restarts of PostgreSQL and Redis.
+
+The stack: the Mastodon REST peer over PostgreSQL, Redis (AOF, fsync always) and a
+media directory, with a real Sidekiq publishing scheduled statuses. The healthy
+case restarts PostgreSQL and Redis cleanly, then kills both (SIGKILL) and starts
+them again: every marker is found (through REST by the check, and by SQL with
+``verify_markers_db`` after each restart), and the scheduled status is published
+on time by Sidekiq from the `schedule` set that survived in Redis. Each fault is a real
+loss: Redis without persistence (the scheduled job vanishes), a media volume that
+comes back empty or with a file's data gone, a database that does not come back,
+a token the API refuses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.peers.databases import PostgresPeer, RedisPeer, scratch_dir
+from tests.peers.mastodon_rest import MastodonRestPeer, running_rest_peer
+from tests.peers.sidekiq import SidekiqPeer, has_ruby_pg, sidekiq_binary
+from tootcheck.checks.persistence import check_markers_survive
+from tootcheck.markers import MarkerSet, verify_markers_db
+from tootcheck.model import CheckResult
+from tootcheck.redaction import Secret
+from tootcheck.target import Account, Target
+from tootcheck.testing import expect_fault, expect_ok, peer_missing
+from tootcheck.waiting import wait_until
+
+FAST = {"api_timeout_s": 5.0, "interval_s": 0.1}
+LATER = 3600.0  # a scheduled status that stays scheduled during the test
+
+
+@dataclass
+class Stack:
+    postgres: PostgresPeer
+    redis: RedisPeer
+    rest: MastodonRestPeer
+    target: Target
+    dsn: str
+
+
+@contextlib.contextmanager
+def running_stack(postgres: PostgresPeer, redis_peer: RedisPeer) -> Iterator[Stack]:
+    dsn = postgres.create_database(f"persist_{secrets.token_hex(4)}")
+    root = scratch_dir("persistence")
+    sidekiq = SidekiqPeer(redis_peer.url(0), root, database_url=dsn)
+    try:
+        with running_rest_peer(dsn, redis_peer.url(0), root) as (rest, target):
+            sidekiq.start()
+            yield Stack(postgres, redis_peer, rest, target, dsn)
+    finally:
+        sidekiq.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def peers_available() -> None:
+    if sidekiq_binary() is None:
+        peer_missing("sidekiq", "no `sidekiq` on PATH (Debian ruby-sidekiq)")
+    if not has_ruby_pg():
+        peer_missing("ruby-pg", "Ruby cannot `require 'pg'` (Debian ruby-pg)")
+
+
+@pytest.fixture(scope="module")
+def own_postgres(make_postgres: Callable[[], PostgresPeer]) -> PostgresPeer:
+    """A private PostgreSQL: these tests restart, kill and stop it."""
+    return make_postgres()
+
+
+@pytest.fixture(scope="module")
+def stack(peers_available: None, own_postgres: PostgresPeer,
+          make_redis: Callable[..., RedisPeer]) -> Iterator[Stack]:
+    with running_stack(own_postgres, make_redis(appendonly=True)) as started:
+        yield started
+
+
+def start_after_crash(postgres: PostgresPeer) -> None:
+    """Start PostgreSQL once the killed postmaster is really gone: until it is reaped
+    (and its children noticed), a new postmaster refuses its lock file."""
+    wait_until(lambda: postgres.start() is None, what="PostgreSQL to start after the crash",
+               timeout=30, interval=0.2, retry_on=(subprocess.CalledProcessError,))
+
+
+def test_markers_survive_restarts_and_crashes(stack: Stack) -> None:
+    written: list[MarkerSet] = []
+    in_sql: list[CheckResult] = []  # the SQL verifier, right after each restart
+
+    def restart() -> None:
+        stack.redis.restart()  # first: the `schedule` entry must live through it
+        stack.postgres.restart()
+        in_sql.append(verify_markers_db(stack.dsn, written[0], publish_grace_s=60))
+
+    def crash() -> None:
+        stack.redis.crash()
+        stack.postgres.crash()
+        stack.redis.start()
+        start_after_crash(stack.postgres)
+        in_sql.append(verify_markers_db(stack.dsn, written[0], publish_grace_s=60))
+
+    result = expect_ok(check_markers_survive(
+        stack.target,
+        [("PostgreSQL and Redis restart", restart), ("PostgreSQL and Redis crash", crash)],
+        scheduled_in_s=2.5, publish_grace_s=6.0, await_scheduled_s=20.0,
+        on_written=written.append, **FAST))
+    assert [r.metrics["markers_found"] for r in in_sql] == [6, 6], [r.summary for r in in_sql]
+    assert result.metrics["markers_written"] == 6
+    assert result.metrics["markers_found"] == 6
+    assert result.metrics["markers_lost"] == 0
+    assert result.metrics["restarts"] == 2
+    def scheduled_after(round_index: int) -> str:
+        outcomes = result.evidence["rounds"][round_index]["outcomes"]
+        return next(o["detail"] for o in outcomes if o["kind"] == "scheduled")
+
+    # still waiting in Redis's `schedule` when Redis restarted, then published by Sidekiq
+    assert scheduled_after(1) == "still scheduled"
+    assert scheduled_after(-1).startswith("published"), scheduled_after(-1)
+    after_crash = result.evidence["rounds"][2]["outcomes"]
+    media = next(o for o in after_crash if o["kind"] == "media")
+    assert media["detail"] == "bytes identical"
+    assert result.evidence["cleanup"] == "all markers removed"
+    tokens = [a.token.reveal() for a in stack.target.accounts.values() if a.token]
+    serialised = json.dumps(result.evidence["markers"])
+    assert not any(token in serialised for token in tokens)
+
+
+def test_redis_without_persistence_loses_the_schedule(
+        stack: Stack, own_postgres: PostgresPeer, make_redis: Callable[..., RedisPeer]) -> None:
+    volatile = make_redis(appendonly=False)  # --save '' too: nothing reaches disk
+    with running_stack(own_postgres, volatile) as broken:
+        result = check_markers_survive(broken.target, [("Redis restart", volatile.restart)],
+                                       scheduled_in_s=2.0, publish_grace_s=0.3,
+                                       await_scheduled_s=10.0, **FAST)
+    expect_fault(result, "scheduled-late", mentions="still scheduled")
+    assert result.metrics["markers_lost"] == 1
+    assert result.metrics["markers_found"] == 5
+
+
+def test_media_volume_comes_back_empty(stack: Stack) -> None:
+    def replace_volume() -> None:
+        shutil.rmtree(stack.rest.media_dir)
+        stack.rest.media_dir.mkdir()
+
+    result = check_markers_survive(stack.target, [("media volume replaced", replace_volume)],
+                                   scheduled_in_s=LATER, **FAST)
+    expect_fault(result, "marker-lost", mentions="HTTP 404")
+    assert result.metrics["markers_lost"] == 1
+    assert result.metrics["markers_found"] == 5
+
+
+def test_media_file_loses_its_data(stack: Stack) -> None:
+    def lose_data() -> None:
+        for path in Path(stack.rest.media_dir).rglob("*.png"):
+            path.write_bytes(b"")  # the file survived, its contents did not
+
+    result = check_markers_survive(stack.target, [("NFS server crash", lose_data)],
+                                   scheduled_in_s=LATER, **FAST)
+    expect_fault(result, "media-changed", mentions="bytes changed")
+
+
+def test_database_does_not_come_back(stack: Stack) -> None:
+    try:
+        result = check_markers_survive(stack.target, [("PostgreSQL restart", stack.postgres.stop)],
+                                       scheduled_in_s=LATER, api_timeout_s=0.5, interval_s=0.1,
+                                       cleanup=False)
+    finally:
+        stack.postgres.start()
+    expect_fault(result, "restart-failed", mentions="did not answer")
+
+
+def test_restart_step_that_raises(stack: Stack) -> None:
+    def refuse() -> None:
+        raise RuntimeError("no pod matches app.kubernetes.io/name=mastodon")
+
+    result = check_markers_survive(stack.target, [("Mastodon pod restart", refuse)],
+                                   scheduled_in_s=LATER, **FAST)
+    expect_fault(result, "restart-failed", mentions="no pod matches")
+    assert result.evidence["cleanup"] == "all markers removed"
+
+
+def test_markers_unwritable(stack: Stack) -> None:
+    author = stack.target.account("test")
+    broken = stack.target.with_(accounts={
+        **stack.target.accounts,
+        "test": Account(author.username, Secret("revoked-token-000000", "token")),
+    })
+    result = check_markers_survive(broken, [], scheduled_in_s=LATER, **FAST)
+    expect_fault(result, "markers-unwritable", mentions="verify_credentials")
