@@ -77,11 +77,12 @@ nightly: $(STAMP) ## read-only checks against the live instance (see docs/modes.
 # timeout_func_only makes pytest-timeout bound the test bodies only.
 .PHONY: rehearse
 rehearse: $(STAMP) ## upgrade rehearsal on kind: make rehearse FROM=v4.6.x TO=v4.7.x
-	@$(BIN)/tootcheck preflight rehearse --from "$(FROM)" --to "$(TO)"
+	@$(BIN)/tootcheck preflight rehearse --from "$(FROM)" --to "$(TO)" \
+	  --chart-from "$(CHART_FROM)" --chart-to "$(CHART_TO)"
 	@scripts/bootstrap-tools
 	$(BIN)/pytest suites --target=kind --mode=rehearsal --rehearse-from="$(FROM)" \
 	  --rehearse-to="$(TO)" $(if $(CHART_FROM),--rehearse-chart-from="$(CHART_FROM)") \
-	  $(if $(CHART_TO),--rehearse-chart-to="$(CHART_TO)") -o timeout_func_only=true \
+	  $(if $(CHART_TO),--rehearse-chart-to="$(CHART_TO)") \
 	  $(PYTEST_REPORTS) $(PYTEST_ARGS)
 
 .PHONY: clean

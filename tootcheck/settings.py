@@ -45,7 +45,10 @@ class Settings:
     keep_cluster: str = "on-failure"  # always | on-failure | never
     allow_destructive: bool = False
     allow_mutating: tuple[str, ...] = ()
-    # credentials for nightly mode
+    # accounts and credentials for nightly mode (usernames as on the instance)
+    test_username: str = "tootcheck_test"
+    second_username: str = "tootcheck_second"
+    admin_username: str = "tootcheck_admin"
     test_token: Secret | None = None
     second_token: Secret | None = None
     admin_token: Secret | None = None

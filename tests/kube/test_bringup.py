@@ -258,7 +258,8 @@ def test_accounts_are_created_tokens_minted_verified_and_stored(tmp_path, kind_b
             if argv[3] == "tootcheck_second":
                 return ExecResult(1, "Failure/Error: username\n  Username has already been taken\n", "")
             return ExecResult(0, f"OK\nNew password: pw-{argv[3]}-123456\n", "")
-        lines = [f"{'TOOTCHECK_TOKEN'} {a.split(':')[0]} {tokens[a.split(':')[0]]}" for a in argv[3:]]
+        assert argv[3] == "contact=tootcheck_admin@kirchner.social"
+        lines = [f"{'TOOTCHECK_TOKEN'} {a.split(':')[0]} {tokens[a.split(':')[0]]}" for a in argv[4:]]
         return ExecResult(0, "Rails boot noise\n" + "\n".join(lines) + "\n", "")
 
     kube.exec_handler = handler

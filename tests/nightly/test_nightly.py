@@ -199,7 +199,8 @@ def nightly(tmp_path_factory: pytest.TempPathFactory,
         launched["https"] = launch(
             root / "https", ["suites/https", "suites/drift"], *pinned(https.port, ca.ca_file,
                                                                       http.port),
-            env={"TOOTCHECK_TEST_TOKEN_FILE": str(secret_file(root / "https", "t", token))})
+            env={"TOOTCHECK_TEST_TOKEN_FILE": str(secret_file(root / "https", "t", token)),
+                 "TOOTCHECK_TEST_USERNAME": "test"})
 
         # streaming: one healthy peer with a mutating check allowed, one that rejects tokens
         tls = streaming_tls(root)

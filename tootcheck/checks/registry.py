@@ -30,6 +30,7 @@ CHECK_MODULES = (
     "tootcheck.checks.webpush",
     "tootcheck.checks.incontainer",
     "tootcheck.checks.drift",
+    "tootcheck.checks.policy_live",
     "tootcheck.rehearsal.checks",
 )
 

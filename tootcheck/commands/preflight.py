@@ -15,7 +15,6 @@ import contextlib
 import errno
 import glob
 import platform
-import re
 import shutil
 import socket
 import subprocess
@@ -264,30 +263,19 @@ def run_e2e(args: argparse.Namespace, probe: Probe | None = None) -> int:
 
 # -------------------------------------------------------------- rehearse
 
-_RELEASE = re.compile(r"v?(\d+)\.(\d+)\.(\d+)(-[0-9A-Za-z][0-9A-Za-z.-]*)?")
+def rehearsal_line(source: str, target: str, chart_from: str = "", chart_to: str = "") -> str:
+    """The rehearsal's plan in one line, or BadInput (one line) for what it refuses:
+    equal versions, downgrades, releases before the reference layout, malformed input."""
+    from tootcheck.rehearsal.plan import make_plan
 
-
-def parse_release(text: str, flag: str) -> tuple[tuple[int, int, int, int, str], str]:
-    """(sort key, normalised tag) of a Mastodon release like ``v4.7.2`` or ``v4.8.0-rc.1``.
-    A pre-release sorts before its release."""
-    match = _RELEASE.fullmatch((text or "").strip())
-    if not match:
-        shown = text.strip() if text and text.strip() else "(empty)"
-        raise BadInput(f"{flag} {shown} is not a Mastodon release like v4.7.2")
-    major, minor, patch, pre = int(match[1]), int(match[2]), int(match[3]), match[4] or ""
-    return (major, minor, patch, 0 if pre else 1, pre), f"v{major}.{minor}.{patch}{pre}"
-
-
-def rehearsal_line(source: str, target: str) -> str:
-    (a, tag_a), (b, tag_b) = parse_release(source, "--from"), parse_release(target, "--to")
-    if tag_a == tag_b:
-        raise BadInput(f"--from and --to are both {tag_a}: a rehearsal needs two different versions")
-    direction = "upgrade" if b > a else "downgrade (rehearses a rollback)"
-    return f"rehearsal: {tag_a} -> {tag_b} ({direction})"
+    plan = make_plan(source, target, chart_from, chart_to,
+                     flags={"from": "--from", "to": "--to",
+                            "chart_from": "--chart-from", "chart_to": "--chart-to"})
+    return f"rehearsal: {plan.describe()}"
 
 
 def run_rehearse(args: argparse.Namespace, probe: Probe | None = None) -> int:
-    print(rehearsal_line(args.from_version, args.to_version))
+    print(rehearsal_line(args.from_version, args.to_version, args.chart_from, args.chart_to))
     return run_e2e(args, probe)
 
 
@@ -309,6 +297,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rehearse = sub.add_parser("rehearse", help="validate FROM/TO, then the e2e checks")
     rehearse.add_argument("--from", dest="from_version", default="", help="release deployed first")
     rehearse.add_argument("--to", dest="to_version", default="", help="release to upgrade to")
+    rehearse.add_argument("--chart-from", default="", help="app-template version deployed first")
+    rehearse.add_argument("--chart-to", default="", help="app-template version upgraded to")
     common(rehearse)
     rehearse.set_defaults(func=run_rehearse)
 

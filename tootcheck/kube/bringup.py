@@ -346,13 +346,16 @@ def run_secrets(ctx: Context, phase: plan.Phase) -> str:
 
 
 def run_render(ctx: Context, phase: plan.Phase) -> str:
+    from tootcheck.rehearsal.run import mastodon_render
     from tootcheck.rendering import render
 
     assert ctx.secrets is not None
     render_fn = ctx.render_fn or (lambda directory: render(directory, timeout=600))
     total = 0
     for path in phase.paths:
-        text = render_fn(REPO_ROOT / path)
+        # A rehearsal deploys the overlay at FROM first (images, and the chart if it changes).
+        rehearsal = mastodon_render(ctx.settings) if path == "manifests/overlays/kind" else None
+        text = rehearsal if rehearsal is not None else render_fn(REPO_ROOT / path)
         docs = split_documents(text, path)
         if path == "manifests/overlays/kind":
             docs = objects.with_env(docs, {"VAPID_PUBLIC_KEY": ctx.secrets.vapid_public_key})
@@ -366,7 +369,11 @@ def run_render(ctx: Context, phase: plan.Phase) -> str:
 
 
 def wanted_images(ctx: Context) -> list[str]:
-    return images([d for r in ctx.renders.values() for d in r.docs])
+    from tootcheck.rehearsal.run import rehearsal_images
+
+    wanted = images([d for r in ctx.renders.values() for d in r.docs])
+    # A rehearsal also preloads TO's images, so the measured downtime excludes pulling them.
+    return wanted + [i for i in rehearsal_images(ctx.settings) if i not in wanted]
 
 
 def missing_images(ctx: Context) -> list[str]:

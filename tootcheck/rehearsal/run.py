@@ -20,7 +20,6 @@ import base64
 import contextlib
 import json
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -43,9 +42,9 @@ from tootcheck.rehearsal import plan as plan_mod
 from tootcheck.rehearsal.downtime import Observation, Poller, Probe, availability_probes
 from tootcheck.rehearsal.plan import RehearsalPlan, Version
 from tootcheck.rehearsal.verify import UpgradeRecord, mastodon_tag, pod_state
+from tootcheck.rendering import render as render_kustomization
 from tootcheck.settings import REPO_ROOT, Settings
 from tootcheck.target import Target
-from tootcheck.tools import require_helm3, require_kubectl
 
 APP_DIR = "manifests/apps/mastodon"
 OVERLAY_DIR = "manifests/overlays/kind"
@@ -95,25 +94,9 @@ def render(version: str, chart: str) -> str:
     try:
         wrapper = workspace(plan_mod.parse_version(version, "version"),
                             plan_mod.parse_chart_version(chart, "chart"), root)
-        return kustomize(wrapper)
+        return render_kustomization(wrapper, timeout=600)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-
-
-def kustomize(directory: Path, *, timeout: float = 300) -> str:
-    """``kubectl kustomize --enable-helm DIR`` with helm v3 always passed: the wrapper
-    has no helmCharts of its own (its base does), so helm may not be on PATH."""
-    command = [str(require_kubectl()), "kustomize", "--enable-helm", "--helm-command",
-               str(require_helm3()), str(directory)]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              check=False)
-    except subprocess.TimeoutExpired:
-        raise BadInput(f"rendering {directory} took longer than {timeout:.0f}s") from None
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise BadInput(f"kubectl kustomize --enable-helm {directory} failed: {last}")
-    return done.stdout
 
 
 def render_docs(version: Version, chart: Version) -> list[dict[str, Any]]:
