@@ -127,6 +127,8 @@ def test_custom_resources_match_the_pinned_crds(snapshot):
             checked += 1
     if snapshot.name in ("infra-issuers", "overlay-kind"):
         assert checked, f"{snapshot.output}: no custom resource was checked"
+    if not checked:
+        pytest.skip(f"{snapshot.output} has no cert-manager or Traefik custom resources")
 
 
 def test_strict_crd_schema_rejects_an_unknown_field():

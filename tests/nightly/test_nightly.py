@@ -129,8 +129,9 @@ def launch(tmp: Path, paths: list[str], *args: str, env: Mapping[str, str]) -> L
                "-p", "no:pytest-kind", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
                "--reports-dir", str(tmp / "reports"), "--junitxml", str(tmp / "junit.xml"),
                "-o", "junit_family=xunit2", "-rA", *args]
-    for value in env.values():
-        assert value not in " ".join(command)
+    for key, value in env.items():
+        if "TOKEN" in key or "PASSWORD" in key:
+            assert value not in " ".join(command)
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("TOOTCHECK_")}
     with (tmp / "stdout").open("wb") as out, (tmp / "stderr").open("wb") as err:
         process = subprocess.Popen(command, cwd=REPO_ROOT, env={**inherited, **env},

@@ -133,8 +133,15 @@ class PostgresPeer:
             pid = int(pid_file.read_text().split()[0])
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            wait_until(lambda: not _alive(pid), what="PostgreSQL to die", timeout=30, interval=0.1)
+            wait_until(lambda: not Path(f"/proc/{pid}").exists() or not _alive(pid),
+                       what="PostgreSQL to die", timeout=30, interval=0.1)
+            # The children (checkpointer, walwriter, ...) outlive a killed postmaster
+            # briefly; wait for every process that still has the data directory open.
+            wait_until(lambda: not _holders(self.data), what="PostgreSQL's children to exit",
+                       timeout=30, interval=0.1)
             pid_file.unlink(missing_ok=True)
+            for lock in self.root.glob(".s.PGSQL.*.lock"):
+                lock.unlink(missing_ok=True)
 
     def create_database(self, name: str) -> str:
         import psycopg
@@ -142,6 +149,19 @@ class PostgresPeer:
         with psycopg.connect(self.dsn(), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.dsn(name)
+
+
+def _holders(data: Path) -> list[int]:
+    """PIDs of live (non-zombie) processes working in ``data`` (postgres's children do)."""
+    found = []
+    target = str(data.resolve())
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if os.readlink(proc / "cwd") == target and _alive(int(proc.name)):
+                found.append(int(proc.name))
+    return found
 
 
 def _alive(pid: int) -> bool:

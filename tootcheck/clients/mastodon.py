@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from mastodon import Mastodon
 
+from tootcheck import versions
 from tootcheck.redaction import Secret
 from tootcheck.target import Target
 
@@ -26,6 +27,9 @@ def api(
         request_timeout=timeout,
         ratelimit_method="throw",
         version_check_mode="none",
+        # A known version stops Mastodon.py fetching /api/v1/instance lazily (in 2.3 a
+        # failed fetch makes media_post recurse); feature checks are off anyway.
+        mastodon_version=versions.MASTODON.lstrip("v"),
         user_agent="tootcheck",
     )
 
