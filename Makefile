@@ -43,7 +43,8 @@ tools: ## fetch pinned kind, kubectl and helm into .tools/bin (checksums verifie
 test: $(STAMP) ## the offline gate plus the suite's own tests
 	@scripts/install-peers --if-root
 	@mkdir -p reports
-	$(BIN)/pytest tests suites/policy $(PYTEST_REPORTS) --check-coverage $(PYTEST_ARGS)
+	$(BIN)/ruff check --quiet .
+	$(BIN)/pytest tests suites/policy/test_policy.py $(PYTEST_REPORTS) --check-coverage $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: $(STAMP) ## ruff
@@ -54,8 +55,9 @@ render: $(STAMP) ## re-render the snapshots in manifests/rendered/ (kubectl kust
 	$(BIN)/tootcheck render
 
 .PHONY: rules-doc
-rules-doc: $(STAMP) ## regenerate docs/rules.md from the rule registry
+rules-doc: $(STAMP) ## regenerate docs/rules.md and the README's rule table from the registry
 	$(BIN)/tootcheck rules --markdown > docs/rules.md
+	$(BIN)/tootcheck rules --update-readme README.md
 
 .PHONY: bench
 bench: $(STAMP) ## policy engine speed, and Checkov side by side where installable

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tootcheck.policy.docs import rules_markdown
+from tootcheck.policy.docs import readme_with_rules, rules_markdown
 from tootcheck.policy.registry import all_rules
 from tootcheck.settings import REPO_ROOT
 
@@ -19,3 +19,10 @@ def test_rules_doc_lists_every_rule_and_explains_waivers() -> None:
     for r in all_rules():
         assert f"### {r.id}" in text and r.remediation in text
     assert "## Waiving a rule" in text and "manifests/policy-waivers.yaml" in text
+
+
+def test_readme_rule_table_is_current() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert readme == readme_with_rules(readme), "README.md's rule table is stale: run `make rules-doc`"
+    for r in all_rules():
+        assert f"[{r.id}](docs/rules.md#{r.anchor})" in readme

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
-from tootcheck.policy.docs import rules_markdown
+from tootcheck.errors import BadInput
+from tootcheck.policy.docs import readme_with_rules, rules_markdown
 from tootcheck.policy.registry import all_rules
 from tootcheck.policy.render_summary import table
 
@@ -17,10 +19,19 @@ def register(subparsers: Any) -> None:
                                                "generated from it with --markdown).")
     parser.add_argument("--markdown", action="store_true",
                         help="print docs/rules.md (make rules-doc)")
+    parser.add_argument("--update-readme", metavar="PATH", type=Path,
+                        help="rewrite the rule table between the rules markers of PATH")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.update_readme:
+        try:
+            text = args.update_readme.read_text()
+            args.update_readme.write_text(readme_with_rules(text))
+        except (OSError, ValueError) as exc:
+            raise BadInput(f"{args.update_readme}: {exc}") from None
+        return 0
     if args.markdown:
         sys.stdout.write(rules_markdown())
         return 0

@@ -51,7 +51,7 @@ def _message(longrepr: object) -> str:
         return ""
     # a skip's longrepr is (path, line, reason)
     skip = isinstance(longrepr, tuple) and len(longrepr) == 3
-    text = str(longrepr[2]) if skip else str(longrepr)  # type: ignore[index]
+    text = str(longrepr[2]).removeprefix("Skipped: ") if skip else str(longrepr)  # type: ignore[index]
     lines = [line for line in text.splitlines() if line.strip()]
     return redact("\n".join(lines[-MESSAGE_LINES:]))
 

@@ -1,0 +1,34 @@
+"""Every live suite collects without a target and skips with one line saying how to get one."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tootcheck.settings import REPO_ROOT
+
+LIVE_SUITES = ["https", "streaming", "sidekiq", "persistence", "oidc", "mail", "federation",
+               "webpush", "drift", "rehearsal"]
+
+
+def test_live_suites_skip_in_one_line_without_a_target(tmp_path):
+    paths = [f"suites/{name}" for name in LIVE_SUITES] + ["suites/policy/test_live_policy.py"]
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", *paths, "-p", "no:cacheprovider", "-rs", "-q",
+         "--reports-dir", str(tmp_path)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    tests = summary["tests"]
+    suites = {t["nodeid"].split("/")[1] for t in tests}
+    assert suites >= set(LIVE_SUITES) | {"policy"}, f"suites that collected nothing: {suites}"
+    not_skipped = [t["nodeid"] for t in tests if t["outcome"] != "skipped"]
+    assert not_skipped == []
+    for test in tests:
+        message = test["message"]
+        assert "\n" not in message, test["nodeid"]
+        if test["nodeid"].startswith("suites/rehearsal/"):
+            assert "not part of gate mode" in message, test
+        else:
+            assert message.startswith("no target: run with --target=kind"), test
