@@ -49,12 +49,11 @@ def peer() -> dict[tuple[str, str], dict[str, Any]]:
              else d["metadata"]["name"]): d for d in rendered(PEER_DIR)}
 
 
-def test_configmap_copy_of_the_peer_is_current():
-    package = Path(peers.__file__).parent / "fediverse_peer.py"
-    copy = PEER_DIR / "fediverse_peer.py"
-    assert copy.read_bytes() == package.read_bytes(), (
-        f"{copy} differs from {package}; run: cp {package.relative_to(REPO_ROOT)} "
-        f"{copy.relative_to(REPO_ROOT)}")
+def test_the_package_runs_the_program_the_configmap_mounts():
+    from tootcheck.peers import fediverse_peer
+
+    assert Path(fediverse_peer.__file__).resolve() == (PEER_DIR / "fediverse_peer.py").resolve()
+    assert (PEER_DIR / "fediverse_peer.py").resolve() == peers.PEER_PROGRAM
 
 
 @pytest.mark.parametrize("which", ["mailpit", "peer"])

@@ -1,12 +1,33 @@
 """In-cluster peers of the kind environment, and the names the suite reaches them by.
 
-``fediverse_peer.py`` is the ActivityPub peer and Web Push receiver program itself
-(standard library only; it runs in a stock Python image). The constants below must
-agree with ``manifests/infra/mailpit/`` and ``manifests/infra/fediverse-peer/``;
+The ActivityPub peer and Web Push receiver is one standard-library program that runs in
+a stock Python image. Its single source is ``manifests/infra/fediverse-peer/fediverse_peer.py``
+(kustomize mounts it from a generated ConfigMap and cannot read outside its directory);
+this package loads that file as ``tootcheck.peers.fediverse_peer``. The constants below
+must agree with ``manifests/infra/mailpit/`` and ``manifests/infra/fediverse-peer/``;
 ``tests/checks/test_federation.py`` and ``tests/checks/test_mail.py`` check that.
 """
 
 from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+PEER_PROGRAM = Path(__file__).resolve().parents[2] / "manifests/infra/fediverse-peer/fediverse_peer.py"
+
+
+def _load_peer_program() -> None:
+    name = f"{__name__}.fediverse_peer"
+    spec = importlib.util.spec_from_file_location(name, PEER_PROGRAM)
+    if spec is None or spec.loader is None:  # pragma: no cover - the file is in the repository
+        raise ImportError(f"cannot load the fediverse peer from {PEER_PROGRAM}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+
+
+_load_peer_program()
 
 # Mailpit: the SMTP sink Mastodon's mailers queue delivers to in kind.
 MAILPIT_NAMESPACE = "mailpit"
