@@ -22,8 +22,10 @@ help: ## list the targets
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	@echo "installing the dependencies into $(VENV) (log: $(VENV)/install.log)"
+	@{ $(BIN)/python -m pip install --upgrade pip && \
+	   $(BIN)/python -m pip install -c constraints.txt -e '.[test]'; } > $(VENV)/install.log 2>&1 \
+	  || { tail -30 $(VENV)/install.log; echo "error: pip install failed (see $(VENV)/install.log)"; exit 1; }
 	@touch $@
 
 .PHONY: venv
