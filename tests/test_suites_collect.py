@@ -9,7 +9,7 @@ import sys
 from tootcheck.settings import REPO_ROOT
 
 LIVE_SUITES = ["https", "streaming", "sidekiq", "persistence", "oidc", "mail", "federation",
-               "webpush", "drift", "rehearsal"]
+               "webpush", "drift", "rehearsal", "incontainer"]
 
 
 def test_live_suites_skip_in_one_line_without_a_target(tmp_path):

@@ -110,7 +110,7 @@ class PostgresPeer:
 
     def start(self) -> None:
         opts = (f"-c listen_addresses=127.0.0.1 -c port={self.port} "
-                f"-c unix_socket_directories={self.root} -c fsync=on")
+                f"-c unix_socket_directories={self.root}")
         subprocess.run(self._cmd("pg_ctl", "start", "-D", str(self.data), "-l", str(self.log),
                                  "-o", opts, "-w", "-t", "60"),
                        check=True, capture_output=True, timeout=90)
