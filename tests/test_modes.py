@@ -104,3 +104,21 @@ def test_bad_mode_or_target_is_one_line_usage_error(tmp_path, bad):
     result = run_inner(tmp_path, bad)
     assert result.returncode == 4
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_live_target_defaults_to_nightly_mode(tmp_path):
+    # `pytest suites --target=live` without --mode must not run mutating checks on the instance.
+    result = run_inner(tmp_path, "--target=live")
+    assert result.returncode == 0, result.stdout
+    assert "1 passed, 1 skipped" in result.stdout
+    assert "refused: inner.writer is mutating" in result.stdout
+
+
+def test_an_explicit_mode_wins_over_the_live_default():
+    from tootcheck.settings import load
+
+    assert load({"target": "live"}, env={}).mode == "nightly"
+    assert load({"target": "live", "mode": "gate"}, env={}).mode == "gate"
+    assert load({"target": "live"}, env={"TOOTCHECK_MODE": "gate"}).mode == "gate"
+    assert load({"target": "kind"}, env={}).mode == "gate"
+    assert load({}, env={"TOOTCHECK_TARGET": "live"}).mode == "nightly"

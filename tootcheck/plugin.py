@@ -70,7 +70,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
     modes = parser.getgroup("tootcheck-modes", "tootcheck: run modes")
     modes.addoption("--mode", choices=("gate", "nightly", "rehearsal"), default=None,
-                    help="which checks run: gate (default), nightly (read-only), rehearsal")
+                    help="which checks run: gate (default; nightly for --target=live), nightly "
+                         "(read-only), rehearsal")
     modes.addoption("--revision", default=None,
                     help="git revision the live deployment was rendered from (drift; default HEAD)")
     modes.addoption("--allow-mutating", default=None,

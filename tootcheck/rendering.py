@@ -14,8 +14,8 @@ from pathlib import Path
 import yaml
 
 from tootcheck.errors import BadInput
+from tootcheck.kube import tools as kube_tools
 from tootcheck.settings import REPO_ROOT
-from tootcheck.tools import require_helm3, require_kubectl
 
 HEADER = (
     "# Rendered by `make render` from {source} with `kubectl kustomize --enable-helm`."
@@ -77,29 +77,54 @@ class HelmChartRef:
         return f"{self.name} {self.version}"
 
 
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+
+
+def display_path(path: Path) -> str:
+    """Repo-relative posix path when inside the repository (stable in messages and reports)."""
+    try:
+        return path.resolve().relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def kustomization_file(directory: Path) -> Path | None:
+    for name in KUSTOMIZATION_FILES:
+        if (directory / name).is_file():
+            return directory / name
+    return None
+
+
 def _kustomization(directory: Path) -> dict:
-    path = directory / "kustomization.yaml"
+    path = kustomization_file(directory)
+    if path is None:
+        raise BadInput(f"{display_path(directory)}: no kustomization file")
     try:
         data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise BadInput(f"{path}: cannot read kustomization: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{display_path(path)}: cannot read: "
+                       f"{getattr(exc, 'strerror', None) or exc}") from None
+    except (yaml.YAMLError, ValueError, TypeError) as exc:  # e.g. a date like 2027-13-45
+        raise BadInput(f"{display_path(path)}: not valid YAML: "
+                       f"{' '.join(str(exc).split())[:160]}") from None
     if not isinstance(data, dict):
-        raise BadInput(f"{path}: not a kustomization")
+        raise BadInput(f"{display_path(path)}: not a kustomization (expected a mapping)")
     return data
 
 
 def helm_charts(kustomize_dir: Path, _seen: frozenset[Path] = frozenset()) -> list[HelmChartRef]:
-    """The helmCharts of a kustomization and of every base directory it pulls in."""
+    """The helmCharts of a kustomization and of every local base or component it pulls in."""
     directory = kustomize_dir.resolve()
-    if directory in _seen:
+    if directory in _seen or kustomization_file(directory) is None:
         return []
     data = _kustomization(directory)
     charts = [HelmChartRef(directory, str(c.get("name")), str(c.get("version", "")),
                            str(c.get("repo", "")))
               for c in data.get("helmCharts") or []]
-    for entry in data.get("resources") or []:
+    for entry in [*(data.get("resources") or []), *(data.get("components") or []),
+                  *(data.get("bases") or [])]:
         base = (directory / str(entry)).resolve()
-        if base.is_dir():
+        if "://" not in str(entry) and base.is_dir():
             charts += helm_charts(base, _seen | {directory})
     return charts
 
@@ -108,20 +133,31 @@ def missing_charts(kustomize_dir: Path) -> list[HelmChartRef]:
     return [c for c in helm_charts(kustomize_dir) if not c.is_cached]
 
 
-def render(kustomize_dir: Path, *, timeout: float = 300) -> str:
-    """``kubectl kustomize --enable-helm DIR`` with helm v3; BadInput on failure."""
-    kubectl = require_kubectl()
+def render(kustomize_dir: Path, *, timeout: float = 300, tools_bin: Path | None = None,
+           search_path: str | None = None) -> str:
+    """``kubectl kustomize --enable-helm DIR`` (the production command), with helm v3 when a
+    chart is involved; BadInput (one line) on failure. Tools come from ``tools_bin``
+    (default .tools/bin), then PATH (``search_path`` overrides PATH)."""
+    tools_bin = tools_bin or kube_tools.TOOLS_BIN
+    kubectl = kube_tools.resolve("kubectl", tools_bin, search_path)
     cmd = [str(kubectl), "kustomize", "--enable-helm"]
     if helm_charts(kustomize_dir):
-        cmd += ["--helm-command", str(require_helm3())]
+        found = [f for f in kube_tools.find("helm", tools_bin, search_path) if f.ok]
+        if not found:
+            others = "; ".join(f.describe() for f in kube_tools.find("helm", tools_bin, search_path))
+            raise BadInput(f"{display_path(kustomize_dir)} has helmCharts and needs helm v3, but "
+                           f"{others or 'no helm is on PATH nor in .tools/bin'} (run `make tools`)")
+        cmd += ["--helm-command", str(found[0].path)]
     cmd.append(str(kustomize_dir))
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
-        raise BadInput(f"rendering {kustomize_dir} took longer than {timeout:.0f}s") from None
+        raise BadInput(f"kubectl kustomize {display_path(kustomize_dir)} did not finish in "
+                       f"{timeout:.0f}s") from None
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise BadInput(f"kubectl kustomize --enable-helm {kustomize_dir} failed: {last}")
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        raise BadInput(f"kubectl kustomize {display_path(kustomize_dir)} failed: "
+                       f"{lines[-1] if lines else f'exit {done.returncode}'}")
     return done.stdout
 
 

@@ -131,6 +131,10 @@ def load(
         if key in _SECRET_FIELDS and isinstance(value, str):
             value = Secret(value, key)
         values[key] = value
+    if values.get("target") == "live" and "mode" not in values:
+        # The live instance is checked read-only unless the operator names the mode:
+        # gate (the default elsewhere) would run the mutating checks against it.
+        values["mode"] = "nightly"
     settings = Settings(**values)  # type: ignore[arg-type]
     _validate(settings)
     return settings

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,7 @@ def oidc_peers() -> Iterator[Peers]:
         if rp is not None:
             rp.stop()
         idp.stop()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

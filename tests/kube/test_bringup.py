@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import json
 import re
+from functools import partial
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import yaml
@@ -17,6 +19,7 @@ from tootcheck.kube.client import ExecResult
 from tootcheck.kube.timings import compare
 from tootcheck.redaction import Secret
 from tootcheck.settings import Settings
+from tootcheck.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 RENDERED = {
@@ -209,6 +212,32 @@ def test_apply_phase_records_its_digest_and_is_skipped_on_reuse(tmp_path, kind_b
     assert not any(d["kind"] == "Deployment" for d in kube.applied[before:])
 
 
+class FlakyListKube(FakeKube):
+    """An API server that drops the first ``failures`` list calls (busy runner)."""
+
+    def __init__(self, *args, failures: int = 2, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.failures = failures
+
+    def list(self, *args, **kwargs):
+        if self.failures:
+            from kubernetes.client import ApiException
+
+            self.failures -= 1
+            raise ApiException(status=503, reason="Service Unavailable")
+        return super().list(*args, **kwargs)
+
+
+def test_a_transient_api_error_during_a_wait_is_polled_through(tmp_path, kind_bin):
+    kube = FlakyListKube([ready_deployment("traefik", "traefik")], failures=0)
+    ctx = up_to_render(tmp_path, kind_bin, kube, paths=("manifests/infra/traefik",))
+    kube.failures = 2
+    traefik = plan.Phase("traefik", paths=("manifests/infra/traefik",), timeout=30, ready="r")
+    with mock.patch("tootcheck.kube.waits.wait_until", partial(wait_until, sleep=lambda s: None)):
+        bringup.execute(ctx, [traefik])
+    assert ctx.timings.actions["traefik"] == "ran" and kube.failures == 0
+
+
 def test_changed_manifests_make_a_phase_run_again(tmp_path, kind_bin):
     kube = FakeKube([ready_deployment("traefik", "traefik"),
                      objects.state_configmap({"phase.traefik": "an-older-render"})])
@@ -362,6 +391,12 @@ def test_created_verdict_reads_marker_and_kind(tmp_path, kind_bin):
 def test_keep_decision(policy, failed, reused, keep):
     decision = bringup.keep_decision(policy, failed=failed, reused=reused)
     assert decision.keep is keep and decision.reason
+
+
+@pytest.mark.parametrize("policy", ["always", "never", "on-failure"])
+def test_a_cluster_the_suite_did_not_create_is_never_deleted(policy):
+    decision = bringup.keep_decision(policy, failed=False, reused=True, foreign=True)
+    assert decision.keep and "did not create" in decision.reason
 
 
 def test_reconnect_lines_name_kubeconfig_and_kubectl_command():

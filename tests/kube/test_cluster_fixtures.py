@@ -61,11 +61,18 @@ def cluster_without_marker(ctx, phase):
     return note
 
 
+def cluster_then_fail(ctx, phase):
+    bringup.run_cluster(ctx, phase)
+    raise RuntimeError("the API server stopped answering")
+
+
 for name in list(bringup.IMPLS):
     if name not in ("cluster", "secrets"):
         bringup.IMPLS[name] = bringup.Impl(stub)
 if MODE == "fail":
     bringup.IMPLS["render"] = bringup.Impl(fail_render)
+if MODE == "cluster-fail":
+    bringup.IMPLS["cluster"] = bringup.Impl(cluster_then_fail)
 if MODE == "unmarked":
     bringup.IMPLS["cluster"] = bringup.Impl(cluster_without_marker)
 '''
@@ -97,9 +104,12 @@ def junit_messages(directory: Path) -> dict[str, str]:
     return out
 
 
-def inner(tmp_path: Path, mode: str, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+def inner(tmp_path: Path, mode: str, *args: str,
+          existing: bool = False) -> tuple[subprocess.CompletedProcess[str], Path]:
     directory = tmp_path / mode
     directory.mkdir()
+    if existing:  # a kind cluster named tootcheck exists before the run
+        (directory / "clusters").write_text("tootcheck\n")
     kind = directory / "kind"
     kind.write_text(FAKE_KIND.format(state=directory / "clusters"))
     kind.chmod(0o755)
@@ -190,3 +200,30 @@ def test_unmarked_cluster_refuses_destructive_tests(tmp_path):
 def test_allow_destructive_overrides(tmp_path):
     done, _ = inner(tmp_path, "unmarked", "--allow-destructive")
     assert "PASSED test_inner.py::test_destructive" in done.stdout
+
+
+def test_a_cluster_created_then_failed_is_kept_with_reconnect_lines(tmp_path):
+    # The cluster phase failed after `kind create`: the fixture never yielded, so
+    # --keep-cluster is applied on the failure path itself.
+    done, directory = inner(tmp_path, "cluster-fail")
+    assert done.returncode == pytest.ExitCode.TESTS_FAILED
+    assert "bring-up phase cluster failed: the API server stopped answering" in done.stdout
+    assert "kind cluster 'tootcheck' kept: a test or the bring-up failed" in done.stdout
+    assert "delete cluster" not in (directory / "clusters.calls").read_text()
+
+
+def test_a_cluster_created_then_failed_is_deleted_with_keep_never(tmp_path):
+    done, directory = inner(tmp_path, "cluster-fail", "--keep-cluster=never")
+    assert done.returncode == pytest.ExitCode.TESTS_FAILED
+    assert "delete cluster --name=tootcheck" in (directory / "clusters.calls").read_text()
+    assert "kind cluster 'tootcheck' deleted: --keep-cluster=never" in done.stdout
+
+
+def test_a_reused_cluster_without_the_marker_survives_keep_never(tmp_path):
+    # --reuse-cluster on a kind cluster the suite did not create: never deleted.
+    done, directory = inner(tmp_path, "pass", "--reuse-cluster", "--keep-cluster=never",
+                            existing=True)
+    assert "PASSED test_inner.py::test_target" in done.stdout, done.stdout + done.stderr
+    assert "refused: destructive test on kind://tootcheck" in done.stdout  # foreign, as above
+    assert "delete cluster" not in (directory / "clusters.calls").read_text()
+    assert "kind cluster 'tootcheck' kept: the suite did not create it" in done.stdout

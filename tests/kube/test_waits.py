@@ -95,10 +95,12 @@ def test_final_verdict_stops_early():
         calls.append(1)
         return Readiness(False, "job failed: BackoffLimitExceeded", failed=True)
 
-    with pytest.raises(waits.NotReady, match="failed for good: job failed"):
+    with pytest.raises(waits.NotReady, match="failed for good: job failed") as info:
         waits.wait_for(job_failed, what="migration job", timeout=600, clock=clock.time,
                        sleep=clock.sleep)
     assert len(calls) == 1 and clock.now == 0
+    assert str(info.value).startswith("stopped waiting for migration job: failed for good")
+    assert "timed out" not in str(info.value)
 
 
 def test_extra_condition_must_hold_too():

@@ -8,6 +8,7 @@ restarted on the same data for persistence tests.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib.util
 import os
@@ -35,10 +36,20 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
+_SCRATCH: list[Path] = []
+
+
+@atexit.register
+def _remove_scratch() -> None:
+    for path in _SCRATCH:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def scratch_dir(prefix: str) -> Path:
-    """A scratch directory another (non-root) user can traverse."""
+    """A scratch directory another (non-root) user can traverse; removed when the run ends."""
     path = Path(tempfile.mkdtemp(prefix=f"tootcheck-{prefix}-"))
     path.chmod(0o755)
+    _SCRATCH.append(path)
     return path
 
 

@@ -38,8 +38,12 @@ class FediversePeer:
         threading.Thread(target=self._pump, args=(self.process.stdout, self._lines.put), daemon=True).start()
         threading.Thread(target=self._pump, args=(self.process.stderr, self._stderr.append),
                          daemon=True).start()
-        announced = wait_until(self._announced, what="the fediverse peer to listen",
-                               timeout="peer-start", interval=0.05)
+        try:
+            announced = wait_until(self._announced, what="the fediverse peer to listen",
+                                   timeout="peer-start", interval=0.05)
+        except BaseException:
+            self.stop()  # a peer that never announced itself is not left running
+            raise
         assert announced is not None
         self.public_port = int(announced["public_port"])
         self.admin_port = int(announced["admin_port"])

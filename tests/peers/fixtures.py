@@ -49,8 +49,8 @@ def make_redis() -> Iterator[Callable[..., RedisPeer]]:
 
     def make(**kwargs: object) -> RedisPeer:
         peer = RedisPeer(scratch_dir("redis"), **kwargs)  # type: ignore[arg-type]
+        started.append(peer)  # first: a start that times out still gets stopped
         peer.start()
-        started.append(peer)
         return peer
 
     yield make

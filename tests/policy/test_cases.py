@@ -66,3 +66,48 @@ def test_object_defined_twice_is_a_schema_finding() -> None:
                    rules=[REGISTRY.get("MSTDN-WL-010")])
     assert [f.message for f in run.findings] == [
         "defined twice: twice.yaml document 2 repeats twice.yaml document 1"]
+
+
+def test_schema_messages_never_echo_values() -> None:
+    """A mistyped literal (a number where the API wants a string) is a schema finding
+    that names the field, never the value: it may be a credential."""
+    from tootcheck.policy.bundle import Bundle, parse_stream
+    from tootcheck.policy.config import PolicyConfig
+    from tootcheck.policy.engine import evaluate
+
+    doc = """\
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: c, namespace: mastodon}
+data: {OTP_SECRET: 918273645546372819}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: p, namespace: mastodon}
+spec:
+  containers:
+  - name: web
+    image: ghcr.io/mastodon/mastodon:v4.5.0
+    env: [{name: DB_PASS, value: 564738291029384756}]
+"""
+    run = evaluate([Bundle(parse_stream(doc, "typed.yaml"))], PolicyConfig(),
+                   rules=[REGISTRY.get("MSTDN-WL-010")])
+    messages = sorted(f.message for f in run.findings)
+    assert messages == [
+        "data.OTP_SECRET: value is not of type 'string', 'null'",
+        "spec.containers.0.env.0.value: value is not of type 'string', 'null'"]
+    assert not any("918273645546372819" in f.text() or "564738291029384756" in f.text()
+                   for f in run.findings)
+
+
+@pytest.mark.parametrize(("name", "secret"), [
+    ("REPLICA_DB_PASS", True), ("SAML_PRIVATE_KEY", True), ("SWIFT_TEMP_URL_KEY", True),
+    ("ES_PASS", True), ("LDAP_PASSWORD", True), ("ACTIVE_RECORD_ENCRYPTION_PRIMARY_KEY", True),
+    # URLs and flags whose names contain "token"/"secret" (Mastodon's own settings)
+    ("OIDC_TOKEN_ENDPOINT", False), ("OIDC_SEND_SCOPE_TO_TOKEN_ENDPOINT", False),
+    ("CACHE_BUSTER_SECRET_HEADER", False), ("VAPID_PUBLIC_KEY", False), ("DB_HOST", False),
+])
+def test_secret_setting_names(name: str, secret: bool) -> None:
+    from tootcheck.policy.rules.secret import is_secret_name
+
+    assert is_secret_name(name) is secret

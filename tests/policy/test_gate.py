@@ -30,6 +30,10 @@ waivers:
   object: Deployment/mastodon/gone
   reason: expired on purpose
   expires: 2020-01-01
+- rule: MSTDN-WL-001
+  object: Service/mastodon/mastodon-web
+  reason: stale on purpose (the rule never applies to a Service)
+  expires: 2099-01-01
 """
 
 
@@ -90,4 +94,4 @@ def test_gate_strict(gate_dir: pytest.Pytester) -> None:
                                 "-p", "no:cacheprovider", "-p", "no:pytest-kind", "-k", "WL-007 or stale")
     out = result.stdout.str()
     assert "FAILED test_gate_inner.py::MSTDN-WL-007[Service/mastodon/mastodon-web]" in out
-    assert "FAILED test_gate_inner.py::waiver[stale: MSTDN-WL-001 Deployment/mastodon/gone]" in out
+    assert "FAILED test_gate_inner.py::waiver[stale: MSTDN-WL-001 Service/mastodon/mastodon-web]" in out

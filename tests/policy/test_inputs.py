@@ -160,3 +160,50 @@ def test_no_kubectl_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="kubectl not found"):
         load_bundle([str(d)], tools_bin=tmp_path / "none", search_path=str(tmp_path / "none"))
     assert shutil.which("true")  # the machine has a PATH at all
+
+
+def test_pipes_and_devices_are_read_as_files() -> None:
+    """`tootcheck policy <(kubectl kustomize ...)` names a pipe, /dev/null a device:
+    both are read, never listed as a directory."""
+    import os
+
+    r, w = os.pipe()
+    os.write(w, DEPLOY.encode())
+    os.close(w)
+    try:
+        bundle = load_bundle([f"/dev/fd/{r}"])
+    finally:
+        os.close(r)
+    assert [o.kind for o in bundle] == ["Deployment", "ConfigMap", "ConfigMap"]
+    with pytest.raises(BadInput, match=r"^/dev/null: no Kubernetes objects in it$"):
+        load_bundle(["/dev/null"])
+
+
+def test_undecodable_input_is_bad_input(tmp_path: Path) -> None:
+    # stdin decoded with surrogateescape (a C locale) carries lone surrogates
+    with pytest.raises(BadInput, match=r"^<stdin>: not UTF-8 text"):
+        load_bundle(["-"], stdin=io.StringIO("apiVersion: v1\nkind: \udcff\n"))
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\x00\xff\xfe")
+    with pytest.raises(BadInput, match=r"binary\.yaml: cannot read"):
+        load_bundle([str(binary)])
+    kdir = tmp_path / "k"
+    kdir.mkdir()
+    (kdir / "kustomization.yaml").write_bytes(b"\xff\xfe")
+    with pytest.raises(BadInput, match=r"kustomization\.yaml: cannot read"):
+        uses_helm_charts(kdir)
+    (kdir / "kustomization.yaml").write_text("resources: [2027-13-45]\n")
+    with pytest.raises(BadInput, match=r"kustomization\.yaml: not valid YAML"):
+        uses_helm_charts(kdir)
+
+
+def test_excessive_aliasing_is_bad_input() -> None:
+    """A few anchors can stand for billions of nodes (the "billion laughs"); refuse them
+    before validation walks them, as kubectl does. Ordinary anchors still load."""
+    lines = ["apiVersion: v1", "kind: ConfigMap", "metadata:", "  name: x",
+             "  annotations:", "    a0: &a0 [l, l, l, l, l, l, l, l, l, l]"]
+    lines += [f"    a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 7)]
+    with pytest.raises(BadInput, match="document 1 expands its aliases to more than"):
+        parse_stream("\n".join(lines) + "\n", "laughs.yaml")
+    ok = parse_stream("\n".join(lines[:7]) + "\n", "fine.yaml")
+    assert len(ok[0].data["metadata"]["annotations"]["a1"]) == 10

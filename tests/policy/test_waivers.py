@@ -71,11 +71,23 @@ def test_expiring_soon_warns() -> None:
 
 
 def test_stale_waiver_is_reported() -> None:
+    # the object is checked, but the rule finds nothing on it: the waiver is stale
+    run = run_with(entry("Deployment/mastodon/mastodon:sidekiq")
+                   + entry("Deployment/mastodon/mastodon:web", rule="MSTDN-WL-005")[len("waivers:\n"):])
+    [problem] = run.waiver_problems
+    assert problem.kind == "stale" and problem.severity is Severity.WARN
+    assert "Deployment/mastodon/mastodon" in problem.message
+    assert "line 6 of waivers.yaml" in problem.message
+
+
+def test_waiver_for_an_object_outside_the_input_is_only_a_note() -> None:
+    # e.g. the infrastructure's waivers when the reference is gated alone
     run = run_with(entry("Deployment/mastodon/mastodon:sidekiq")
                    + entry("Deployment/mastodon/gone", rule="MSTDN-WL-005")[len("waivers:\n"):])
     [problem] = run.waiver_problems
-    assert problem.kind == "stale" and "Deployment/mastodon/gone" in problem.message
-    assert "line 6 of waivers.yaml" in problem.message
+    assert problem.kind == "absent" and problem.severity is Severity.INFO
+    assert "no such object" in problem.message
+    assert not run.failed(strict=True)
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -90,8 +102,30 @@ def test_stale_waiver_is_reported() -> None:
      "unknown waiver field(s) x"),
     ("- just a list", "expected a mapping with a 'waivers' list"),
     ("waivers: [", "not valid YAML"),
+    # YAML reads this as a timestamp and PyYAML raises ValueError, not a YAMLError
+    ("waivers: [{rule: MSTDN-WL-005, object: Pod/a/b, reason: r, expires: 2027-13-45}]",
+     "not valid YAML: month must be in 1..12"),
 ])
 def test_bad_waiver_files(text: str, message: str) -> None:
     with pytest.raises(BadInput) as exc:
         parse_waivers(text, "waivers.yaml", IDS)
     assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_unreadable_waivers_and_config_files_are_bad_input(tmp_path) -> None:
+    from tootcheck.policy.config import load_config
+    from tootcheck.policy.waivers import load_waivers
+
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\x00\xff\xfe binary")
+    with pytest.raises(BadInput, match="cannot read"):
+        load_waivers(binary, IDS)
+    with pytest.raises(BadInput, match="cannot read"):
+        load_config(binary)
+    bad_date = tmp_path / "config.yaml"
+    bad_date.write_text("domain: 2027-13-45\n")
+    with pytest.raises(BadInput, match=r"month must be in 1\.\.12"):
+        load_config(bad_date)
+    bad_date.write_text("web_port: true\n")  # YAML's true is no port number
+    with pytest.raises(BadInput, match="web_port must be an integer"):
+        load_config(bad_date)

@@ -31,8 +31,11 @@ def test_windows_open_at_first_failure_and_close_at_recovery() -> None:
         Window("health", 4, None, 3, "refused", last_ok_before=3),
     ]
     totals = downtime(samples, "health")
+    # failures at 1,2 then 4,5,6: certainly down 1 + 2 s; reported 2 + 2 s; at most 3 + 2 s
     assert totals == {"samples": 7, "windows": 2, "down_s": 4.0, "longest_s": 2.0,
-                      "upper_bound_s": 5.0, "recovered": False, "ended_ok": False}
+                      "lower_bound_s": 3.0, "upper_bound_s": 5.0, "recovered": False,
+                      "ended_ok": False}
+    assert totals["lower_bound_s"] <= totals["down_s"] <= totals["upper_bound_s"]
     assert downtime(samples, "streaming")["windows"] == 0
 
 
@@ -40,8 +43,10 @@ def test_a_run_starting_down_and_an_empty_run() -> None:
     first = windows([s(0, False), s(1, True)], "health")
     assert first == [Window("health", 0, 1, 1, "HTTP 502", None)]
     assert first[0].upper_bound is None and first[0].duration() == 1
+    assert first[0].lower_bound == 0  # one failing sample: down for an instant at least
     assert downtime([], "health") == {"samples": 0, "windows": 0, "down_s": 0.0, "longest_s": 0.0,
-                                      "upper_bound_s": 0.0, "recovered": True, "ended_ok": False}
+                                      "lower_bound_s": 0.0, "upper_bound_s": 0.0,
+                                      "recovered": True, "ended_ok": False}
 
 
 def test_poller_measures_a_real_outage(site: Site) -> None:
@@ -58,6 +63,7 @@ def test_poller_measures_a_real_outage(site: Site) -> None:
     (window,) = windows(samples, "health")
     assert window.recovered and window.failures >= 3 and window.detail == "HTTP 503"
     assert 0 < window.duration() < 10 and window.upper_bound >= window.duration()
+    assert 0 < window.lower_bound <= window.duration()
     assert windows(samples, "streaming") == []
     assert poller.hit_bound == []
 

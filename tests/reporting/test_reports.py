@@ -98,6 +98,14 @@ def test_teardown_error_fails_the_run_and_names_the_phase(sample_run):
     assert "teardown exploded" in record["message"]
 
 
+def test_a_failure_is_summarised_by_its_assertion_message(sample_run):
+    # The traceback ends in "test_sample.py:36: AssertionError"; the headline is the message.
+    result, summary, _, _ = sample_run
+    record = next(t for t in summary["tests"] if t["nodeid"].endswith("test_fails"))
+    assert record["message"].splitlines()[0] == "AssertionError: values differ"
+    assert "FAILED  test_sample.py::test_fails: AssertionError: values differ" in result.stdout
+
+
 def test_no_assertion_fails_with_a_clear_message(sample_run):
     _, summary, _, _ = sample_run
     record = next(t for t in summary["tests"] if t["nodeid"].endswith("test_asserts_nothing"))
@@ -146,3 +154,22 @@ TOKEN = Secret("tok-0123456789abcdef", "token")
 def test_leaks():
     assert TOKEN.reveal() == "nope", f"value was {TOKEN.reveal()}"
 '''
+
+
+def test_a_test_whose_body_never_reported_is_not_a_pass():
+    # An interrupted session: setup passed, the call phase never reported.
+    from types import SimpleNamespace
+
+    from tootcheck.reporting.records import RecordBook
+
+    book = RecordBook()
+    for nodeid, phases in (("t.py::interrupted", ["setup"]),
+                           ("t.py::finished", ["setup", "call", "teardown"])):
+        for when in phases:
+            book.add(SimpleNamespace(nodeid=nodeid, when=when, outcome="passed", duration=0.1,
+                                     user_properties=[], longrepr=None))
+    assert book.records["t.py::interrupted"].outcome == "error"
+    assert "never finished" in book.records["t.py::interrupted"].message
+    assert book.records["t.py::finished"].outcome == "passed"
+    assert book.records["t.py::finished"].message == ""
+    assert book.ok is False

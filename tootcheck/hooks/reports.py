@@ -53,8 +53,8 @@ class ReportPlugin:
         terminalreporter.write_sep("-", "tootcheck summary")
         for test in summary["tests"]:
             if test["outcome"] in ATTENTION:
-                last = (test["message"].splitlines() or [""])[-1][:160]
-                line = f"{test['outcome'].upper():7} {test['nodeid']}: {last}"
+                first = (test["message"].splitlines() or [""])[0][:160]  # the headline
+                line = f"{test['outcome'].upper():7} {test['nodeid']}: {first}"
                 if test["evidence"]:
                     line += f" [evidence: {test['evidence']}]"
                 write(redact(line))

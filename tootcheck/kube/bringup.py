@@ -262,6 +262,15 @@ def current(ctx: Context, phase: plan.Phase) -> bool:
     return plan.is_phase_current(ctx.state, phase.name, phase_digest(ctx, phase) if phase.paths else None)
 
 
+def transient_errors() -> tuple[type[BaseException], ...]:
+    """API errors a wait polls through (a busy API server on a 2-core runner answers
+    5xx or drops a connection now and then); the bound and the last state still hold."""
+    from kubernetes.client import ApiException
+    from urllib3.exceptions import HTTPError
+
+    return (ApiException, HTTPError)
+
+
 def poll_once(condition: Callable[[], Readiness]) -> bool:
     try:
         return condition().ready
@@ -405,7 +414,7 @@ NODE_WATCHES = (Watch("v1", "Node"), Watch("apps/v1", "DaemonSet", "kube-system"
 
 def run_nodes(ctx: Context, phase: plan.Phase) -> str:
     return wait_ready(ctx.kube, NODE_WATCHES, what="nodes and kube-system DaemonSets",
-                      timeout=phase.timeout).reason
+                      timeout=phase.timeout, retry_on=transient_errors()).reason
 
 
 def done_nodes(ctx: Context, phase: plan.Phase) -> bool:
@@ -416,7 +425,7 @@ def _apply_and_wait(ctx: Context, phase: plan.Phase, watches: Sequence[Watch],
                     extra: Callable[[], Readiness] | None = None) -> str:
     count = apply_docs(ctx, ctx.docs(*phase.paths))
     verdict = wait_ready(ctx.kube, watches, what=f"{phase.name}: {phase.ready}", timeout=phase.timeout,
-                         extra=extra)
+                         extra=extra, retry_on=transient_errors())
     record(ctx, phase, phase_digest(ctx, phase))
     return f"{count} objects applied; {verdict.reason}"
 
@@ -442,7 +451,8 @@ def run_coredns(ctx: Context, phase: plan.Phase) -> str:
                     "metadata": {"name": "coredns", "namespace": "kube-system"},
                     "spec": {"template": {"metadata": {"annotations": {
                         "tootcheck/restarted-at": now_utc()}}}}})
-    verdict = wait_ready(ctx.kube, COREDNS_WATCHES, what="CoreDNS rollout", timeout=phase.timeout)
+    verdict = wait_ready(ctx.kube, COREDNS_WATCHES, what="CoreDNS rollout", timeout=phase.timeout,
+                         retry_on=transient_errors())
     record(ctx, phase, phase_digest(ctx, phase))
     return f"{count} objects applied, restarted; {verdict.reason}"
 
@@ -480,7 +490,8 @@ def run_issuers(ctx: Context, phase: plan.Phase) -> str:
 
     note = wait_for(applied, what="issuers accepted by the cert-manager webhook", timeout=180,
                     interval=3.0).reason
-    verdict = wait_ready(ctx.kube, ISSUER_WATCHES, what="issuers and the root CA", timeout=phase.timeout)
+    verdict = wait_ready(ctx.kube, ISSUER_WATCHES, what="issuers and the root CA", timeout=phase.timeout,
+                         retry_on=transient_errors())
     ensure_ca(ctx)
     record(ctx, phase, phase_digest(ctx, phase))
     return f"{note}; {verdict.reason}; CA in {ctx.ca_file}"
@@ -851,13 +862,17 @@ class KeepDecision:
     reason: str
 
 
-def keep_decision(policy: str, *, failed: bool, reused: bool) -> KeepDecision:
+def keep_decision(policy: str, *, failed: bool, reused: bool, foreign: bool = False) -> KeepDecision:
     """Whether to keep the kind cluster at the end of the session (pure).
 
     ``always`` keeps it, ``never`` deletes it, ``on-failure`` keeps it when any test
     or the bring-up failed. A cluster that existed before this run (reused) is
-    kept under ``on-failure`` even when all passed: the operator brought it.
+    kept under ``on-failure`` even when all passed: the operator brought it. A
+    ``foreign`` cluster (reused, without the suite's marker) is never deleted.
     """
+    if foreign:
+        return KeepDecision(True, "the suite did not create it (no marker ConfigMap), so it "
+                                  "never deletes it")
     if policy == "always":
         return KeepDecision(True, "--keep-cluster=always")
     if policy == "never":

@@ -31,6 +31,12 @@ class KubeReader(Protocol):
 class NotReady(WaitTimeout):
     """A wait that timed out, or stopped early because the verdict was final."""
 
+    def __init__(self, what: str, timeout: float, last_state: str, polls: int, *,
+                 final: bool = False) -> None:
+        super().__init__(what, timeout, last_state, polls)
+        if final:  # not a timeout: say so, instead of "timed out after 0s"
+            self.args = (f"stopped waiting for {what}: {last_state}",)
+
 
 @dataclass(frozen=True)
 class Watch:
@@ -142,7 +148,8 @@ def wait_for(condition: Callable[[], Readiness], *, what: str, timeout: float | 
         raise NotReady(what, exc.timeout, _with_context(exc.last_state, context), exc.polls) from None
     assert verdict is not None
     if final:
-        raise NotReady(what, 0, _with_context(f"failed for good: {verdict.reason}", context), 1)
+        raise NotReady(what, 0, _with_context(f"failed for good: {verdict.reason}", context), 1,
+                       final=True)
     return verdict
 
 

@@ -9,6 +9,7 @@ mapped back to its line.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ PathPart = str | int
 FieldPath = tuple[PathPart, ...]
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+MAX_EXPANDED_NODES = 1_000_000  # per document, aliases expanded
+_ANCHOR = re.compile(r"(?:^|[\s\[{,])&[^\s\[\]{},&]")  # a superset of YAML anchors
 
 # Kinds that are not namespaced (the ones this suite can meet).
 CLUSTER_SCOPED = frozenset({
@@ -213,12 +216,19 @@ def parse_stream(text: str, source: str, *, default_namespace: str = "mastodon",
     Raises BadInput (one line) when the text is not YAML or a document is not an object.
     """
     objects: list[K8sObject] = []
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except UnicodeError as exc:  # e.g. undecodable bytes from stdin (surrogate escapes)
+        raise BadInput(f"{source}: not UTF-8 text: {exc.reason}") from None
     doc = -1
+    anchors = _ANCHOR.search(text) is not None  # without anchors nothing can be aliased
     try:
         while loader.check_node():
             node = loader.get_node()
             doc += 1
+            if anchors and _expanded_size(node, MAX_EXPANDED_NODES) > MAX_EXPANDED_NODES:
+                raise BadInput(f"{source}: document {doc + 1} expands its aliases to more than "
+                               f"{MAX_EXPANDED_NODES:,} nodes (excessive aliasing)")
             data = loader.construct_document(node)
             if data is None:
                 continue
@@ -237,6 +247,35 @@ def parse_stream(text: str, source: str, *, default_namespace: str = "mastodon",
     finally:
         loader.dispose()
     return objects
+
+
+def _expanded_size(root: Any, limit: int) -> int:
+    """Nodes in the document once every alias is expanded (stops counting past ``limit``).
+
+    An alias is a reference, so a few lines of anchors can stand for billions of nodes
+    that validation and messages would then walk; kubectl refuses such documents too."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            children = []
+        if children_done:
+            open_.discard(key)
+            sizes[key] = 1 + sum(sizes.get(id(c), 1) for c in children)  # a cycle counts once
+            if sizes[key] > limit:
+                return sizes[key]
+        elif key not in sizes and key not in open_:
+            open_.add(key)
+            stack.append((node, True))
+            stack.extend((c, False) for c in children)
+    return sizes.get(id(root), 1)
 
 
 def _expand(data: Any, node: Any, source: str, doc: int) -> Iterator[tuple[dict, Any]]:

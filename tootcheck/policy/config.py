@@ -109,7 +109,7 @@ def config_from_mapping(raw: Mapping[str, Any], base: PolicyConfig | None = None
                 raise BadInput(f"{origin}: external_secrets must map a Secret name to its keys")
             value = {str(k): tuple(str(x) for x in v) for k, v in value.items()}
         elif key in ("web_port", "streaming_port"):
-            if not isinstance(value, int):
+            if not isinstance(value, int) or isinstance(value, bool):
                 raise BadInput(f"{origin}: {key} must be an integer")
         elif key == "entrypoint_redirect":
             if not isinstance(value, bool):
@@ -131,7 +131,7 @@ def load_config(path: Path | None = None, *, domain: str | None = None) -> Polic
         return base
     try:
         raw = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError, TypeError) as exc:
         raise BadInput(f"policy config {path}: cannot read: {_one_line(exc)}") from None
     if not isinstance(raw, Mapping):
         raise BadInput(f"policy config {path}: expected a mapping of settings")

@@ -32,8 +32,10 @@ waivers:
 - Waived findings are reported as **skipped** (pytest), as SARIF results with a
   suppression, and in the CLI's "Waived" section: never as passed.
 - An **expired** waiver no longer suppresses anything and fails the gate; a waiver that
-  expires within 14 days warns; a waiver that matches no finding is reported as
-  **stale** (a warning, an error under `--strict`/`--policy-strict`).
+  expires within 14 days warns; a waiver that matches no finding on an object of the
+  input is reported as **stale** (a warning, an error under `--strict`/`--policy-strict`);
+  a waiver whose object is not in the input at all (the infrastructure's waivers when the
+  reference is gated alone) is only a note.
 - A waiver naming an unknown rule, or lacking `rule`, `object`, `reason` or `expires`,
   is bad input (exit 2).
 """

@@ -260,5 +260,6 @@ def evaluate(bundles: Sequence[Bundle], config: PolicyConfig, *,
                         finding.waiver_expired = w.is_expired(today)
                     res.findings.append(finding)
             outcome.results.extend(results.values())
-    return PolicyRun(outcomes, list(bundles), waivers, waivers.problems(today), kube_version,
+    present = {obj.id for bundle in bundles for obj in bundle}
+    return PolicyRun(outcomes, list(bundles), waivers, waivers.problems(today, present), kube_version,
                      time.perf_counter() - started)

@@ -60,7 +60,6 @@ class MergedEnv:
     definitions: list[EnvVar] = field(default_factory=list)  # every definition, in order
     env_from: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) in order
     unresolved: list[Unresolved] = field(default_factory=list)
-    external: set[str] = field(default_factory=set)  # external Secrets used
 
     def get(self, name: str) -> EnvVar | None:
         return self.vars.get(name)
@@ -68,9 +67,6 @@ class MergedEnv:
     def value(self, name: str) -> str | None:
         var = self.vars.get(name)
         return var.value if var else None
-
-    def has(self, name: str) -> bool:
-        return name in self.vars
 
 
 def secret_keys(obj: K8sObject) -> set[str]:
@@ -130,7 +126,6 @@ def _merge(c: Container, bundle: Bundle, config: PolicyConfig) -> MergedEnv:
                     keys = set(CERT_KEYS)
                 elif declared is not None and bundle.mode == "offline":
                     keys = set(declared)
-                    out.external.add(name)
                 else:
                     out.unresolved.append(Unresolved(kind, name, None, path, optional,
                                                      _missing(bundle, "Secret")))
@@ -178,7 +173,6 @@ def _merge(c: Container, bundle: Bundle, config: PolicyConfig) -> MergedEnv:
                                                      f"key {k}"))
             elif (declared := config.external_secret_keys(ns, s_name)) is not None and \
                     bundle.mode == "offline":
-                out.external.add(s_name)
                 if k not in declared:
                     out.unresolved.append(Unresolved(
                         "Secret", s_name, k, path, optional,

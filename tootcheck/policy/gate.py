@@ -118,6 +118,8 @@ def gate_cases(run: PolicyRun, strict: bool) -> list[GateCase]:
                                       "\n".join(f.text() for f in res.active), res.active,
                                       source, res.active[0].line or line, o.rule.id))
     for p in run.waiver_problems:
+        if p.severity is Severity.INFO:
+            continue  # a waiver for an object outside this input: shown in the summary only
         outcome = "fail" if p.severity is Severity.ERROR or strict else "warn"
         cases.append(GateCase(f"{p.id}", outcome, p.message, source=run.waivers.source,
                               line=p.waiver.line, rule_id=p.waiver.rule))

@@ -249,10 +249,6 @@ def mastodon_containers(bundle: Bundle, *roles: str, namespace: str | None = Non
                     if c.obj.namespace != namespace]
 
 
-def is_mastodon_workload(bundle: Bundle, obj: K8sObject) -> bool:
-    return any(c.is_mastodon for c in containers_of(bundle, obj))
-
-
 # ---------------------------------------------------------------- selectors
 
 

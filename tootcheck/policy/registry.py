@@ -173,9 +173,3 @@ def load_rules() -> Registry:
 
 def all_rules() -> list[Rule]:
     return list(load_rules())
-
-
-def rule_area_module(r: Rule) -> str:
-    return r.module.rsplit(".", 1)[-1]
-
-

@@ -25,11 +25,14 @@ def _rule_descriptor(run: PolicyRun, index: int) -> dict[str, Any]:
         "fullDescription": {"text": r.description},
         "help": {"text": r.remediation,
                  "markdown": f"**Remediation:** {r.remediation}\n\n"
-                             f"Mirrors: {'; '.join(r.refs)}"},
-        "helpUri": r.help_uri,
+                             f"Mirrors: {'; '.join(r.refs)}\n\n"
+                             f"Details: [{r.id}]({r.help_uri})"},
+        # no helpUri: SARIF requires an absolute URI there, and the rule's documentation
+        # is a file of this repository (properties.docs, repository-relative)
         "defaultConfiguration": {"level": r.severity.sarif_level},
         "properties": {"tags": ["kubernetes", "policy", r.area.lower()], "severity":
-                       r.severity.value, "kinds": r.applies_to, "refs": list(r.refs)},
+                       r.severity.value, "kinds": r.applies_to, "refs": list(r.refs),
+                       "docs": r.help_uri},
     }
 
 

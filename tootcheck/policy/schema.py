@@ -57,9 +57,9 @@ def schema_version(kube_version: str) -> str:
         if (m := re.match(r"^v(\d+\.\d+)\.\d+-local-strict$", p.name)))
     usable = [name for v, name in shipped if v <= mm]
     if not usable or mm > shipped[-1][0]:
-        newest = shipped[-1][1] if shipped else "none"
+        span = f"{shipped[0][1]} to {shipped[-1][1]}" if shipped else "none"
         raise BadInput(f"no strict schemas for Kubernetes {kube_version} in kubernetes-validate "
-                       f"(it ships up to {newest})")
+                       f"(it ships {span})")
     return usable[-1]
 
 
@@ -133,4 +133,12 @@ def _message(error: jsonschema.ValidationError, redact: bool) -> str:
     if redact:  # never quote a Secret's values
         return f"fails schema keyword {error.validator!r}"
     text = " ".join(error.message.split())
+    if error.validator != "required":  # "'x' is a required property" names a key, no value
+        # jsonschema starts most messages with the offending value (`12345 is not of type
+        # 'string'`): that may be a credential (env[].value, ConfigMap data), so say "value".
+        shown = " ".join(repr(error.instance).split())
+        if text.startswith(shown):
+            text = "value" + text[len(shown):]
+        elif shown in text:
+            text = f"fails schema keyword {error.validator!r}"
     return text if len(text) <= 160 else text[:157] + "..."

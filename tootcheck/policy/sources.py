@@ -6,107 +6,44 @@ Every problem with the input is a one-line :class:`BadInput`.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-import yaml
-
 from tootcheck.errors import BadInput
-from tootcheck.kube import tools
 from tootcheck.policy.bundle import Bundle, K8sObject, parse_stream
-from tootcheck.settings import REPO_ROOT
+from tootcheck.rendering import display_path, helm_charts, kustomization_file, render
 
-KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
 RENDER_TIMEOUT_S = 180.0
 
 
-def display_path(path: Path) -> str:
-    """Repo-relative posix path when inside the repository (stable in reports)."""
-    try:
-        return path.resolve().relative_to(REPO_ROOT).as_posix()
-    except ValueError:
-        return str(path)
-
-
-def kustomization_file(directory: Path) -> Path | None:
-    for name in KUSTOMIZATION_FILES:
-        if (directory / name).is_file():
-            return directory / name
-    return None
-
-
-def uses_helm_charts(directory: Path, _seen: set[Path] | None = None) -> bool:
+def uses_helm_charts(directory: Path) -> bool:
     """Whether the kustomization (or a local base/component it pulls in) has helmCharts."""
-    seen = _seen if _seen is not None else set()
-    directory = directory.resolve()
-    if directory in seen:
-        return False
-    seen.add(directory)
-    kfile = kustomization_file(directory)
-    if kfile is None:
-        return False
-    try:
-        data = yaml.safe_load(kfile.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise BadInput(f"{display_path(kfile)}: not valid YAML: "
-                       f"{' '.join(str(exc).split())[:160]}") from None
-    if not isinstance(data, dict):
-        raise BadInput(f"{display_path(kfile)}: not a kustomization (expected a mapping)")
-    if data.get("helmCharts"):
-        return True
-    for entry in [*(data.get("resources") or []), *(data.get("components") or []),
-                  *(data.get("bases") or [])]:
-        sub = directory / str(entry)
-        if "://" not in str(entry) and sub.is_dir() and uses_helm_charts(sub, seen):
-            return True
-    return False
+    return bool(helm_charts(directory))
 
 
 def render_kustomize(directory: Path, *, tools_bin: Path | None = None,
                      search_path: str | None = None) -> str:
-    """``kubectl kustomize [--enable-helm --helm-command <helm v3>] <dir>``'s output.
-
-    Tools are looked up in .tools/bin, then on PATH (``search_path`` overrides PATH)."""
-    tools_bin = tools_bin or tools.TOOLS_BIN
-    kubectl = tools.resolve("kubectl", tools_bin, search_path)
-    cmd = [str(kubectl), "kustomize"]
-    if uses_helm_charts(directory):
-        found = [f for f in tools.find("helm", tools_bin, search_path) if f.ok]
-        if not found:
-            others = "; ".join(f.describe() for f in tools.find("helm", tools_bin, search_path))
-            raise BadInput(f"{display_path(directory)} has helmCharts and needs helm v3, but "
-                           f"{others or 'no helm is on PATH nor in .tools/bin'} "
-                           f"(run `make tools`)")
-        cmd += ["--enable-helm", "--helm-command", str(found[0].path)]
-    cmd.append(str(directory))
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=RENDER_TIMEOUT_S,
-                              check=False)
-    except subprocess.TimeoutExpired:
-        raise BadInput(f"kubectl kustomize {display_path(directory)} did not finish in "
-                       f"{RENDER_TIMEOUT_S:.0f}s") from None
-    if proc.returncode != 0:
-        lines = [line for line in proc.stderr.splitlines() if line.strip()]
-        raise BadInput(f"kubectl kustomize {display_path(directory)} failed: "
-                       f"{lines[-1] if lines else f'exit {proc.returncode}'}")
-    return proc.stdout
+    """``kubectl kustomize --enable-helm <dir>``'s output (see tootcheck.rendering.render)."""
+    return render(directory, timeout=RENDER_TIMEOUT_S, tools_bin=tools_bin, search_path=search_path)
 
 
 def load_path(arg: str, *, default_namespace: str = "mastodon", stdin: TextIO | None = None,
               tools_bin: Path | None = None, search_path: str | None = None
               ) -> list[K8sObject]:
     if arg == "-":
-        text = (stdin or sys.stdin).read()
+        try:
+            text = (stdin or sys.stdin).read()
+        except UnicodeDecodeError as exc:
+            raise BadInput(f"<stdin>: cannot read: {exc}") from None
         return parse_stream(text, "<stdin>", default_namespace=default_namespace)
     path = Path(arg)
     if not path.exists():
         raise BadInput(f"{arg}: no such file or directory")
     shown = display_path(path)
-    if path.is_file():
+    if not path.is_dir():  # a file, or a pipe such as <(kubectl kustomize ...) or /dev/stdin
         try:
             text = path.read_text()
         except (OSError, UnicodeDecodeError) as exc:
@@ -118,7 +55,10 @@ def load_path(arg: str, *, default_namespace: str = "mastodon", stdin: TextIO | 
         text = render_kustomize(path, tools_bin=tools_bin, search_path=search_path)
         return parse_stream(text, shown, default_namespace=default_namespace,
                             artifact=display_path(kfile))
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in YAML_SUFFIXES)
+    try:
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in YAML_SUFFIXES)
+    except OSError as exc:
+        raise BadInput(f"{shown}: cannot list: {exc.strerror}") from None
     if not files:
         raise BadInput(f"{shown}: no kustomization and no YAML files in this directory")
     out: list[K8sObject] = []

@@ -74,7 +74,7 @@ class Waiver:
 class WaiverProblem:
     waiver: Waiver
     severity: Severity
-    kind: str  # expired | expiring | stale
+    kind: str  # expired | expiring | stale | absent
     message: str
 
     @property
@@ -97,7 +97,10 @@ class Waivers:
                 return w
         return None
 
-    def problems(self, today: dt.date) -> list[WaiverProblem]:
+    def problems(self, today: dt.date, present: set[str] | None = None) -> list[WaiverProblem]:
+        """Expired (ERROR), expiring (WARN) and stale (WARN) waivers. A waiver whose object
+        is not in this input at all (``present``: the ids of the objects checked) is only a
+        note: gating the reference alone must not fail on the infrastructure's waivers."""
         out: list[WaiverProblem] = []
         for w in self.entries:
             left = w.days_left(today)
@@ -110,7 +113,11 @@ class Waivers:
                 out.append(WaiverProblem(w, Severity.WARN, "expiring",
                                          f"waiver for {w.describe()} expires in {left} day(s) "
                                          f"({w.expires.isoformat()})"))
-            if not w.matched:
+            if not w.matched and present is not None and w.object_id not in present:
+                out.append(WaiverProblem(w, Severity.INFO, "absent",
+                                         f"waiver for {w.describe()} not applied: no such object "
+                                         f"in this input"))
+            elif not w.matched:
                 out.append(WaiverProblem(w, Severity.WARN, "stale",
                                          f"stale waiver: {w.describe()} matches no finding "
                                          f"(line {w.line} of {self.source or 'the waivers file'})"))
@@ -122,7 +129,7 @@ def parse_waivers(text: str, source: str, known_rules: Iterable[str]) -> Waivers
     try:
         node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError, TypeError) as exc:  # ValueError: expires: 2027-13-45
         raise BadInput(f"{source}: not valid YAML: {' '.join(str(exc).split())[:160]}") from None
     if raw is None:
         return Waivers([], source)
@@ -186,8 +193,9 @@ def load_waivers(path: Path | None, known_rules: Iterable[str]) -> Waivers:
         return Waivers([], "")
     try:
         text = path.read_text()
-    except OSError as exc:
-        raise BadInput(f"waivers file {path}: cannot read: {exc.strerror}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"waivers file {path}: cannot read: "
+                       f"{getattr(exc, 'strerror', None) or exc}") from None
     return parse_waivers(text, _display(path), known_rules)
 
 

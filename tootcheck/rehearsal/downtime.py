@@ -6,8 +6,10 @@ A :class:`Poller` runs each probe in its own thread through
 paced by ``interval``) and records a :class:`Sample` per call. :func:`windows`
 turns the samples of one probe into :class:`Window` records: a window opens at
 the first failing sample and closes at the next succeeding one (or stays open
-when the probe never recovered). The true outage is at least ``end - start`` and
-at most the gap between the successes around it; both are reported.
+when the probe never recovered). ``end - start`` is the reported duration; the
+true outage is at least the span of the failing samples (``lower_bound``) and at
+most the gap between the successes around it (``upper_bound``); all three are
+reported, and the poll interval is the resolution.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -54,6 +56,7 @@ class Window:
     failures: int
     detail: str  # what the first failure said
     last_ok_before: float | None = None
+    last_failure: float | None = field(default=None, compare=False)  # last failing sample
 
     @property
     def recovered(self) -> bool:
@@ -63,6 +66,12 @@ class Window:
         """Seconds from the first failure to recovery (or to ``until`` when open)."""
         end = self.end if self.end is not None else until
         return max(0.0, (end if end is not None else self.start) - self.start)
+
+    @property
+    def lower_bound(self) -> float:
+        """Seconds between the first and the last failing sample: certainly down."""
+        return max(0.0, (self.last_failure if self.last_failure is not None else self.start)
+                   - self.start)
 
     @property
     def upper_bound(self) -> float | None:
@@ -78,25 +87,28 @@ def windows(samples: Iterable[Sample], probe: str) -> list[Window]:
     found: list[Window] = []
     start: Sample | None = None
     failures = 0
+    last_failure = 0.0
     last_ok: float | None = None
     for sample in mine:
         if not sample.ok:
             if start is None:
                 start, failures = sample, 0
             failures += 1
+            last_failure = sample.t
             continue
         if start is not None:
-            found.append(Window(probe, start.t, sample.t, failures, start.detail, last_ok))
+            found.append(Window(probe, start.t, sample.t, failures, start.detail, last_ok,
+                                last_failure))
             start = None
         last_ok = sample.t
     if start is not None:
-        found.append(Window(probe, start.t, None, failures, start.detail, last_ok))
+        found.append(Window(probe, start.t, None, failures, start.detail, last_ok, last_failure))
     return found
 
 
 def downtime(samples: Sequence[Sample], probe: str) -> dict[str, Any]:
     """Totals for one probe: windows, seconds down (open windows count to the last
-    sample), the longest window, whether it ended available."""
+    sample) with the bounds around it, the longest window, whether it ended available."""
     mine = [s for s in samples if s.probe == probe]
     found = windows(mine, probe)
     last = max((s.t for s in mine), default=None)
@@ -106,6 +118,7 @@ def downtime(samples: Sequence[Sample], probe: str) -> dict[str, Any]:
         "windows": len(found),
         "down_s": round(sum(durations), 3),
         "longest_s": round(max(durations, default=0.0), 3),
+        "lower_bound_s": round(sum(w.lower_bound for w in found), 3),
         "upper_bound_s": round(sum(w.upper_bound or w.duration(last) for w in found), 3),
         "recovered": all(w.recovered for w in found),
         "ended_ok": bool(mine) and sorted(mine, key=lambda s: s.t)[-1].ok,

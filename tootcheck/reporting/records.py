@@ -15,6 +15,9 @@ from tootcheck.redaction import redact
 
 OUTCOMES = ("passed", "failed", "error", "flaky", "skipped", "xfailed", "xpassed")
 MESSAGE_LINES = 12
+# A test whose setup passed but whose call phase never reported (the session was
+# interrupted) is an error until its call passes: never a pass by default.
+UNFINISHED = "the test body never finished (session interrupted?)"
 
 
 @dataclass
@@ -47,13 +50,20 @@ class TestRecord:
 
 
 def _message(longrepr: object) -> str:
+    """The failure or skip text, headline first: for a raised exception, pytest's
+    crash line (``AssertionError: <check summary>``) leads, then the last lines of
+    the traceback, which on their own end in ``file.py:17: AssertionError``."""
     if longrepr is None:
         return ""
     # a skip's longrepr is (path, line, reason)
     skip = isinstance(longrepr, tuple) and len(longrepr) == 3
     text = str(longrepr[2]).removeprefix("Skipped: ") if skip else str(longrepr)  # type: ignore[index]
-    lines = [line for line in text.splitlines() if line.strip()]
-    return redact("\n".join(lines[-MESSAGE_LINES:]))
+    lines = [line for line in text.splitlines() if line.strip()][-MESSAGE_LINES:]
+    crash = str(getattr(getattr(longrepr, "reprcrash", None), "message", "") or "")
+    headline = next((line.strip() for line in crash.splitlines() if line.strip()), "")
+    if headline and (not lines or lines[0].strip() != headline):
+        lines.insert(0, headline)
+    return redact("\n".join(lines))
 
 
 class RecordBook:
@@ -63,7 +73,8 @@ class RecordBook:
         self.records: dict[str, TestRecord] = {}
 
     def add(self, report: Any) -> None:
-        record = self.records.setdefault(report.nodeid, TestRecord(report.nodeid))
+        record = self.records.setdefault(
+            report.nodeid, TestRecord(report.nodeid, outcome="error", message=UNFINISHED))
         record.duration_s += float(getattr(report, "duration", 0.0) or 0.0)
         for key, value in getattr(report, "user_properties", ()) or ():
             record.properties[str(key)] = str(value)
@@ -91,7 +102,8 @@ class RecordBook:
             record.message = prefix + _message(report.longrepr)
             return
         # passed phase
-        if when == "call" and record.outcome == "passed":
+        if when == "call" and record.message == UNFINISHED:
+            record.message = ""
             flaky = "flaky" in record.properties or record.reruns > 0
             record.outcome = "flaky" if flaky else "passed"
             if record.outcome == "flaky":

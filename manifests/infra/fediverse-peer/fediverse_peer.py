@@ -1,8 +1,8 @@
 """A small ActivityPub peer and Web Push receiver for the kind environment.
 
 Standard library only: it runs in a stock ``python`` image with this one file mounted
-from a ConfigMap (manifests/infra/fediverse-peer/ carries a byte-identical copy; a test
-keeps the two equal). It never imports tootcheck; tootcheck imports its protocol helpers.
+from a ConfigMap generated beside it. It never imports tootcheck; tootcheck loads this
+same file as ``tootcheck.peers.fediverse_peer`` and uses its protocol helpers.
 
     python fediverse_peer.py --public-url https://fedi.fediverse-peer.svc.cluster.local \\
         --port 8443 --tls-cert /tls/tls.crt --tls-key /tls/tls.key --admin-port 8080

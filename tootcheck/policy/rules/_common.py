@@ -10,9 +10,7 @@ from tootcheck.policy.k8s import (
     Container,
     containers_of,
     mastodon_containers,
-    pod_template_labels,
     pods_selected_by,
-    workloads,
 )
 
 Predicate = Callable[[Subject, Context], bool]
@@ -26,14 +24,6 @@ def role_in(*roles: str) -> Predicate:
 
     applies.text = f"{'/'.join(roles)} containers"  # type: ignore[attr-defined]
     return applies
-
-
-def is_mastodon_container(s: Subject, ctx: Context) -> bool:
-    return s.container is not None and s.container.is_mastodon
-
-
-def is_mastodon_workload(s: Subject, ctx: Context) -> bool:
-    return any(c.is_mastodon for c in ctx.containers(s.obj))
 
 
 def has_role_container(*roles: str) -> Predicate:
@@ -89,11 +79,6 @@ def is_mastodon_ingress(s: Subject, ctx: Context) -> bool:
             return True
     hosts = {r.get("host") for r in s.obj.get("spec", "rules") or [] if isinstance(r, dict)}
     return ctx.config.web_host in hosts
-
-
-def pods_with_labels(ctx: Context, namespace: str | None) -> list[tuple[K8sObject, dict]]:
-    return [(w, pod_template_labels(w)) for w in workloads(ctx.bundle)
-            if w.namespace == namespace]
 
 
 TRAEFIK_ANN = "traefik.ingress.kubernetes.io/router."

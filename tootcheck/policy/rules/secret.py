@@ -13,18 +13,25 @@ from tootcheck.policy.registry import Hit, rule
 
 E = Severity.ERROR
 
-# Mastodon's secret-valued settings (config.md "Secrets"), beyond what Polaris's
-# name patterns catch (they miss DB_PASS, VAPID_PRIVATE_KEY and ACTIVE_RECORD_*).
+# Mastodon's secret-valued settings (config.md "Secrets"; the ENV reads of config/, app/
+# and lib/), beyond what Polaris's name patterns catch (they miss DB_PASS,
+# REPLICA_DB_PASS, ES_PASS, VAPID_PRIVATE_KEY, SAML_PRIVATE_KEY, SWIFT_TEMP_URL_KEY and
+# ACTIVE_RECORD_*).
 MASTODON_SECRETS = frozenset({
-    "SECRET_KEY_BASE", "OTP_SECRET", "VAPID_PRIVATE_KEY", "DB_PASS", "REDIS_PASSWORD",
-    "OIDC_CLIENT_SECRET", "SMTP_PASSWORD", "AWS_SECRET_ACCESS_KEY", "ES_PASS",
-    "SIDEKIQ_REDIS_PASSWORD", "CACHE_REDIS_PASSWORD", "POSTGRES_PASSWORD",
+    "SECRET_KEY_BASE", "OTP_SECRET", "VAPID_PRIVATE_KEY", "DB_PASS", "REPLICA_DB_PASS",
+    "REDIS_PASSWORD", "OIDC_CLIENT_SECRET", "SMTP_PASSWORD", "BULK_SMTP_PASSWORD",
+    "AWS_SECRET_ACCESS_KEY", "ES_PASS", "SIDEKIQ_REDIS_PASSWORD", "CACHE_REDIS_PASSWORD",
+    "POSTGRES_PASSWORD", "LDAP_PASSWORD", "SAML_PRIVATE_KEY", "CACHE_BUSTER_SECRET",
     "DEEPL_API_KEY", "LIBRE_TRANSLATE_API_KEY", "HCAPTCHA_SECRET_KEY", "SWIFT_PASSWORD",
-    "AZURE_STORAGE_ACCESS_KEY", "FETCH_REPLIES_TOKEN"})
+    "SWIFT_TEMP_URL_KEY", "AZURE_STORAGE_ACCESS_KEY", "FETCH_REPLIES_TOKEN"})
 _POLARIS_NAME = re.compile(r"(?i)password|token|bearer|secret|^AWS_SECRET_ACCESS_KEY$|"
                            r"^GOOGLE_APPLICATION_CREDENTIALS$|^AZURE_.+KEY$|"
                            r"^OCI_CLI_KEY_CONTENT$")
-NOT_SECRET = frozenset({"VAPID_PUBLIC_KEY", "OIDC_CLIENT_AUTH_METHOD"})
+# Plain settings whose names match those patterns: a public key, URLs, a header name, flags.
+NOT_SECRET = frozenset({
+    "VAPID_PUBLIC_KEY", "OIDC_CLIENT_AUTH_METHOD", "OIDC_TOKEN_ENDPOINT",
+    "OIDC_SEND_SCOPE_TO_TOKEN_ENDPOINT", "CACHE_BUSTER_SECRET_HEADER",
+    "IGNORE_ALREADY_SET_SECRETS"})
 _PEM_KEY = re.compile(r"(?i)-BEGIN\s+.*PRIVATE KEY-")
 _URL_CREDENTIALS = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s/@:]*:[^\s/@]+@")
 
@@ -48,7 +55,8 @@ def configmap_secret_keys(s: Subject, ctx: Context) -> Iterator[Hit]:
     are committed with the manifests; Mastodon's secret settings (SECRET_KEY_BASE,
     OTP_SECRET, VAPID_PRIVATE_KEY, DB_PASS, REDIS_PASSWORD, OIDC_CLIENT_SECRET,
     SMTP_PASSWORD, ACTIVE_RECORD_ENCRYPTION_*, and any key matching Polaris's
-    password/token/bearer/secret patterns) belong in a Secret. VAPID_PUBLIC_KEY is public."""
+    password/token/bearer/secret patterns) belong in a Secret. VAPID_PUBLIC_KEY is public,
+    and OIDC_TOKEN_ENDPOINT is a URL the OIDC rules need to read."""
     for key in configmap_data(s.obj):
         if is_secret_name(key):
             yield Hit(f"ConfigMap key {key} holds a secret setting", ("data", key))
