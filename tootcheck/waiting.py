@@ -53,8 +53,13 @@ class WaitTimeout(AssertionError):
         self.polls = polls
         super().__init__(
             f"timed out after {timeout:.0f}s waiting for {what} "
-            f"({polls} poll(s)); last state: {last_state or 'nothing observed'}"
+            f"({polls} poll(s)); last state: {self.last_seen}"
         )
+
+    @property
+    def last_seen(self) -> str:
+        """The last state observed, for messages."""
+        return self.last_state or "nothing observed"
 
 
 def wait_until(

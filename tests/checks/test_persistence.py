@@ -27,13 +27,13 @@ import redis
 
 from tests.peers.databases import PostgresPeer, RedisPeer, scratch_dir
 from tests.peers.mastodon_rest import MastodonRestPeer, running_rest_peer
-from tests.peers.sidekiq import SidekiqPeer, has_ruby_pg, sidekiq_binary
+from tests.peers.sidekiq import SidekiqPeer
 from tootcheck.checks.persistence import check_markers_survive
 from tootcheck.markers import MarkerSet, verify_markers_db
 from tootcheck.model import CheckResult
 from tootcheck.redaction import Secret
 from tootcheck.target import Account, Target
-from tootcheck.testing import expect_fault, expect_ok, peer_missing
+from tootcheck.testing import expect_fault, expect_ok
 from tootcheck.waiting import wait_until
 
 FAST = {"api_timeout_s": 5.0, "interval_s": 0.1}
@@ -66,21 +66,13 @@ def running_stack(postgres: PostgresPeer, redis_peer: RedisPeer) -> Iterator[Sta
 
 
 @pytest.fixture(scope="module")
-def peers_available() -> None:
-    if sidekiq_binary() is None:
-        peer_missing("sidekiq", "no `sidekiq` on PATH (Debian ruby-sidekiq)")
-    if not has_ruby_pg():
-        peer_missing("ruby-pg", "Ruby cannot `require 'pg'` (Debian ruby-pg)")
-
-
-@pytest.fixture(scope="module")
 def own_postgres(make_postgres: Callable[[], PostgresPeer]) -> PostgresPeer:
     """A private PostgreSQL: these tests restart, kill and stop it."""
     return make_postgres()
 
 
 @pytest.fixture(scope="module")
-def stack(peers_available: None, own_postgres: PostgresPeer,
+def stack(sidekiq_peers: None, own_postgres: PostgresPeer,
           make_redis: Callable[..., RedisPeer]) -> Iterator[Stack]:
     with running_stack(own_postgres, make_redis(appendonly=True)) as started:
         yield started

@@ -25,7 +25,7 @@ import redis
 
 from tests.peers.databases import PostgresPeer, RedisPeer, free_port, scratch_dir
 from tests.peers.mastodon_rest import running_rest_peer
-from tests.peers.sidekiq import POD_NAME, SidekiqPeer, has_ruby_pg, push_job, sidekiq_binary
+from tests.peers.sidekiq import POD_NAME, SidekiqPeer, push_job
 from tootcheck.checks.sidekiq import check_health, check_queues_drain, check_roundtrip
 from tootcheck.clients.sidekiq import (
     MASTODON_QUEUES,
@@ -40,7 +40,7 @@ from tootcheck.clients.sidekiq import (
 )
 from tootcheck.redaction import Secret
 from tootcheck.target import Account, Target
-from tootcheck.testing import expect_fault, expect_ok, peer_missing
+from tootcheck.testing import expect_fault, expect_ok
 from tootcheck.waiting import Poll, wait_until
 
 BEAT_BOUND_S = 2.0  # the peer beats every 0.5 s
@@ -145,15 +145,7 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def peers_available() -> None:
-    if sidekiq_binary() is None:
-        peer_missing("sidekiq", "no `sidekiq` on PATH (Debian ruby-sidekiq)")
-    if not has_ruby_pg():
-        peer_missing("ruby-pg", "Ruby cannot `require 'pg'` (Debian ruby-pg)")
-
-
-@pytest.fixture(scope="module")
-def stack(peers_available: None, postgres: PostgresPeer, make_redis) -> Iterator[Stack]:
+def stack(sidekiq_peers: None, postgres: PostgresPeer, make_redis) -> Iterator[Stack]:
     dsn = postgres.create_database(f"sidekiq_{secrets.token_hex(4)}")
     redis_peer = make_redis(appendonly=False)
     root = scratch_dir("sidekiq")

@@ -112,3 +112,16 @@ class FakeKube:
 
     def server_version(self, *, timeout=10.0):
         return "v1.34.0"
+
+
+class Clock:
+    """A fake clock: sleeping advances time, so waits run instantly."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.kube.fakes import FakeKube
+from tests.kube.fakes import Clock, FakeKube
 from tootcheck.errors import BadInput
 from tootcheck.kube import pods
 from tootcheck.kube.waits import NotReady
@@ -23,17 +23,6 @@ def pod(name: str, uid: str, ready: bool = True, terminating: bool = False) -> d
                        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
                        "containerStatuses": [{"name": "web", "ready": ready, "restartCount": 0,
                                               "state": {"running": {}}}]}}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def test_restart_waits_for_a_ready_replacement_with_a_new_uid():

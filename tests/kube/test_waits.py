@@ -4,22 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.kube.fakes import FakeKube
+from tests.kube.fakes import Clock, FakeKube
 from tootcheck.kube import waits
 from tootcheck.kube.readiness import Readiness
-
-
-class Clock:
-    """A fake clock: sleeping advances time, so waits run instantly."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def deployment(available: int, generation: int = 1) -> dict:

@@ -19,6 +19,7 @@ from tests.peers.databases import (
     redis_server_binary,
     scratch_dir,
 )
+from tests.peers.sidekiq import has_ruby_pg, sidekiq_binary
 from tootcheck.testing import peer_missing
 
 
@@ -67,3 +68,12 @@ def postgres(make_postgres: Callable[[], PostgresPeer]) -> PostgresPeer:
 @pytest.fixture(scope="session")
 def redis_peer(make_redis: Callable[..., RedisPeer]) -> RedisPeer:
     return make_redis()
+
+
+@pytest.fixture(scope="session")
+def sidekiq_peers() -> None:
+    """Debian's Sidekiq and Ruby's pg driver, which the Sidekiq test jobs use."""
+    if sidekiq_binary() is None:
+        peer_missing("sidekiq", "no `sidekiq` on PATH (Debian ruby-sidekiq)")
+    if not has_ruby_pg():
+        peer_missing("ruby-pg", "Ruby cannot `require 'pg'` (Debian ruby-pg)")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.policy.test_live import kubeconfig
 from tootcheck.cli import main
 from tootcheck.settings import REPO_ROOT
 
@@ -81,23 +82,13 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def _kubeconfig(tmp_path: Path, server: str) -> Path:
-    path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-        "clusters": [{"name": "fake", "cluster": {"server": server}}],
-        "users": [{"name": "u", "user": {"token": "not-a-token"}}],
-        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "u"}}]}))
-    return path
-
-
 def bad_inputs(tmp_path: Path) -> list[tuple[list[str], str]]:
     (tmp_path / "notyaml.yaml").write_text("a: [1, 2\nb: }\n")
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     (tmp_path / "nokind.yaml").write_text("name: x\nvalue: 1\n")
     (tmp_path / "waivers.yaml").write_text(
         "waivers: [{rule: MSTDN-X-001, object: Pod/a/b, reason: r, expires: 2027-01-01}]\n")
-    kc = _kubeconfig(tmp_path, f"http://127.0.0.1:{_closed_port()}")
+    kc = kubeconfig(tmp_path, f"http://127.0.0.1:{_closed_port()}")
     return [
         (["policy", str(tmp_path / "missing.yaml")], "missing.yaml: no such file or directory"),
         (["policy", str(tmp_path / "notyaml.yaml")], "not valid YAML at line 2"),

@@ -38,23 +38,3 @@ def check_render_vs_live(
         run.fail(code, f"{drift} (render at {revision})")
     return run.result()
 
-
-def kube_fetcher(api_client: Any) -> Callable[[Mapping[str, Any]], Mapping[str, Any] | None]:
-    """A fetch function over the kubernetes DynamicClient (404 means absent)."""
-    from kubernetes.client.exceptions import ApiException
-    from kubernetes.dynamic import DynamicClient
-
-    dynamic = DynamicClient(api_client)
-
-    def fetch(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
-        resource = dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
-        meta = obj.get("metadata", {})
-        try:
-            live = resource.get(name=meta["name"], namespace=meta.get("namespace"))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return live.to_dict()
-
-    return fetch

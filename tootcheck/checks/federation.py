@@ -169,7 +169,7 @@ def check_delivery(
         except WaitTimeout as exc:
             run.fail("federation-follow-not-accepted",
                      f"no Accept of the Follow reached the peer within {exc.timeout:.0f}s "
-                     f"(last state: {exc.last_state or 'nothing observed'})")
+                     f"(last state: {exc.last_seen})")
             return run.result()
         run.metrics["accept_latency_s"] = round(time.monotonic() - started, 3)
         _judge(run, "Accept", accepts, actor, key_id, pem)
@@ -189,7 +189,7 @@ def check_delivery(
         except WaitTimeout as exc:
             run.fail("federation-not-delivered",
                      f"no Create of {status_uri} reached the peer within {exc.timeout:.0f}s "
-                     f"(last state: {exc.last_state or 'nothing observed'})")
+                     f"(last state: {exc.last_seen})")
             return run.result()
         run.metrics["create_latency_s"] = round(time.monotonic() - started, 3)
         _judge(run, "Create", creates, actor, key_id, pem)
@@ -207,7 +207,7 @@ def check_delivery(
         except WaitTimeout as exc:
             run.fail("federation-delete-not-delivered",
                      f"no Delete of {status_uri} reached the peer within {exc.timeout:.0f}s "
-                     f"(last state: {exc.last_state or 'nothing observed'})")
+                     f"(last state: {exc.last_seen})")
             return run.result()
         run.metrics["delete_latency_s"] = round(time.monotonic() - started, 3)
         _judge(run, "Delete", deletes, actor, key_id, pem)

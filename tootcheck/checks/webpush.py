@@ -231,7 +231,7 @@ def check_delivery(
         except WaitTimeout as exc:
             run.fail("push-not-delivered",
                      f"no Web Push request reached {endpoint} within {exc.timeout:.0f}s "
-                     f"(last state: {exc.last_state or 'nothing observed'})")
+                     f"(last state: {exc.last_seen})")
             return run.result()
         run.metrics["push_latency_s"] = round(time.monotonic() - started, 3)
         _judge_push(run, cast(Recorded, found), keys, configured_key=configured_key,

@@ -123,11 +123,6 @@ class SignatureVerdict:
     problem: str = ""
     signed_headers: tuple[str, ...] = ()
 
-    @property
-    def key_owner(self) -> str:
-        """The actor a ``…#main-key`` key id belongs to."""
-        return urldefrag(self.key_id)[0]
-
 
 def verify_signature(
     method: str,

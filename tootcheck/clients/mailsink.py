@@ -129,12 +129,6 @@ class MailpitClient:
         except ValueError as exc:
             raise MailSinkError(f"mail sink {method} {path} did not answer JSON") from exc
 
-    def is_ready(self) -> bool:
-        try:
-            return self.session.get(f"{self.base_url}/readyz", timeout=REQUEST_TIMEOUT_S).ok
-        except requests.RequestException:
-            return False
-
     def messages(self, limit: int = 50) -> list[MessageSummary]:
         """The newest ``limit`` messages, newest first."""
         data = self._call("GET", "/api/v1/messages", params={"limit": limit})

@@ -56,11 +56,6 @@ class PinMap:
         host = host.rstrip(".").lower()
         return any(h == host for h, _ in self.pins)
 
-    def resolve_url(self, url: str) -> tuple[str, int]:
-        parts = urlsplit(url)
-        port = parts.port or DEFAULT_PORTS[parts.scheme]
-        return self.resolve(parts.hostname or "", port)
-
     def websocket_kwargs(self, uri: str) -> dict[str, object]:
         """Keyword arguments for ``websockets.connect`` that connect to the pinned
         address while the URI (Host header) and SNI keep the real name."""

@@ -198,11 +198,6 @@ class StreamingSession:
         """The subprotocol the server selected (it echoes the token when sent that way)."""
         return self._ws.subprotocol
 
-    @property
-    def response_headers(self) -> Mapping[str, str]:
-        response = self._ws.response
-        return dict(response.headers.raw_items()) if response is not None else {}
-
     async def _read(self) -> None:
         try:
             async for message in self._ws:
@@ -229,9 +224,6 @@ class StreamingSession:
         except ConnectionClosed as exc:
             reason = self.closed or _describe_exception(exc)
             raise StreamClosed(f"cannot send on {self.uri}: {reason}") from None
-
-    async def send_json(self, message: Mapping[str, Any]) -> None:
-        await self.send_text(json.dumps(dict(message)))
 
     async def subscribe(self, stream: str, **params: str) -> None:
         await self.send_text(subscribe_message(stream, **params))

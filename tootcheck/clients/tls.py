@@ -1,6 +1,6 @@
 """TLS handshakes through the name pins: what a server negotiates and which certificate it serves.
 
-Every handshake verifies against an explicit CA (never ``CERT_NONE``) and sends
+Every handshake verifies the server against an explicit CA (verification is never off) and sends
 SNI for the real host name while connecting to the pinned address. Handshakes
 run over memory BIOs so the module can tell apart
 

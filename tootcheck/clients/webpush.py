@@ -98,10 +98,6 @@ class SubscriptionKeys:
     def auth_b64(self) -> str:
         return b64url(self.auth)
 
-    def encrypt_params(self) -> dict[str, bytes]:
-        """What Mastodon.py's ``push_subscription_set`` takes."""
-        return {"pubkey": self.public_bytes, "auth": self.auth}
-
     def subscription_info(self, endpoint: str) -> dict[str, Any]:
         """The W3C PushSubscription JSON (what pywebpush takes)."""
         return {"endpoint": endpoint, "keys": {"p256dh": self.p256dh, "auth": self.auth_b64}}
@@ -147,19 +143,6 @@ def parse_vapid_authorization(value: str | None) -> VapidHeader:
     if not params.get("t") or not params.get("k"):
         raise VapidError("Authorization vapid lacks t= or k=")
     return VapidHeader(params["t"], params["k"])
-
-
-@dataclass(frozen=True)
-class VapidVerdict:
-    """A VAPID credential checked: signature against ``k``, then the claims."""
-
-    key: str
-    claims: dict[str, Any]
-    problems: tuple[str, ...]
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
 
 
 def verify_vapid_token(header: VapidHeader) -> dict[str, Any]:

@@ -71,10 +71,6 @@ class SuiteKindCluster(KindCluster):
         if not Path(self.kind_path).exists():
             raise ToolMissing("kind", f"{self.kind_path} does not exist", "run `make tools`")
 
-    def ensure_kubectl(self) -> None:
-        if not Path(self.kubectl_path).exists():
-            raise ToolMissing("kubectl", f"{self.kubectl_path} does not exist", "run `make tools`")
-
     def _kind(self, *args: str, timeout: float = KIND_TIMEOUT_S) -> str:
         self.ensure_kind()
         cmd = [str(self.kind_path), *args]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tootcheck.errors import BadInput
-from tootcheck.kube.client import ExecResult, Kube, connect
+from tootcheck.kube.client import Kube, connect
 from tootcheck.kube.readiness import Readiness, pod_readiness
 from tootcheck.kube.waits import KubeReader, wait_for
 from tootcheck.target import Target
@@ -104,14 +104,6 @@ def ready_pod(kube: KubeReader, namespace: str, selector: str) -> str:
     if pod is None:
         raise BadInput(f"no Ready pod matches {selector} in namespace {namespace}")
     return str(pod["metadata"]["name"])
-
-
-def exec_in(target: Target, container: str, argv: Sequence[str], *,
-            selector: str = MASTODON_SELECTOR, timeout: float = 300.0) -> ExecResult:
-    """Run ``argv`` in ``container`` of a Ready pod matching ``selector``."""
-    kube = kube_for(target)
-    pod = ready_pod(kube, target.namespace, selector)
-    return kube.exec(target.namespace, pod, container, argv, timeout=timeout)
 
 
 def logs(target: Target, container: str, *, selector: str = MASTODON_SELECTOR,

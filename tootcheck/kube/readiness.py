@@ -323,12 +323,6 @@ def endpoints_readiness(objs: Iterable[Obj]) -> Readiness:
     return waiting("no ready endpoint" if seen else "no endpoints object yet")
 
 
-def storageclass_readiness(obj: Obj | None) -> Readiness:
-    if not obj:
-        return waiting("StorageClass does not exist")
-    return ok(f"provisioner {obj.get('provisioner')}")
-
-
 JUDGES: dict[str, Callable[[Obj], Readiness]] = {
     "Deployment": deployment_readiness,
     "StatefulSet": statefulset_readiness,
@@ -343,10 +337,6 @@ JUDGES: dict[str, Callable[[Obj], Readiness]] = {
     "Node": ready_condition_readiness,
     "PersistentVolumeClaim": pvc_readiness,
 }
-
-
-def has_readiness(kind: str) -> bool:
-    return kind in JUDGES
 
 
 def readiness(obj: Obj) -> Readiness:
