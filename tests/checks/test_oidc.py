@@ -6,15 +6,21 @@ through the Target's PinMap exactly as the suite reaches kirchner.social.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import trustme
+from cryptography import x509
 from joserfc.jwk import ECKey, RSAKey
 
 from tests.peers.databases import scratch_dir
@@ -25,6 +31,7 @@ from tootcheck.clients.authentik import PASSWORD, flow_location, response_errors
 from tootcheck.clients.oidc import (
     csrf_token_from,
     discovery_url,
+    error_page,
     flash_messages,
     initial_state,
     issuer_mismatch,
@@ -372,3 +379,129 @@ def test_flow_helpers() -> None:
     assert with_query_param("https://h/cb?state=a&code=b", "state", "z") == \
         "https://h/cb?state=z&code=b"
     assert mastodon_username_for("Jane.Doe+x@example.org") == "JaneDoex"
+
+
+# ------------------------------------------------------------------ fidelity to Authentik
+# What the peer does the way Authentik itself does it (observed against 2025.12.4 from source,
+# issue 11; the grant_types behaviour read from 2026.x source, docs/oidc.md "Fidelity").
+
+AUTHORIZE = f"https://{AUTH_HOST}/application/o/authorize/"
+CALLBACK = "https://kirchner.social/auth/auth/openid_connect/callback"
+
+
+def authorize_params(**extra: str) -> dict[str, str]:
+    return {"client_id": "mastodon", "redirect_uri": CALLBACK, "response_type": "code",
+            "scope": "openid email profile", "state": secrets.token_hex(8), **extra}
+
+
+def executor_login(peers: Peers, session: Any, next_url: str) -> list[int]:
+    """Identification then password through the executor; the status of each answer."""
+    query = urlencode({"next": next_url})
+    session.get(f"https://{AUTH_HOST}/if/flow/default-authentication-flow/?{query}", timeout=5)
+    executor = f"https://{AUTH_HOST}{EXECUTOR_AUTH}?" + urlencode({"query": query})
+    statuses = [session.get(executor, timeout=5).status_code]
+    for body in ({"component": "ak-stage-identification", "uid_field": "testuser"},
+                 {"component": "ak-stage-password", "password": peers.password}):
+        answer = session.post(executor, json=body, timeout=5, allow_redirects=False)
+        statuses.append(answer.status_code)
+        if answer.status_code == 302:
+            follow = session.get(f"https://{AUTH_HOST}{answer.headers['Location']}", timeout=5)
+            statuses.append(follow.status_code)
+            last = follow.json()
+    assert last["component"] == "xak-flow-redirect" and last["to"] == next_url
+    return statuses
+
+
+def test_fidelity_authorize_sends_anonymous_browser_straight_to_the_flow(peers: Peers) -> None:
+    with peers.target.http() as session:
+        answer = session.get(AUTHORIZE, params=authorize_params(), allow_redirects=False,
+                             timeout=5)
+    location = urlsplit(answer.headers["Location"])
+    assert answer.status_code == 302
+    assert location.path == "/if/flow/default-authentication-flow/"  # no /flows/-/default/ hop
+    (next_url,) = parse_qs(location.query)["next"]
+    assert next_url.startswith("/application/o/authorize/?client_id=mastodon")
+
+
+def test_fidelity_password_answer_gets_302_then_the_redirect(peers: Peers) -> None:
+    """stage_ok answers 302 to the executor; the user-login stage has no challenge, so the
+    GET that follows the password answer already ends the flow with xak-flow-redirect."""
+    with peers.target.http() as session:
+        statuses = executor_login(peers, session, "/application/o/authorize/?x=1")
+    assert statuses == [200, 302, 200, 302, 200]
+
+
+def test_fidelity_implicit_consent_redirects_straight_to_the_callback(peers: Peers) -> None:
+    params = authorize_params()
+    with peers.target.http() as session:
+        next_url = "/application/o/authorize/?" + urlencode(params)
+        executor_login(peers, session, next_url)
+        answer = session.get(AUTHORIZE, params=params, allow_redirects=False, timeout=5)
+    location = urlsplit(answer.headers["Location"])
+    assert answer.status_code == 302 and location.geturl().startswith(CALLBACK + "?")
+    query = parse_qs(location.query)
+    assert query["state"] == [params["state"]] and query["code"][0]
+
+
+def test_fidelity_error_page_description_in_p_reaches_the_evidence(peers: Peers) -> None:
+    with peers.target.http() as session:
+        answer = session.get(AUTHORIZE, params=authorize_params(
+            redirect_uri="https://elsewhere.invalid/cb"), allow_redirects=False, timeout=5)
+    assert answer.status_code == 400 and "<h3>" not in answer.text
+    assert "<p>The request fails due to a missing, invalid, or mismatching redirection URI" \
+        in answer.text
+    assert error_page(answer.text) == (
+        "Redirect URI Error: The request fails due to a missing, invalid, or mismatching "
+        "redirection URI (redirect_uri).")
+    result = healthy(check_negative_paths(peers.target))
+    assert all("mismatching redirection URI" in v
+               for v in result.evidence["unregistered_redirect"].values())
+
+
+def test_error_page_reads_h1_with_p_or_h3() -> None:
+    assert error_page("<h1>T</h1><form><p>why <b>so</b></p><p>other</p></form>") == "T: why so"
+    assert error_page("<h1>T</h1><div><h3>old</h3></div><p>x</p>") == "T: old"
+    assert error_page("<html></html>") == ""
+
+
+def test_fidelity_discovery_and_jwks_fields(peers: Peers) -> None:
+    with peers.target.http() as session:
+        doc = session.get(discovery_url(ISSUER), timeout=5).json()
+        (key,) = session.get(doc["jwks_uri"], timeout=5).json()["keys"]
+    assert doc["acr_values_supported"] == ["goauthentik.io/providers/oauth2/default"]
+    assert doc["backchannel_logout_supported"] is True
+    assert doc["backchannel_logout_session_supported"] is True
+    der = base64.b64decode(key["x5c"][0])
+    cert = x509.load_der_x509_certificate(der)
+    assert cert.public_key().public_numbers().n == int.from_bytes(  # type: ignore[union-attr]
+        base64.urlsafe_b64decode(key["n"] + "=="), "big")
+    assert key["x5t"] == base64.urlsafe_b64encode(
+        hashlib.sha1(der).digest()).rstrip(b"=").decode()
+    assert key["x5t#S256"] == base64.urlsafe_b64encode(
+        hashlib.sha256(der).digest()).rstrip(b"=").decode()
+    assert re.fullmatch(r"[0-9a-f]{32}", key["kid"])  # md5 hex of the key data
+    healthy(check_discovery(peers.target))
+
+
+@pytest.mark.parametrize("grant_types", [(), ("refresh_token",)], ids=["empty", "no-code"])
+def test_fidelity_unlisted_grant_is_refused_at_authorize(peers: Peers,
+                                                         grant_types: tuple[str, ...]) -> None:
+    peers.idp.config.grant_types = grant_types
+    with peers.target.http() as session:
+        answer = session.get(AUTHORIZE, params=authorize_params(), allow_redirects=False,
+                             timeout=5)
+    query = parse_qs(urlsplit(answer.headers["Location"]).query)
+    assert answer.status_code == 302 and query["error"] == ["invalid_request"]
+    result = check_login(peers.target)
+    assert not result.ok and not peers.rp.users
+
+
+def test_fidelity_unlisted_grant_is_refused_at_token(peers: Peers) -> None:
+    peers.idp.config.grant_types = ("authorization_code",)
+    with peers.target.http() as session:
+        answer = session.post(f"https://{AUTH_HOST}/application/o/token/", timeout=5,
+                              auth=("mastodon", peers.idp.client_secret),
+                              data={"grant_type": "refresh_token", "refresh_token": "x"})
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_grant"
+    assert answer.json()["error_description"].startswith("The provided authorization grant")

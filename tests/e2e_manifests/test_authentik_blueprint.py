@@ -35,7 +35,7 @@ MODEL_FIELDS = {
     "authentik_providers_oauth2.oauth2provider": {
         "name", "client_type", "client_id", "client_secret", "authorization_flow",
         "invalidation_flow", "redirect_uris", "issuer_mode", "sub_mode",
-        "include_claims_in_id_token", "signing_key", "property_mappings"},
+        "include_claims_in_id_token", "signing_key", "property_mappings", "grant_types"},
     "authentik_core.application": {"name", "slug", "provider", "meta_launch_url",
                                    "policy_engine_mode"},
     "authentik_core.user": {"username", "name", "email", "is_active", "password"},
@@ -121,6 +121,22 @@ def test_flows_key_and_scopes():
         "!Find", ["authentik_crypto.certificatekeypair", ["name", "authentik Self-signed Certificate"]])
     scopes = {m.value[1][1].rsplit("scope-", 1)[1] for m in attrs["property_mappings"]}
     assert set(mastodon_env("OIDC_SCOPE").split(",")) <= scopes == {"openid", "email", "profile"}
+
+
+# GrantType choices of OAuth2Provider.grant_types (SAY-5/authentik, a goauthentik fork with its
+# history: authentik/providers/oauth2/migrations/0032_oauth2provider_grant_types.py, b881edd9).
+GRANT_TYPES = {"authorization_code", "implicit", "hybrid", "refresh_token", "client_credentials",
+               "password", "urn:ietf:params:oauth:grant-type:device_code"}
+
+
+def test_provider_lists_the_grants_mastodon_uses():
+    """Since 2026.x a provider's grant_types defaults to [] and authorize/token refuse every
+    grant not listed: the code flow Mastodon uses (response_type=code, then grant_type
+    authorization_code) and refresh_token must be listed, and nothing broader."""
+    grants = provider()["attrs"].get("grant_types")
+    assert isinstance(grants, list) and set(grants) <= GRANT_TYPES, grants
+    assert sorted(grants) == ["authorization_code", "refresh_token"]
+    assert len(grants) == len(set(grants))
 
 
 def test_test_user_password_is_per_run():

@@ -12,11 +12,22 @@ surface is modelled, from goauthentik/authentik:
 * ``/application/o/authorize/`` (``providers/oauth2/views/authorize.py``): 404 without
   parameters; ``ClientIdError``/``RedirectUriError`` rendered by
   ``lib/views.py#bad_request_message`` (HTTP 400, ``error/generic.html``) before
-  any login; unauthenticated users go to ``/flows/-/default/authentication/?next=``
-  (``policies/views.py#handle_no_permission``); authenticated ones get the
-  authorization flow planned with ``OAuthFulfillmentStage`` appended and a redirect
-  to ``/if/flow/<slug>/?<query>``;
-* ``/flows/-/default/authentication/`` → ``/if/flow/<slug>/`` (``flows/views/executor.py#ToDefaultFlow``);
+  any login (the description in ``<p>``, the title in ``<h1>``); unauthenticated users
+  are redirected straight to ``/if/flow/<authentication flow>/?next=<authorize URL>``
+  (``policies/views.py#handle_no_permission``, one hop, as observed against 2025.12.4);
+  authenticated ones get the authorization flow planned with ``OAuthFulfillmentStage``
+  appended (``FlowPlan.to_redirect`` with ``allowed_silent_types=[OAuthFulfillmentStage]``):
+  with implicit consent the plan holds only that silent stage, so /authorize answers with a
+  302 straight to the callback; with explicit consent it redirects to
+  ``/if/flow/<slug>/?<query>``;
+* ``grant_types`` on the provider (2026.x, migration ``0032_oauth2provider_grant_types``,
+  default ``[]``): /authorize refuses an unlisted grant with ``invalid_request``
+  (``check_grant``) and /token with 400 ``invalid_grant`` (``TokenRequest.parse``);
+* ``/flows/-/default/authentication/`` → ``/if/flow/<slug>/`` (``flows/views/executor.py#ToDefaultFlow``,
+  still served, no longer on the login path);
+* discovery carries ``acr_values_supported`` and ``backchannel_logout_*``; JWKS keys carry
+  ``x5c``/``x5t``/``x5t#S256`` and a ``kid`` that is the md5 hex digest of the key
+  (``CertificateKeyPair.kid``, ``crypto/models.py``), all as observed against 2025.12.4;
   ``/if/flow/<slug>/`` sets the ``authentik_csrf`` cookie (``core/urls.py``, ``ensure_csrf_cookie``);
 * ``/api/v3/flows/executor/<slug>/`` (``flows/views/executor.py``): ``?query=``, plans kept
   in the ``authentik_session`` session, ``stage_ok`` → 302 back to the executor,
@@ -40,6 +51,8 @@ restores the healthy defaults. Every request is recorded in ``peer.requests``.
 
 from __future__ import annotations
 
+import base64
+import datetime
 import hashlib
 import hmac
 import ssl
@@ -48,6 +61,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from html import escape
 from pathlib import Path
 from secrets import token_hex, token_urlsafe
 from typing import Any
@@ -62,6 +76,15 @@ from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant
 from authlib.oidc.core import UserInfo
 from authlib.oidc.core.grants import OpenIDCode
 from authlib.oidc.core.models import AuthorizationCodeMixin
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+)
+from cryptography.x509.oid import NameOID
 from flask import Flask, Response, g, jsonify, redirect, request
 from flask import Request as FlaskRequest
 from joserfc.jwk import ECKey, RSAKey
@@ -164,6 +187,8 @@ class AuthentikConfig:
     password_fields: bool = False  # identification stage with the password stage attached
     remember_me_offset: bool = False  # the user-login stage asks "stay signed in?"
     failed_attempts_before_cancel: int = 5
+    # OAuth2Provider.grant_types (the blueprint's list; [] is what 2026.x creates without one)
+    grant_types: tuple[str, ...] = ("authorization_code", "refresh_token")
     # faults that a healthy Authentik never shows
     accept_any_password: bool = False
     accept_any_redirect: bool = False
@@ -329,7 +354,9 @@ class AuthentikPeer:
         self.tokens: dict[str, dict[str, str]] = {}
         self._lock = threading.RLock()
         self.key = RSAKey.generate_key(2048)
-        self.kid = hashlib.sha256(self.key.thumbprint().encode()).hexdigest()
+        self.certificate = _self_signed(self.key)
+        # CertificateKeyPair.kid: md5 hex digest of the key data (PEM), authentik/crypto/models.py
+        self.kid = hashlib.md5(_private_pem(self.key), usedforsecurity=False).hexdigest()
         self.foreign_key = RSAKey.generate_key(2048)
         self.ec_key = ECKey.generate_key("P-256")
         self.app = self._build_app()
@@ -451,6 +478,9 @@ class AuthentikPeer:
             "code_challenge_methods_supported": ["plain", "S256"],
             "request_parameter_supported": False,
             "claims_parameter_supported": False,
+            "acr_values_supported": ["goauthentik.io/providers/oauth2/default"],
+            "backchannel_logout_supported": True,
+            "backchannel_logout_session_supported": True,
         }
         if self.config.insecure_endpoint:
             doc[self.config.insecure_endpoint] = doc[self.config.insecure_endpoint].replace(
@@ -460,8 +490,12 @@ class AuthentikPeer:
     def _jwks(self) -> Response:
         keys: list[dict[str, Any]] = []
         if self.config.jwks == "rsa":
+            # JWKSView.get_jwk_for_key: the public key plus the certificate chain and thumbprints
+            der = self.certificate.public_bytes(Encoding.DER)
             keys.append({**self.key.as_dict(private=False), "kid": self.kid, "use": "sig",
-                         "alg": "RS256"})
+                         "alg": "RS256", "x5c": [base64.b64encode(der).decode()],
+                         "x5t": _b64url(hashlib.sha1(der, usedforsecurity=False).digest()),
+                         "x5t#S256": _b64url(hashlib.sha256(der).digest())})
         elif self.config.jwks == "ec-only":
             keys.append({**self.ec_key.as_dict(private=False), "kid": self.kid, "use": "sig",
                          "alg": "ES256"})
@@ -479,6 +513,12 @@ class AuthentikPeer:
             return _error_page("Redirect URI Error",
                                "The request fails due to a missing, invalid, or mismatching "
                                "redirection URI (redirect_uri).")
+        if request.args.get("response_type") == "code" and \
+                "authorization_code" not in self.config.grant_types:
+            # check_grant: AuthorizeError(redirect_uri, "invalid_request", ...) -> redirect
+            return redirect(with_query(redirect_uri, error="invalid_request",
+                                       error_description="The request is otherwise malformed",
+                                       state=request.args.get("state", "")))
         oauth_request = FlaskOAuth2Request(request)
         try:
             self.oauth.get_consent_grant(request=oauth_request, end_user=None)
@@ -487,15 +527,24 @@ class AuthentikPeer:
         session = self._session()
         if not session.get("user"):
             session["application_pre"] = "Mastodon"
-            return redirect("/flows/-/default/authentication/?"
+            return redirect(f"/if/flow/{AUTHENTICATION_FLOW}/?"
                             + urlencode({"next": request.full_path}, safe="/"))
-        flow = EXPLICIT_FLOW if self.config.consent else IMPLICIT_FLOW
-        stages = (["consent"] if self.config.consent else []) + ["fulfillment"]
-        session["plan"] = _Plan(flow, stages, {"authorize": request.query_string.decode(),
-                                              "application": "Mastodon"})
-        return redirect(f"/if/flow/{flow}/?{request.query_string.decode()}")
+        if not self.config.consent:
+            # FlowPlan.to_redirect: only the silent OAuthFulfillmentStage is left, so the
+            # executor is skipped and /authorize redirects straight to the callback.
+            return redirect(self._fulfil(session, request.query_string.decode()))
+        session["plan"] = _Plan(EXPLICIT_FLOW, ["consent", "fulfillment"],
+                                {"authorize": request.query_string.decode(),
+                                 "application": "Mastodon"})
+        return redirect(f"/if/flow/{EXPLICIT_FLOW}/?{request.query_string.decode()}")
 
     def _token(self) -> Response:
+        grant_type = request.form.get("grant_type", "")
+        if self._query_client(_token_client_id()) is not None and \
+                grant_type not in self.config.grant_types:
+            # TokenRequest.parse: TokenError("invalid_grant"), cause grant_type_not_configured,
+            # rendered by TokenResponse(error.create_dict(request), status=400)
+            return _token_error("invalid_grant")
         return self.oauth.create_token_response()
 
     def _userinfo(self) -> Response:
@@ -668,28 +717,82 @@ class AuthentikPeer:
                                additional_permissions=[], token=token)
 
     def _stage_fulfillment(self, session: dict[str, Any], plan: _Plan) -> Response | None:
-        """OAuthFulfillmentStage: issue the code for the stored authorize request."""
+        """OAuthFulfillmentStage in the executor (after a consent stage)."""
+        location = self._fulfil(session, plan.context["authorize"])
+        session.pop("plan", None)
+        return jsonify(component="xak-flow-redirect", to=location)
+
+    def _fulfil(self, session: dict[str, Any], authorize_query: str) -> str:
+        """OAuthFulfillmentStage: issue the code for an authorize request; the callback URL."""
         environ = EnvironBuilder(method="GET", base_url=f"https://{request.host}",
                                  path="/application/o/authorize/",
-                                 query_string=plan.context["authorize"]).get_environ()
+                                 query_string=authorize_query).get_environ()
         oauth_request = FlaskOAuth2Request(FlaskRequest(environ))
         user = self.users[session["user"]]
         grant = self.oauth.get_consent_grant(request=oauth_request, end_user=user)
         response = self.oauth.create_authorization_response(request=oauth_request,
                                                             grant_user=user, grant=grant)
-        session.pop("plan", None)
-        return jsonify(component="xak-flow-redirect", to=response.headers["Location"])
+        return str(response.headers["Location"])
 
 
 def _error_page(title: str, message: str) -> Response:
-    """``bad_request_message``: ``error/generic.html`` with HTTP 400."""
+    """``bad_request_message``: ``error/generic.html`` with HTTP 400: the title in the card's
+    ``<h1>``, the description in a ``<p>`` (as served by 2025.12.4, issue 11)."""
     body = ('<!DOCTYPE html><html><head><title>authentik</title></head><body>'
-            '<section class="ak-static-page pf-c-page__main-section"><div class="pf-c-empty-state">'
-            f'<h1 class="pf-c-title pf-m-lg">{title}</h1>'
-            f'<div class="pf-c-empty-state__body"><h3>{message}</h3></div>'
-            '<a href="/" class="pf-c-button pf-m-primary">Go to home</a></div></section>'
-            '</body></html>')
+            '<div class="pf-c-login__main"><header class="pf-c-login__main-header">'
+            f'<h1 class="pf-c-title pf-m-3xl">{escape(title)}</h1></header>'
+            '<div class="pf-c-login__main-body"><form method="POST" class="pf-c-form">'
+            f'<p>{escape(message)}</p>'
+            '<a id="ak-back-home" href="/" class="pf-c-button pf-m-primary">Go home</a>'
+            '</form></div></div></body></html>')
     return Response(body, status=400, content_type="text/html; charset=utf-8")
+
+
+def _private_pem(key: RSAKey) -> bytes:
+    private = key.private_key
+    assert isinstance(private, rsa.RSAPrivateKey)
+    return private.private_bytes(Encoding.PEM, PrivateFormat.TraditionalOpenSSL, NoEncryption())
+
+
+def _self_signed(key: RSAKey) -> x509.Certificate:
+    """Like "authentik Self-signed Certificate": a self-signed certificate for the signing key."""
+    private = key.private_key
+    assert isinstance(private, rsa.RSAPrivateKey)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "authentik Self-signed Certificate")])
+    now = datetime.datetime.now(datetime.UTC)
+    return (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(private.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=365))
+            .sign(private, hashes.SHA256()))
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def with_query(url: str, **params: str) -> str:
+    parts = urlsplit(url)
+    query = "&".join(q for q in (parts.query, urlencode(params)) if q)
+    return parts._replace(query=query).geturl()
+
+
+def _token_client_id() -> str:
+    """client_secret_basic or client_secret_post, like extract_client_auth."""
+    if request.authorization and request.authorization.type == "basic":
+        return request.authorization.username or ""
+    return request.form.get("client_id", "")
+
+
+def _token_error(error: str) -> Response:
+    """``TokenError.create_dict`` as ``TokenResponse`` (400, JSON)."""
+    descriptions = {"invalid_grant": (
+        "The provided authorization grant or refresh token is invalid, expired, revoked, does "
+        "not match the redirection URI used in the authorization request, or was issued to "
+        "another client")}
+    response = jsonify(error=error, error_description=descriptions[error])
+    response.status_code = 400
+    return response
 
 
 def _csrf_failure() -> str | None:

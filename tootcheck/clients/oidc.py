@@ -251,7 +251,7 @@ class _PageParser(HTMLParser):
             self.meta[attr["name"]] = attr.get("content", "")
         if tag == "script" and attr.get("id") == "initial-state":
             self._in_state = True
-        if tag in ("h1", "h2", "h3"):
+        if tag in ("h1", "h2", "h3", "p") and self._heading is None:
             self._heading, self._heading_text = tag, []
         if tag in _VOID:
             return
@@ -354,9 +354,15 @@ def web_session(state: Mapping[str, Any] | None) -> WebSession:
 
 
 def error_page(html: str) -> str:
-    """The title and message of an HTML error page (Authentik's ``error/generic.html``)."""
+    """The title and message of an HTML error page (Authentik's ``error/generic.html``: the
+    title in ``<h1>``, the description in a ``<p>``; older templates put it in ``<h3>``).
+
+    >>> error_page('<h1>Redirect URI Error</h1><form><p>The request fails.</p></form>')
+    'Redirect URI Error: The request fails.'
+    """
     parser = _parse(html)
-    parts = [*parser.headings.get("h1", [])[:1], *parser.headings.get("h3", [])[:1]]
+    message = parser.headings.get("h3", [])[:1] or parser.headings.get("p", [])[:1]
+    parts = [*parser.headings.get("h1", [])[:1], *message]
     return ": ".join(parts) if parts else ""
 
 
