@@ -35,7 +35,9 @@ from typing import Any
 
 import redis
 
-# Queues of Mastodon's config/sidekiq.yml (Mastodon 4.4 added fasp).
+# Queues of Mastodon's config/sidekiq.yml: default 8, push 6, ingress 4, mailers 2, pull,
+# scheduler, fasp (fasp since mastodon a5a2c6dc "Add support for FASP data sharing", 4.4;
+# read at Lastorder-DC/mastodon 1ebb87a6, 4.5.0-alpha, the newest upstream commit in that fork).
 MASTODON_QUEUES: tuple[str, ...] = (
     "default", "push", "ingress", "mailers", "pull", "scheduler", "fasp",
 )
