@@ -246,7 +246,7 @@ def test_delete_overtakes_update_on_filtered_streams_only(peer: MastodonPeer) ->
             publish(peer, channel, "delete", status["id"])
         await session.wait_for(lambda e: e.event == "update" and "public:local" in e.stream_names,
                                what="the delayed public update", timeout=WAIT_S, since=since)
-        return [(e.stream_names[0], e.event) for e in session.events[since:]]
+        return [(e.stream_names[0], str(e.event)) for e in session.events[since:]]
 
     try:
         order = run_session(peer, body)

@@ -106,14 +106,15 @@ class SidekiqWriter:
         now = time.time() if at is None else at
         self.flush_stats(processed, failed)
         work_key = f"{self.identity}:work"
-        state = {tid: json.dumps(value) for tid, value in self.work_state.items()}
+        state: dict[str | bytes, bytes | float | int | str] = {
+            tid: json.dumps(value) for tid, value in self.work_state.items()}
         pipe = self.conn.pipeline(transaction=True)
         pipe.unlink(work_key)
         if state:
             pipe.hset(work_key, mapping=state)
             pipe.expire(work_key, WORK_TTL_S)
         pipe.execute()
-        fields: dict[str, Any] = {"info": json.dumps(self.info())}
+        fields: dict[str | bytes, bytes | float | int | str] = {"info": json.dumps(self.info())}
         if self.millis:
             fields["concurrency"] = self.concurrency
         fields.update({"busy": len(state), "beat": repr(float(now)), "rtt_us": 150,

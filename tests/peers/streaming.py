@@ -47,7 +47,7 @@ from tootcheck.clients.pinning import PinMap
 from tootcheck.redaction import Secret
 from tootcheck.target import Account, Target
 
-__all__ = ["HEALTH_PATH", "STREAMING_PATH", "AccountRecord", "Broker", "Directory", "Ingress",
+__all__ = ["HEALTH_PATH", "KEEPALIVE_S", "STREAMING_PATH", "AccountRecord", "Broker", "Directory", "Ingress",
            "MastodonPeer", "PeerLoop", "RestFaults", "RestPeer", "StreamingFaults",
            "StreamingPeer", "TokenRecord", "normalize_hashtag", "running_peer"]
 

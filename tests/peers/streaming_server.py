@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import json
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qs
@@ -350,7 +350,7 @@ class StreamingPeer:
                      "application/json")
 
     def _select_subprotocol(self, connection: ServerConnection,
-                            subprotocols: list[Subprotocol]) -> Subprotocol | None:
+                            subprotocols: Sequence[Subprotocol]) -> Subprotocol | None:
         if subprotocols and self.faults.echo_subprotocol:
             return subprotocols[0]  # like ws' default: the first offered (the token)
         return None
