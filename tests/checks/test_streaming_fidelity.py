@@ -113,12 +113,16 @@ def publish(peer: MastodonPeer, channel: str, event: str, payload: Any) -> None:
 
 
 async def subscribed(session: StreamingSession, stream: str, **params: str) -> StreamEvent | None:
-    """Subscribe, then the sync barrier; the error frame it produced, if any."""
+    """Subscribe, then the sync barrier (an unknown stream answered after the subscription);
+    the error frame the subscription produced, if any. Waits for the barrier's own frame so
+    that it cannot be mistaken for the answer to the next subscription."""
     since = len(session.events)
     await session.subscribe(stream, **params)
-    answer = await session.sync(WAIT_S, since=since)
-    assert answer is not None, "no answer to the sync probe"
-    return answer if answer.error != "Unknown stream type" else None
+    await session.subscribe("tootcheck:sync")
+    await session.wait_for(lambda e: e.error == "Unknown stream type",
+                           what="the answer to the sync probe", timeout=WAIT_S, since=since)
+    errors = [e for e in session.events[since:] if e.is_error]
+    return errors[0] if errors[0].error != "Unknown stream type" else None
 
 
 # ------------------------------------------------------------------ hashtags
@@ -156,12 +160,24 @@ def test_list_stream_errors_and_own_list(peer: MastodonPeer) -> None:
 
     async def body(session: StreamingSession) -> tuple[Any, ...]:
         missing = await subscribed(session, "list")
-        not_yours = await subscribed(session, "list", list=foreign)
-        assert await subscribed(session, "list", list=own) is None
+        since = len(session.events)
+        await session.subscribe("list", list=foreign)
+        await session.subscribe("tootcheck:sync")
+        not_yours = await session.wait_for(lambda e: e.status == 401, what="the list refusal",
+                                           timeout=WAIT_S, since=since)
+        # the database query makes the refusal overtake nothing: the sync answer comes first
+        assert [e.error for e in session.events[since:]] == [
+            "Unknown stream type", "Not authorized to stream this list"]
+        await session.subscribe("list", list=own)
+        channel, deadline = f"timeline:list:{own}", time.monotonic() + WAIT_S
+        while peer.broker.subscriber_count(channel) == 0:  # no acknowledgement: poll the broker
+            assert time.monotonic() < deadline, f"never subscribed to {channel}"
+            await asyncio.sleep(0.01)
         publish(peer, f"timeline:list:{own}", "update",
                 status_entity(peer.account.entity, "on my list", viewer=False))
         update = await session.wait_for(lambda e: e.event == "update", what="the list update",
                                         timeout=WAIT_S)
+        assert len(session.events) == since + 3, "subscribing to one's own list is silent"
         return missing, not_yours, update
 
     missing, not_yours, update = run_session(peer, body)
@@ -235,7 +251,7 @@ def test_public_updates_gain_filtered_for_a_signed_in_account(peer: MastodonPeer
 
 def test_delete_overtakes_update_on_filtered_streams_only(peer: MastodonPeer) -> None:
     status = status_entity(peer.account.entity, "race", viewer=False)
-    peer.streaming.filter_query_s = 0.3  # the database round trip, made visible
+    peer.streaming.db_query_s = 0.3  # the database round trip, made visible
 
     async def body(session: StreamingSession) -> list[tuple[str, str]]:
         assert await subscribed(session, "public:local") is None
@@ -251,7 +267,7 @@ def test_delete_overtakes_update_on_filtered_streams_only(peer: MastodonPeer) ->
     try:
         order = run_session(peer, body)
     finally:
-        peer.streaming.filter_query_s = 0.02
+        peer.streaming.db_query_s = 0.02
     public = [event for stream, event in order if stream == "public:local"]
     home = [event for stream, event in order if stream == "user"]
     assert public == ["delete", "update"]

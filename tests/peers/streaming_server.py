@@ -17,7 +17,8 @@ docs/streaming.md "Fidelity" lists each point and the test that pins it):
   ``Missing list name parameter`` (400), ``Not authorized to stream this list`` (401),
   ``Unknown stream type`` (400). Hashtag channel names are normalised like
   ``normalizeHashtag`` (NFKC, lower case, ASCII folding, then only letters, digits, ``_``,
-  U+00B7 and U+200C are kept).
+  U+00B7 and U+200C are kept). A list subscription waits for ``authorizeListAccess``'s
+  database query, so its answer comes after the answers to later messages.
 - Filtered channels (``public*``, ``hashtag*``) for a signed-in account: an ``update`` waits
   for the block/mute/filter queries and gains ``"filtered": []``; every other event passes
   straight through, so a ``delete`` published right after an ``update`` can arrive first.
@@ -51,7 +52,7 @@ FILTERED_CHANNELS = PUBLIC_CHANNELS  # channelNameToIds: needsFiltering: true
 EVENTSOURCE_PATHS = ("/user", "/user/notification", "/public", "/public/local", "/public/remote",
                      "/hashtag", "/hashtag/local", "/direct", "/list")
 KEEPALIVE_S = 30.0  # setInterval(... ws.ping ..., 30000)
-FILTER_QUERY_S = 0.02  # stand-in for the blocks/mutes/filters queries on filtered updates
+DB_QUERY_S = 0.02  # stand-in for a PostgreSQL round trip (filter queries, authorizeListAccess)
 
 # ASCII folding of streaming/utils.js#foldToASCII (canon: app/lib/ascii_folder.rb), grouped by
 # the ASCII letter each character folds to.
@@ -175,6 +176,14 @@ class _Client:
         return "Unknown stream type", 400
 
     def subscribe(self, name: str, params: dict[str, Any]) -> None:
+        if name == "list" and params.get("list"):
+            # authorizeListAccess queries PostgreSQL: the answer comes after the frames of
+            # later messages that need no database (the client's sync probe included)
+            self.loop.call_later(self.peer.db_query_s, self._subscribe, name, params)
+            return
+        self._subscribe(name, params)
+
+    def _subscribe(self, name: str, params: dict[str, Any]) -> None:
         if name not in PUBLIC_CHANNELS:  # checkScopes
             needed = ("read", "read:notifications") if name == "user:notification" else (
                 "read", "read:statuses")
@@ -240,7 +249,7 @@ class _Client:
             # gain the keyword-filter results (none here) unless Rails already set them.
             if "filtered" not in payload:
                 payload = {**payload, "filtered": []}
-            delay += self.peer.filter_query_s
+            delay += self.peer.db_query_s
         frame = self._frame(channel, event, payload)
         if delay > 0:
             self.loop.call_later(delay, self.queue.put_nowait, frame)
@@ -272,7 +281,7 @@ class StreamingPeer:
         self.broker = broker
         self.faults = StreamingFaults()
         self.ping_interval_s = ping_interval_s
-        self.filter_query_s = FILTER_QUERY_S
+        self.db_query_s = DB_QUERY_S
         self.port = 0
         self.updates_seen = 0
         self.connections = 0
