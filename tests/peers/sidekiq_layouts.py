@@ -1,8 +1,10 @@
 """Sidekiq 7.x and 8.x as they write to Redis, for the checks to read next to the real 6.4.
 
 Debian ships Sidekiq 6.4 (``tests/peers/sidekiq.py`` runs it for real). Mastodon 4.4 pins
-Sidekiq 7.3.9 (``Gemfile.lock`` at Lastorder-DC/mastodon 1ebb87a6, 4.5.0-alpha: ``sidekiq
-(7.3.9)``, ``sidekiq (< 8)``) and Mastodon 4.5+ runs Sidekiq 8 (issue 11). A
+Sidekiq 7.3.9 (``Gemfile.lock`` at Lastorder-DC/mastodon 68090cd8 "Bump version to
+v4.4.0-rc.1", since 37c82a30 "Update sidekiq to version 7"; still 7.3.9 at 1ebb87a6,
+4.5.0-alpha, the newest upstream commit in the fork) and Mastodon 4.5+ runs Sidekiq 8
+(issue 11; no later Gemfile.lock is available to confirm the exact 8.x). A
 :class:`SidekiqWriter` performs, key for key and command for command, what these upstream
 methods do (sidekiq/sidekiq at v7.3.9 = bf9afa4c, v8.1.7 = 1bb4aa06):
 
