@@ -490,10 +490,12 @@ def test_fidelity_unlisted_grant_is_refused_at_authorize(peers: Peers,
     with peers.target.http() as session:
         answer = session.get(AUTHORIZE, params=authorize_params(), allow_redirects=False,
                              timeout=5)
-    query = parse_qs(urlsplit(answer.headers["Location"]).query)
-    assert answer.status_code == 302 and query["error"] == ["invalid_request"]
-    result = check_login(peers.target)
-    assert not result.ok and not peers.rp.users
+    location = answer.headers["Location"]
+    assert answer.status_code == 302 and location.startswith(CALLBACK + "?error=invalid_request&")
+    query = parse_qs(urlsplit(location).query)
+    assert query["error_description"] == ["The request is otherwise malformed"]
+    caught(check_login(peers.target), "callback-rejected", mentions="otherwise malformed")
+    assert not peers.rp.users
 
 
 def test_fidelity_unlisted_grant_is_refused_at_token(peers: Peers) -> None:
@@ -503,5 +505,7 @@ def test_fidelity_unlisted_grant_is_refused_at_token(peers: Peers) -> None:
                               auth=("mastodon", peers.idp.client_secret),
                               data={"grant_type": "refresh_token", "refresh_token": "x"})
     assert answer.status_code == 400
-    assert answer.json()["error"] == "invalid_grant"
-    assert answer.json()["error_description"].startswith("The provided authorization grant")
+    body = answer.json()
+    assert set(body) == {"error", "error_description", "request_id"}  # OAuth2Error.create_dict
+    assert body["error"] == "invalid_grant"
+    assert body["error_description"].startswith("The provided authorization grant")

@@ -515,10 +515,9 @@ class AuthentikPeer:
                                "redirection URI (redirect_uri).")
         if request.args.get("response_type") == "code" and \
                 "authorization_code" not in self.config.grant_types:
-            # check_grant: AuthorizeError(redirect_uri, "invalid_request", ...) -> redirect
-            return redirect(with_query(redirect_uri, error="invalid_request",
-                                       error_description="The request is otherwise malformed",
-                                       state=request.args.get("state", "")))
+            # check_grant: AuthorizeError(redirect_uri, "invalid_request", ...).get_response
+            return redirect(_authorize_error_uri(redirect_uri, "invalid_request",
+                                                 request.args.get("state", "")))
         oauth_request = FlaskOAuth2Request(request)
         try:
             self.oauth.get_consent_grant(request=oauth_request, end_user=None)
@@ -771,10 +770,11 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def with_query(url: str, **params: str) -> str:
-    parts = urlsplit(url)
-    query = "&".join(q for q in (parts.query, urlencode(params)) if q)
-    return parts._replace(query=query).geturl()
+def _authorize_error_uri(redirect_uri: str, error: str, state: str) -> str:
+    """``AuthorizeError.create_uri`` (authentik/providers/oauth2/errors.py) for the code flow."""
+    descriptions = {"invalid_request": "The request is otherwise malformed"}
+    uri = f"{redirect_uri}?error={error}&error_description={quote(descriptions[error])}"
+    return uri + (f"&state={state}" if state else "")
 
 
 def _token_client_id() -> str:
@@ -785,12 +785,13 @@ def _token_client_id() -> str:
 
 
 def _token_error(error: str) -> Response:
-    """``TokenError.create_dict`` as ``TokenResponse`` (400, JSON)."""
+    """``TokenError.create_dict`` as ``TokenResponse`` (400, JSON; errors.py)."""
     descriptions = {"invalid_grant": (
         "The provided authorization grant or refresh token is invalid, expired, revoked, does "
         "not match the redirection URI used in the authorization request, or was issued to "
         "another client")}
-    response = jsonify(error=error, error_description=descriptions[error])
+    response = jsonify(error=error, error_description=descriptions[error],
+                       request_id=uuid.uuid4().hex)
     response.status_code = 400
     return response
 
