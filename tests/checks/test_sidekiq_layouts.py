@@ -27,7 +27,7 @@ from tests.peers.sidekiq_layouts import (
     mastodon_queues_match,
 )
 from tootcheck.checks.sidekiq import check_health, check_queues_drain
-from tootcheck.clients.sidekiq import MASTODON_QUEUES, read_snapshot
+from tootcheck.clients.sidekiq import MASTODON_QUEUES, failures_since, read_snapshot, redis_now
 from tootcheck.testing import expect_fault, expect_ok
 
 BEAT_BOUND_S = 30.0
@@ -167,14 +167,19 @@ def test_queues_drain_stuck(writer: SidekiqWriter, url: str) -> None:
 
 
 def test_queues_drain_retry_growing(writer: SidekiqWriter, url: str) -> None:
-    job = writer.job("FailingJob", [0])
-    failer = threading.Timer(0.2, writer.fail, args=(job,))
-    failer.start()
-    try:
-        result = check_queues_drain(url, drain_timeout_s=2, window_s=0.6, interval_s=0.1)
-    finally:
-        failer.join(5)
+    run_started = redis_now(writer.conn)
+    writer.fail(writer.job("FailingJob", [0]))
+    result = check_queues_drain(url, drain_timeout_s=1, window_s=0.1, interval_s=0.1,
+                                failures_since=run_started)
     expect_fault(result, "retry-growing", mentions="FailingJob (RuntimeError)")
+
+
+def test_failure_in_the_same_millisecond_as_the_window_start_counts() -> None:
+    since = 1_800_000_000.0007  # an 8.x failed_at in that millisecond reads ...000.000
+    entry = json.dumps({"class": "FailingJob", "jid": "j", "queue": "default",
+                        "failed_at": 1_800_000_000_000, "retry_count": 0})
+    assert len(failures_since(since, [entry], []).retried) == 1
+    assert not failures_since(since + 0.002, [entry], []).retried
 
 
 def test_queues_drain_old_failure_is_not_new(writer: SidekiqWriter, url: str) -> None:
@@ -188,11 +193,8 @@ def test_queues_drain_old_failure_is_not_new(writer: SidekiqWriter, url: str) ->
 
 
 def test_queues_drain_dead_growing(writer: SidekiqWriter, url: str) -> None:
-    job = writer.job("DyingJob", [0], retry=0)
-    killer = threading.Timer(0.2, writer.die, args=(job,))
-    killer.start()
-    try:
-        result = check_queues_drain(url, drain_timeout_s=2, window_s=0.6, interval_s=0.1)
-    finally:
-        killer.join(5)
+    run_started = redis_now(writer.conn)
+    writer.die(writer.job("DyingJob", [0], retry=0))
+    result = check_queues_drain(url, drain_timeout_s=1, window_s=0.1, interval_s=0.1,
+                                failures_since=run_started)
     expect_fault(result, "dead-growing", mentions="DyingJob")

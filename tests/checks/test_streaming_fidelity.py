@@ -46,6 +46,13 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, Path]
 
 @pytest.fixture(scope="module")
 def peer(tls: tuple[ssl.SSLContext, Path]) -> Iterator[MastodonPeer]:
+    with running_peer(*tls) as running:
+        yield running
+
+
+@pytest.fixture
+def fast_ping_peer(tls: tuple[ssl.SSLContext, Path]) -> Iterator[MastodonPeer]:
+    """A peer of its own that pings every FAST_PING_S (the others keep the real 30 s)."""
     with running_peer(*tls, ping_interval_s=FAST_PING_S) as running:
         yield running
 
@@ -277,8 +284,10 @@ def test_delete_overtakes_update_on_filtered_streams_only(peer: MastodonPeer) ->
 # ------------------------------------------------------------------ keepalive
 
 
-def test_keepalive_ping_default_and_interval(peer: MastodonPeer) -> None:
-    assert KEEPALIVE_S == 30.0
+def test_keepalive_ping_default_and_interval(peer: MastodonPeer,
+                                            fast_ping_peer: MastodonPeer) -> None:
+    assert KEEPALIVE_S == 30.0 and peer.streaming.ping_interval_s == KEEPALIVE_S
+    peer = fast_ping_peer
     key = base64.b64encode(secrets.token_bytes(16)).decode()
     request = "\r\n".join([
         "GET /api/v1/streaming HTTP/1.1", f"Host: {peer.domain}", "Upgrade: websocket",

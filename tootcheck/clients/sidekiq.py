@@ -44,6 +44,9 @@ MASTODON_QUEUES: tuple[str, ...] = (
 WORK_SUFFIXES = (":work", ":workers")  # Sidekiq 7+ first, then 6.x
 _MILLIS_THRESHOLD = 100_000_000_000  # an epoch above 1e11 is in milliseconds (year 5138 in s)
 FAILURE_SCAN_LIMIT = 2000  # at most this many retry/dead entries are read per observation
+# 8.x stamps are whole milliseconds (truncated): a failure in the same millisecond as the
+# window start may carry a stamp up to 1 ms before it
+STAMP_RESOLUTION_S = 0.001
 
 
 Raw = str | bytes | None
@@ -373,7 +376,7 @@ def failures_since(
     retried = []
     for raw in retry_entries:
         job = parse_job(raw)
-        if job is not None and (job.last_failure_at or 0.0) >= since:
+        if job is not None and (job.last_failure_at or 0.0) >= since - STAMP_RESOLUTION_S:
             retried.append(job)
     died = [job for raw in dead_entries if (job := parse_job(raw)) is not None]
     return Failures(since, tuple(retried), tuple(died))
