@@ -45,6 +45,10 @@ surface is modelled, from goauthentik/authentik:
   ``{"detail": "CSRF Failed: ..."}``;
 * ``sub``: the provider's ``sub_mode`` (default ``hashed_user_id``; ``user_username``).
 
+The TLS server, CA and request recorder live in ``tests/peers/https_server.py`` (shared with
+the Mastodon side, ``oidc_rp.py``); the hand-built answers (error pages, error redirects,
+token errors, CSRF, the signing certificate) in ``tests/peers/authentik_responses.py``.
+
 Break it through :class:`AuthentikConfig` (``peer.config.<field> = ...``); ``reset()``
 restores the healthy defaults. Every request is recorded in ``peer.requests``.
 """
@@ -52,22 +56,17 @@ restores the healthy defaults. Every request is recorded in ``peer.requests``.
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
 import hmac
-import ssl
 import threading
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from html import escape
-from pathlib import Path
 from secrets import token_hex, token_urlsafe
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
-import trustme
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
 from authlib.oauth2 import OAuth2Error, OAuth2Request
@@ -76,20 +75,26 @@ from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant
 from authlib.oidc.core import UserInfo
 from authlib.oidc.core.grants import OpenIDCode
 from authlib.oidc.core.models import AuthorizationCodeMixin
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-)
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.serialization import Encoding
 from flask import Flask, Response, g, jsonify, redirect, request
 from flask import Request as FlaskRequest
 from joserfc.jwk import ECKey, RSAKey
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.test import EnvironBuilder
+
+from tests.peers.authentik_responses import (
+    authorize_error_uri,
+    b64url,
+    csrf_failure,
+    error_page,
+    private_pem,
+    self_signed,
+    token_client_id,
+    token_error,
+)
+from tests.peers.https_server import PeerCA, PeerServer, Recorded, record
+
+__all__ = ["AUTH_HOST", "CLIENT_ID", "REDIRECT_URI", "AuthentikConfig", "AuthentikPeer",
+           "AuthentikUser", "PeerCA", "PeerServer", "Recorded", "record"]
 
 AUTH_HOST = "auth.kirchner.social"
 SLUG = "mastodon"
@@ -101,74 +106,6 @@ EXPLICIT_FLOW = "default-provider-authorization-explicit-consent"
 SCOPES = ("openid", "email", "profile")
 AVATAR = "/static/dist/assets/images/user_default.png"
 INSTALL_ID = "6c1f8e0a-tootcheck-peer"
-
-
-# ------------------------------------------------------------------ shared peer plumbing
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """One request a peer received, as it arrived (for "where did the password go")."""
-
-    host: str
-    method: str
-    path: str
-    query: str
-    headers: Mapping[str, str]
-    body: str
-
-    def contains(self, secret: str) -> bool:
-        return any(secret in part for part in (self.path, self.query, self.body,
-                                               *self.headers.values()))
-
-
-def record(log: list[Recorded]) -> None:
-    """A Flask before_request hook body that appends the current request to ``log``."""
-    log.append(Recorded(
-        host=request.host, method=request.method, path=request.path,
-        query=request.query_string.decode("latin-1"),
-        headers={k: v for k, v in request.headers.items()},
-        body=request.get_data(as_text=True),
-    ))
-
-
-class PeerCA:
-    """A trustme CA for the peers; ``ca_file`` is what the Target trusts."""
-
-    def __init__(self, directory: Path) -> None:
-        self.ca = trustme.CA()
-        self.ca_file = directory / "oidc-peers-ca.pem"
-        self.ca.cert_pem.write_to_path(str(self.ca_file))
-
-    def server_context(self, host: str) -> ssl.SSLContext:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        self.ca.issue_cert(host).configure_cert(context)
-        return context
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log(self, type: str, message: str, *args: object) -> None:
-        pass
-
-
-class PeerServer:
-    """A Flask app on 127.0.0.1 over TLS (werkzeug's threaded server); ``stop()`` ends it."""
-
-    def __init__(self, app: Flask, context: ssl.SSLContext) -> None:
-        self._server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True,
-                                                   ssl_context=context,
-                                                   request_handler=_QuietHandler)
-        self.port: int = self._server.socket.getsockname()[1]
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name=f"oidc-peer-{self.port}", daemon=True)
-        self._thread.start()  # already listening: no readiness wait
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
 
 # ------------------------------------------------------------------ configuration
@@ -354,9 +291,9 @@ class AuthentikPeer:
         self.tokens: dict[str, dict[str, str]] = {}
         self._lock = threading.RLock()
         self.key = RSAKey.generate_key(2048)
-        self.certificate = _self_signed(self.key)
+        self.certificate = self_signed(self.key)
         # CertificateKeyPair.kid: md5 hex digest of the key data (PEM), authentik/crypto/models.py
-        self.kid = hashlib.md5(_private_pem(self.key), usedforsecurity=False).hexdigest()
+        self.kid = hashlib.md5(private_pem(self.key), usedforsecurity=False).hexdigest()
         self.foreign_key = RSAKey.generate_key(2048)
         self.ec_key = ECKey.generate_key("P-256")
         self.app = self._build_app()
@@ -494,8 +431,8 @@ class AuthentikPeer:
             der = self.certificate.public_bytes(Encoding.DER)
             keys.append({**self.key.as_dict(private=False), "kid": self.kid, "use": "sig",
                          "alg": "RS256", "x5c": [base64.b64encode(der).decode()],
-                         "x5t": _b64url(hashlib.sha1(der, usedforsecurity=False).digest()),
-                         "x5t#S256": _b64url(hashlib.sha256(der).digest())})
+                         "x5t": b64url(hashlib.sha1(der, usedforsecurity=False).digest()),
+                         "x5t#S256": b64url(hashlib.sha256(der).digest())})
         elif self.config.jwks == "ec-only":
             keys.append({**self.ec_key.as_dict(private=False), "kid": self.kid, "use": "sig",
                          "alg": "ES256"})
@@ -506,17 +443,17 @@ class AuthentikPeer:
             return Response("Not Found", status=404)
         client = self._query_client(request.args.get("client_id", ""))
         if client is None:
-            return _error_page("Client ID Error",
+            return error_page("Client ID Error",
                                "The client identifier (client_id) is missing or invalid.")
         redirect_uri = request.args.get("redirect_uri", "")
         if not redirect_uri or not client.check_redirect_uri(redirect_uri):
-            return _error_page("Redirect URI Error",
+            return error_page("Redirect URI Error",
                                "The request fails due to a missing, invalid, or mismatching "
                                "redirection URI (redirect_uri).")
         if request.args.get("response_type") == "code" and \
                 "authorization_code" not in self.config.grant_types:
             # check_grant: AuthorizeError(redirect_uri, "invalid_request", ...).get_response
-            return redirect(_authorize_error_uri(redirect_uri, "invalid_request",
+            return redirect(authorize_error_uri(redirect_uri, "invalid_request",
                                                  request.args.get("state", "")))
         oauth_request = FlaskOAuth2Request(request)
         try:
@@ -539,11 +476,11 @@ class AuthentikPeer:
 
     def _token(self) -> Response:
         grant_type = request.form.get("grant_type", "")
-        if self._query_client(_token_client_id()) is not None and \
+        if self._query_client(token_client_id()) is not None and \
                 grant_type not in self.config.grant_types:
             # TokenRequest.parse: TokenError("invalid_grant"), cause grant_type_not_configured,
             # rendered by TokenResponse(error.create_dict(request), status=400)
-            return _token_error("invalid_grant")
+            return token_error("invalid_grant")
         return self.oauth.create_token_response()
 
     def _userinfo(self) -> Response:
@@ -576,7 +513,7 @@ class AuthentikPeer:
         session = self._session()
         with self._lock:
             if request.method == "POST" and session.get("user"):
-                failure = _csrf_failure()
+                failure = csrf_failure()
                 if failure:
                     return jsonify(detail=f"CSRF Failed: {failure}"), 403
             plan: _Plan | None = session.get("plan")
@@ -732,89 +669,3 @@ class AuthentikPeer:
         response = self.oauth.create_authorization_response(request=oauth_request,
                                                             grant_user=user, grant=grant)
         return str(response.headers["Location"])
-
-
-def _error_page(title: str, message: str) -> Response:
-    """``bad_request_message``: ``error/generic.html`` with HTTP 400: the title in the card's
-    ``<h1>``, the description in a ``<p>`` (as served by 2025.12.4, issue 11)."""
-    body = ('<!DOCTYPE html><html><head><title>authentik</title></head><body>'
-            '<div class="pf-c-login__main"><header class="pf-c-login__main-header">'
-            f'<h1 class="pf-c-title pf-m-3xl">{escape(title)}</h1></header>'
-            '<div class="pf-c-login__main-body"><form method="POST" class="pf-c-form">'
-            f'<p>{escape(message)}</p>'
-            '<a id="ak-back-home" href="/" class="pf-c-button pf-m-primary">Go home</a>'
-            '</form></div></div></body></html>')
-    return Response(body, status=400, content_type="text/html; charset=utf-8")
-
-
-def _private_pem(key: RSAKey) -> bytes:
-    private = key.private_key
-    assert isinstance(private, rsa.RSAPrivateKey)
-    return private.private_bytes(Encoding.PEM, PrivateFormat.TraditionalOpenSSL, NoEncryption())
-
-
-def _self_signed(key: RSAKey) -> x509.Certificate:
-    """Like "authentik Self-signed Certificate": a self-signed certificate for the signing key."""
-    private = key.private_key
-    assert isinstance(private, rsa.RSAPrivateKey)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "authentik Self-signed Certificate")])
-    now = datetime.datetime.now(datetime.UTC)
-    return (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(private.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=365))
-            .sign(private, hashes.SHA256()))
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _authorize_error_uri(redirect_uri: str, error: str, state: str) -> str:
-    """``AuthorizeError.create_uri`` (authentik/providers/oauth2/errors.py) for the code flow."""
-    descriptions = {"invalid_request": "The request is otherwise malformed"}
-    uri = f"{redirect_uri}?error={error}&error_description={quote(descriptions[error])}"
-    return uri + (f"&state={state}" if state else "")
-
-
-def _token_client_id() -> str:
-    """client_secret_basic or client_secret_post, like extract_client_auth."""
-    if request.authorization and request.authorization.type == "basic":
-        return request.authorization.username or ""
-    return request.form.get("client_id", "")
-
-
-def _token_error(error: str) -> Response:
-    """``TokenError.create_dict`` as ``TokenResponse`` (400, JSON; errors.py)."""
-    descriptions = {"invalid_grant": (
-        "The provided authorization grant or refresh token is invalid, expired, revoked, does "
-        "not match the redirection URI used in the authorization request, or was issued to "
-        "another client")}
-    response = jsonify(error=error, error_description=descriptions[error],
-                       request_id=uuid.uuid4().hex)
-    response.status_code = 400
-    return response
-
-
-def _csrf_failure() -> str | None:
-    """Django's CsrfViewMiddleware as DRF's SessionAuthentication applies it (HTTPS)."""
-    origin = f"https://{request.host}"
-    if "Origin" in request.headers:
-        if request.headers["Origin"] != origin:
-            return f"Origin checking failed - {request.headers['Origin']} does not match any " \
-                   "trusted origins."
-    else:
-        referer = request.headers.get("Referer")
-        if not referer:
-            return "Referer checking failed - no Referer."
-        if f"https://{urlsplit(referer).netloc}" != origin:
-            return f"Referer checking failed - {quote(referer)} does not match any trusted origins."
-    cookie = request.cookies.get("authentik_csrf")
-    if not cookie:
-        return "CSRF cookie not set."
-    header = request.headers.get("X-authentik-CSRF")
-    if not header:
-        return "CSRF token missing."
-    if not hmac.compare_digest(header, cookie):
-        return "CSRF token incorrect."
-    return None
