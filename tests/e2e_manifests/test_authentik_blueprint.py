@@ -20,6 +20,7 @@ from tests.e2e_manifests.manifests import (
     reference,
     rendered,
 )
+from tests.peers.oidc_idp import AuthentikConfig
 
 BLUEPRINT = MANIFESTS / "infra" / "authentik" / "blueprints" / "mastodon.yaml"
 BLUEPRINT_CONFIGMAP = "authentik-blueprint-mastodon"
@@ -137,6 +138,8 @@ def test_provider_lists_the_grants_mastodon_uses():
     assert isinstance(grants, list) and set(grants) <= GRANT_TYPES, grants
     assert sorted(grants) == ["authorization_code", "refresh_token"]
     assert len(grants) == len(set(grants))
+    # the OIDC peer's provider is configured like this blueprint
+    assert AuthentikConfig().grant_types == tuple(grants)
 
 
 def test_test_user_password_is_per_run():
