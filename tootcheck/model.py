@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +94,22 @@ class CheckResult:
         raise TypeError("use result.ok, not the truth value of a CheckResult")
 
 
+ResultListener = Callable[["CheckResult"], None]
+# Who hears about each finished check (the reports plugin records fault codes and metrics).
+_LISTENERS: list[ResultListener] = []
+
+
+def subscribe(listener: ResultListener) -> Callable[[], None]:
+    """Call ``listener`` with every CheckResult built from now on; returns the unsubscribe."""
+    _LISTENERS.append(listener)
+
+    def unsubscribe() -> None:
+        if listener in _LISTENERS:
+            _LISTENERS.remove(listener)
+
+    return unsubscribe
+
+
 class CheckRun:
     """Accumulates faults, evidence and metrics while a check runs.
 
@@ -130,7 +146,7 @@ class CheckRun:
         faults = list(self.faults)
         if not faults and self.observations == 0:
             faults.append(Fault("nothing-checked", "the check observed nothing; refusing to pass"))
-        return CheckResult(
+        result = CheckResult(
             check=self.check,
             target=self.target,
             faults=tuple(faults),
@@ -139,3 +155,6 @@ class CheckRun:
             duration_s=time.monotonic() - self._started,
             observations=self.observations,
         )
+        for listener in tuple(_LISTENERS):
+            listener(result)
+        return result

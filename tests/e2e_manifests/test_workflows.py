@@ -80,3 +80,10 @@ def test_least_privilege(name):
         assert job["timeout-minutes"] <= 120
         checkout = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@"))
         assert checkout["with"]["persist-credentials"] is False
+
+
+@pytest.mark.parametrize(("name", "job"), [("test.yml", "test"), ("e2e.yml", "e2e")])
+def test_the_summary_table_becomes_the_job_summary(name, job):
+    step = next(s for s in steps(name, job) if s.get("name") == "Job summary")
+    assert step["if"] == "always()"
+    assert 'cat reports/summary.md >> "$GITHUB_STEP_SUMMARY"' in step["run"]

@@ -33,6 +33,7 @@ import contextlib
 import copy
 import json
 import os
+import re
 import secrets
 import ssl
 import subprocess
@@ -322,6 +323,11 @@ def test_a_failing_run_and_its_refusals_do_not_leak(nightly: dict[str, Scenario]
         name = "test_" + check.replace(".", "_")
         assert run.outcome(name) == ("skipped", REFUSED.format(check=check))
     assert "valid-token-rejected" in run.junit.read_text()  # the failure is in the report
+    page = (run.reports / "summary.html").read_text()  # matrix first, the failure before passes
+    assert len(page.encode()) < 200 * 1024
+    assert page.index("id='capabilities'") < page.index("valid-token-rejected") < page.index("id='passes'")
+    assert re.search(r"fault: <code>[a-z,-]*valid-token-rejected", page)
+    assert "[valid-token-rejected]" in (run.reports / "summary.md").read_text()
 
 
 def test_oidc_discovery_and_the_allowed_login(nightly: dict[str, Scenario]) -> None:

@@ -6,13 +6,18 @@ never mixes its records with the outer run's.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Generator
 from typing import Any
 
 import pytest
 
+from tootcheck import model
+from tootcheck.checks.registry import all_checks
 from tootcheck.redaction import redact
 from tootcheck.reporting import html as html_report
 from tootcheck.reporting import summary as json_summary
+from tootcheck.reporting import text as text_report
 from tootcheck.reporting.records import RecordBook
 from tootcheck.settings import active
 
@@ -26,8 +31,35 @@ class ReportPlugin:
         self.started = json_summary.now()
         self.summary: dict[str, Any] | None = None
 
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        """Record the fault codes and metrics of the checks a live test ran (properties
+        travel with the report, under xdist too)."""
+        if item.get_closest_marker("check") is None:
+            yield
+            return
+        results: list[model.CheckResult] = []
+        unsubscribe = model.subscribe(results.append)
+        try:
+            yield
+        finally:
+            unsubscribe()
+            codes = [code for result in results for code in result.fault_codes]
+            if codes:
+                item.user_properties.append(("faults", ",".join(dict.fromkeys(codes))))
+            metrics = {k: v for result in results for k, v in result.metrics.items()}
+            if metrics:
+                item.user_properties.append(("metrics", json.dumps(metrics, sort_keys=True)))
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.book.add(report)
+
+    def _catalogue(self, target: str) -> list[str]:
+        """Every live check, when this run is about them (a foreign or offline run with no
+        live test does not import the check modules)."""
+        if target == "none" and not any(r.check for r in self.book.records.values()):
+            return []
+        return sorted(all_checks())
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if not self.book.records or self.config.option.collectonly:
@@ -37,10 +69,12 @@ class ReportPlugin:
         summary = json_summary.build(
             self.book, started=self.started, finished=json_summary.now(),
             target=settings.target, mode=settings.mode, exit_status=int(exitstatus),
-            timings=json_summary.load_timings(reports_dir, since=self.started))
+            timings=json_summary.load_timings(reports_dir, since=self.started),
+            catalogue=self._catalogue(settings.target))
         try:
             json_summary.write(summary, reports_dir)
             summary["html"] = str(html_report.write(summary, reports_dir))
+            (reports_dir / "summary.md").write_text(text_report.markdown(summary) + "\n")
         except OSError as exc:  # a report problem must never hide the test outcome
             summary["write_error"] = f"reports not written: {exc}"
         self.summary = summary
@@ -61,9 +95,9 @@ class ReportPlugin:
         phases = summary["timings"].get("phases", {})
         if phases:
             write("bring-up: " + ", ".join(f"{k} {float(v):.0f}s" for k, v in phases.items()))
-        shown = ", ".join(f"{n} {k}" for k, n in summary["counts"].items() if n)
-        where = summary.get("write_error") or summary.get("html", "")
-        write(f"{shown or 'no tests'} in {summary['duration_s']:.1f}s; report: {where}")
+        for line in text_report.terminal(summary):
+            write(line)
+        write(f"report: {summary.get('write_error') or summary.get('html', '')}")
 
 
 def pytest_configure(config: pytest.Config) -> None:

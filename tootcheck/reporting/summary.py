@@ -8,14 +8,19 @@ gets one compact line per run so an operator can keep a trend across runs
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tootcheck.redaction import redact
+from tootcheck.reporting import capabilities
 from tootcheck.reporting.records import RecordBook
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+HISTORY_SHOWN = 30
+# Metric names that are latencies or end-to-end times (seconds), shown as a picture.
+LATENCY_HINTS = ("latency", "login_s", "roundtrip_s")
 
 
 def load_timings(reports_dir: Path, since: datetime | None = None) -> dict[str, Any]:
@@ -30,8 +35,37 @@ def load_timings(reports_dir: Path, since: datetime | None = None) -> dict[str, 
     return data if isinstance(data, dict) else {}
 
 
+def latencies(tests: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+    """``check metric`` -> seconds, for the latency figures the live checks recorded."""
+    figures: dict[str, float] = {}
+    for test in tests:
+        raw = (test.get("properties") or {}).get("metrics")
+        if not raw or not test.get("check"):
+            continue
+        try:
+            metrics = json.loads(raw)
+        except ValueError:
+            continue
+        for name, value in sorted(metrics.items()):
+            if any(hint in name for hint in LATENCY_HINTS) and isinstance(value, int | float):
+                figures[f"{test['check']} {name}"] = float(value)
+    return figures
+
+
+def _capability_rows(tests: list[dict[str, Any]], catalogue: Iterable[str],
+                     target: str) -> list[dict[str, Any]]:
+    reason = ("no target: an offline run (--target none)" if target == "none"
+              else capabilities.NOT_SELECTED)
+    return [{"key": row.key, "label": row.label,
+             "cells": [{"check": c.check, "state": c.state, "reason": c.reason, "nodeid": c.nodeid}
+                       for c in row.cells]}
+            for row in capabilities.matrix(tests, catalogue, reason)]
+
+
 def build(book: RecordBook, *, started: datetime, finished: datetime, target: str, mode: str,
-          exit_status: int, timings: dict[str, Any]) -> dict[str, Any]:
+          exit_status: int, timings: dict[str, Any],
+          catalogue: Iterable[str] = ()) -> dict[str, Any]:
+    tests = [r.to_dict() for r in book.records.values()]
     return {
         "schema": SCHEMA_VERSION,
         "run_id": started.strftime("%Y%m%dT%H%M%SZ"),
@@ -44,8 +78,34 @@ def build(book: RecordBook, *, started: datetime, finished: datetime, target: st
         "ok": book.ok and exit_status == 0,
         "counts": dict(book.counts()),
         "timings": timings,
-        "tests": [r.to_dict() for r in book.records.values()],
+        "capabilities": _capability_rows(tests, catalogue, target),
+        "latencies": latencies(tests),
+        "tests": tests,
     }
+
+
+def rows(summary: Mapping[str, Any]) -> list[capabilities.Row]:
+    """The summary's capability matrix as :class:`capabilities.Row` objects."""
+    return [capabilities.Row(row["key"], row["label"],
+                             tuple(capabilities.Cell(**cell) for cell in row["cells"]))
+            for row in summary.get("capabilities", ())]
+
+
+def load_history(reports_dir: Path, limit: int = HISTORY_SHOWN) -> list[dict[str, Any]]:
+    """The last ``limit`` trend lines (oldest first); unreadable lines are left out."""
+    try:
+        lines = (reports_dir / "history.jsonl").read_text().splitlines()
+    except OSError:
+        return []
+    runs: list[dict[str, Any]] = []
+    for line in lines[-limit:]:
+        try:
+            run = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(run, dict):
+            runs.append(run)
+    return runs
 
 
 def trend_line(summary: dict[str, Any]) -> dict[str, Any]:
@@ -60,6 +120,7 @@ def trend_line(summary: dict[str, Any]) -> dict[str, Any]:
         "ok": summary["ok"],
         "duration_s": summary["duration_s"],
         "counts": summary["counts"],
+        "capabilities": capabilities.outcome_by_capability(rows(summary)),
         "check_durations_s": checks,
         "phase_timings_s": summary["timings"].get("phases", {}),
     }
