@@ -19,7 +19,6 @@ from tootcheck.errors import BadInput
 from tootcheck.redaction import Secret
 
 ENV_PREFIX = "TOOTCHECK_"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ class Settings:
     rehearse_chart_to: str = ""
     # policy and reports
     policy_strict: bool = False
-    reports_dir: Path = REPO_ROOT / "reports"
+    reports_dir: Path = Path("reports")  # relative to the working directory
     # the suite's own tests: fail instead of skip when a local peer is missing
     strict_peers: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)

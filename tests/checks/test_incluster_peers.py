@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
+from tests import REPO_ROOT
 from tootcheck import peers, versions
 from tootcheck.errors import BadInput, ToolMissing
 from tootcheck.policy.schema import validate_object
 from tootcheck.rendering import render
-from tootcheck.settings import REPO_ROOT
 from tootcheck.testing import peer_missing
 
 MANIFESTS = REPO_ROOT / "manifests"

@@ -45,6 +45,7 @@ from typing import Any
 import pytest
 import trustme
 
+from tests import REPO_ROOT
 from tests.nightly.sni_router import SniRouter
 from tests.peers.databases import RedisPeer, scratch_dir
 from tests.peers.oidc_idp import AUTH_HOST, AuthentikPeer, PeerCA
@@ -56,7 +57,6 @@ from tests.rehearsal.pods import mastodon_pod
 from tootcheck import versions
 from tootcheck.clients.pinning import PinMap
 from tootcheck.drift import render_at
-from tootcheck.settings import REPO_ROOT
 from tootcheck.testing import peer_missing
 
 pytestmark = pytest.mark.timeout(180)

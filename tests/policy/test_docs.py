@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from tests import REPO_ROOT
 from tootcheck.policy.docs import readme_with_rules, rules_markdown
 from tootcheck.policy.registry import all_rules
-from tootcheck.settings import REPO_ROOT
 
 DOC = REPO_ROOT / "docs" / "rules.md"
 

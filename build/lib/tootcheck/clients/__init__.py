@@ -1,0 +1,1 @@
+"""Protocol clients. They speak their protocol and return data; they never assert."""

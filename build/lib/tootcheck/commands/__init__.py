@@ -1,0 +1,1 @@
+"""Subcommands of the ``tootcheck`` console script, one module each."""

@@ -1,0 +1,94 @@
+"""``tootcheck policy``: the policy gate from the command line.
+
+    tootcheck policy PATH...     rendered YAML file(s), a directory of YAML, a kustomize
+                                 directory (rendered with kubectl kustomize --enable-helm),
+                                 or - for stdin; the inputs form one bundle, except that
+                                 overlay sources given beside the reference are gated on
+                                 their own (ids suffixed @<name>)
+    tootcheck policy --live [--kubeconfig K] [--context C] [--namespace N]
+
+Exit codes: 0 pass, 1 violations (ERROR findings, expired waivers; WARN too with
+--strict), 2 bad input (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from tootcheck.errors import BadInput
+from tootcheck.policy.config import load_config
+from tootcheck.policy.engine import evaluate
+from tootcheck.policy.junit import write_junit
+from tootcheck.policy.registry import all_rules
+from tootcheck.policy.render_summary import as_json, human
+from tootcheck.policy.sarif import write_sarif
+from tootcheck.policy.sources import load_bundle, split_overlays
+from tootcheck.policy.waivers import load_waivers
+from tootcheck.settings import active
+from tootcheck.versions import KUBERNETES
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "policy", help="run the policy rules over manifests or a live cluster",
+        description="Run the policy catalogue over rendered manifests, a kustomize directory, "
+                    "stdin, or the live objects of a cluster. Exit 0 pass, 1 violations, "
+                    "2 bad input.")
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="YAML file, directory of YAML, kustomize directory, or - for stdin")
+    live = p.add_argument_group("live cluster")
+    live.add_argument("--live", action="store_true", help="check the live objects of a cluster")
+    live.add_argument("--kubeconfig", type=Path, default=None,
+                      help="kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
+    live.add_argument("--context", default=None, help="kube context (default: current)")
+    live.add_argument("--namespace", default=None,
+                      help="namespace to check (default: the policy config's, mastodon)")
+    p.add_argument("--strict", action="store_true", help="WARN findings fail too")
+    p.add_argument("--kube-version", default=KUBERNETES,
+                   help=f"Kubernetes version for strict schema validation (default {KUBERNETES})")
+    p.add_argument("--waivers", type=Path, default=None,
+                   help="waivers file (default manifests/policy-waivers.yaml when present)")
+    p.add_argument("--no-waivers", action="store_true", help="apply no waivers")
+    p.add_argument("--config", type=Path, default=None,
+                   help="policy config (default manifests/policy-config.yaml when present)")
+    p.add_argument("--sarif", type=Path, default=None, metavar="FILE",
+                   help="write SARIF 2.1.0 here")
+    p.add_argument("--junit", type=Path, default=None, metavar="FILE",
+                   help="write JUnit XML here")
+    p.add_argument("--format", choices=("table", "json"), default="table",
+                   help="stdout format (default table)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.live and args.paths:
+        raise BadInput("give manifest PATHs or --live, not both")
+    if not args.live and not args.paths:
+        raise BadInput("nothing to check: give PATH(s) (or - for stdin) or --live")
+    if not args.live and (args.kubeconfig or args.context or args.namespace):
+        raise BadInput("--kubeconfig/--context/--namespace need --live")
+    config = load_config(args.config, domain=active().domain)
+    rules = all_rules()
+    waivers = None if args.no_waivers else load_waivers(args.waivers, [r.id for r in rules])
+    if args.live:
+        from tootcheck.policy.live import load_live_bundle
+
+        bundles = [load_live_bundle(args.kubeconfig, args.context,
+                                    args.namespace or config.namespace, config)]
+    else:
+        loaded = load_bundle(args.paths, default_namespace=config.namespace)
+        bundles = split_overlays(loaded.objects, config.is_overlay_source)
+    run_ = evaluate(bundles, config, waivers=waivers, kube_version=args.kube_version,
+                    rules=rules)
+    out = as_json(run_, args.strict) if args.format == "json" else human(run_, args.strict)
+    sys.stdout.write(out)
+    for writer, target in ((write_sarif, args.sarif), (write_junit, args.junit)):
+        if target is not None:
+            try:
+                writer(run_, target, args.strict)
+            except OSError as exc:
+                raise BadInput(f"cannot write {target}: {exc.strerror}") from None
+    return run_.exit_code(args.strict)

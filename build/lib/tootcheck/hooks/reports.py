@@ -1,0 +1,70 @@
+"""pytest hooks: collect a record per test, write summary.json/.html, print a compact summary.
+
+A per-run plugin object holds the state, so an in-process inner run (pytester)
+never mixes its records with the outer run's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tootcheck.redaction import redact
+from tootcheck.reporting import html as html_report
+from tootcheck.reporting import summary as json_summary
+from tootcheck.reporting.records import RecordBook
+from tootcheck.settings import active
+
+ATTENTION = ("failed", "error", "xpassed", "flaky")
+
+
+class ReportPlugin:
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.book = RecordBook()
+        self.started = json_summary.now()
+        self.summary: dict[str, Any] | None = None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.book.add(report)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if not self.book.records or self.config.option.collectonly:
+            return
+        settings = active()
+        reports_dir = settings.reports_dir
+        summary = json_summary.build(
+            self.book, started=self.started, finished=json_summary.now(),
+            target=settings.target, mode=settings.mode, exit_status=int(exitstatus),
+            timings=json_summary.load_timings(reports_dir, since=self.started))
+        try:
+            json_summary.write(summary, reports_dir)
+            summary["html"] = str(html_report.write(summary, reports_dir))
+        except OSError as exc:  # a report problem must never hide the test outcome
+            summary["write_error"] = f"reports not written: {exc}"
+        self.summary = summary
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        summary = self.summary
+        if not summary:
+            return
+        write = terminalreporter.write_line
+        terminalreporter.write_sep("-", "tootcheck summary")
+        for test in summary["tests"]:
+            if test["outcome"] in ATTENTION:
+                first = (test["message"].splitlines() or [""])[0][:160]  # the headline
+                line = f"{test['outcome'].upper():7} {test['nodeid']}: {first}"
+                if test["evidence"]:
+                    line += f" [evidence: {test['evidence']}]"
+                write(redact(line))
+        phases = summary["timings"].get("phases", {})
+        if phases:
+            write("bring-up: " + ", ".join(f"{k} {float(v):.0f}s" for k, v in phases.items()))
+        shown = ", ".join(f"{n} {k}" for k, n in summary["counts"].items() if n)
+        where = summary.get("write_error") or summary.get("html", "")
+        write(f"{shown or 'no tests'} in {summary['duration_s']:.1f}s; report: {where}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(ReportPlugin(config), "tootcheck-reports")

@@ -1,0 +1,253 @@
+"""The bring-up plan as data: phases, what each needs, and what "done" means.
+
+The plan is a list of :class:`Phase` records. :func:`order` sorts it
+topologically (declaration order breaks ties, so the plan reads top to bottom the
+way it runs), refusing unknown dependencies and cycles. :func:`schedule` decides,
+per phase, whether to run it or skip it because ``--reuse-cluster`` found it
+already done. What "done" means for a phase is judged by the bring-up from
+cluster state (:mod:`tootcheck.kube.bringup`); for phases that apply a render,
+"done" also requires that the digest recorded in the cluster's state ConfigMap
+matches the render of this run, so an edited manifest is re-applied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from tootcheck.errors import BadInput
+
+
+class PlanError(BadInput):
+    """The plan itself is wrong: an unknown dependency, a duplicate, a cycle."""
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One step of the bring-up.
+
+    ``needs`` names the phases that must be complete first; ``ready`` says in one
+    line what the phase waits for; ``timeout`` is seconds or a key of
+    :data:`tootcheck.waiting.TIMEOUTS`; ``paths`` are the kustomizations (relative
+    to the repository) the phase renders and applies, in order.
+    """
+
+    name: str
+    needs: tuple[str, ...] = ()
+    ready: str = ""
+    timeout: float | str = "rollout"
+    paths: tuple[str, ...] = ()
+    # Runs every time: host-only work, or cheap and idempotent (it also loads what
+    # later phases need, so it cannot be skipped).
+    always: bool = False
+    # Whether running this phase again invalidates the phases that need it. False
+    # for phases whose effect dependents do not consume (image preload, render).
+    cascade: bool = True
+
+
+def order(phases: Sequence[Phase]) -> list[Phase]:
+    """Topological order; ties keep declaration order. Raises :class:`PlanError`."""
+    by_name: dict[str, Phase] = {}
+    for phase in phases:
+        if phase.name in by_name:
+            raise PlanError(f"bring-up plan: phase {phase.name!r} declared twice")
+        by_name[phase.name] = phase
+    for phase in phases:
+        unknown = [n for n in phase.needs if n not in by_name]
+        if unknown:
+            raise PlanError(f"bring-up plan: phase {phase.name!r} needs unknown phase(s) "
+                            f"{', '.join(unknown)}")
+    index = {p.name: i for i, p in enumerate(phases)}
+    remaining = {p.name: set(p.needs) for p in phases}
+    done: list[Phase] = []
+    while remaining:
+        ready = sorted((n for n, deps in remaining.items() if not deps), key=index.__getitem__)
+        if not ready:
+            raise PlanError(f"bring-up plan: dependency cycle {' -> '.join(find_cycle(remaining))}")
+        name = ready[0]
+        done.append(by_name[name])
+        del remaining[name]
+        for deps in remaining.values():
+            deps.discard(name)
+    return done
+
+
+def find_cycle(graph: Mapping[str, Iterable[str]]) -> list[str]:
+    """One cycle in ``graph`` (name -> dependencies), first node repeated at the end."""
+    state: dict[str, int] = {}  # 1 on the stack, 2 finished
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == 1:
+                return [*stack[stack.index(dep):], dep]
+            if dep not in state and dep in graph:
+                found = visit(dep)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return []
+
+
+def closure(phases: Sequence[Phase], targets: Iterable[str]) -> list[Phase]:
+    """The phases ``targets`` need (transitively), themselves included, in order."""
+    by_name = {p.name: p for p in phases}
+    wanted: set[str] = set()
+    todo = list(targets)
+    while todo:
+        name = todo.pop()
+        if name in wanted:
+            continue
+        if name not in by_name:
+            raise PlanError(f"bring-up plan: no phase named {name!r}")
+        wanted.add(name)
+        todo.extend(by_name[name].needs)
+    return [p for p in order(phases) if p.name in wanted]
+
+
+@dataclass(frozen=True)
+class Step:
+    phase: Phase
+    action: str  # "run" | "skip"
+    reason: str = ""
+
+
+def steps(ordered: Sequence[Phase], is_done: Callable[[str], bool], *, reuse: bool) -> Iterator[Step]:
+    """Run or skip each phase, lazily: ``is_done`` is asked only when a phase comes
+    up, after the phases before it ran, so it sees their effects (renders, state).
+
+    Without ``reuse`` everything runs. With ``reuse`` a phase found done is
+    skipped, unless a cascading phase it needs ran in this bring-up (its inputs
+    changed, so its state cannot be trusted). ``always`` phases run every time.
+    """
+    running: set[str] = set()
+    cascading = {p.name for p in ordered if p.cascade}
+    for phase in ordered:
+        rerun_deps = [n for n in phase.needs if n in running and n in cascading]
+        if phase.always:
+            step = Step(phase, "run", "runs every time")
+        elif not reuse:
+            step = Step(phase, "run")
+        elif rerun_deps:
+            step = Step(phase, "run", f"{', '.join(rerun_deps)} ran again")
+        elif is_done(phase.name):
+            step = Step(phase, "skip", "already done")
+        else:
+            step = Step(phase, "run", "not done yet")
+        if step.action == "run":
+            running.add(phase.name)
+        yield step
+
+
+def schedule(ordered: Sequence[Phase], done: Mapping[str, bool], *, reuse: bool) -> list[Step]:
+    """:func:`steps` with the done-state known up front (for tests and dry runs)."""
+    return list(steps(ordered, lambda name: bool(done.get(name)), reuse=reuse))
+
+
+def render_digest(texts: Iterable[str]) -> str:
+    """A stable digest of the rendered manifests a phase applies."""
+    h = hashlib.sha256()
+    for text in texts:
+        h.update(text.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+STATE_KEY_PREFIX = "phase."
+
+
+def is_phase_current(state: Mapping[str, str], phase: str, digest: str | None) -> bool:
+    """The cluster's state ConfigMap records ``phase`` as done with this digest
+    (or with any digest for phases that apply nothing)."""
+    recorded = state.get(STATE_KEY_PREFIX + phase)
+    if recorded is None:
+        return False
+    return digest is None or recorded == digest
+
+
+@dataclass
+class Timings:
+    """Wall-clock seconds per phase, and what each phase reported."""
+
+    phases: dict[str, float] = field(default_factory=dict)
+    actions: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def record(self, name: str, seconds: float, action: str, note: str = "") -> None:
+        self.phases[name] = round(seconds, 2)
+        self.actions[name] = action
+        if note:
+            self.notes[name] = note
+
+    @property
+    def total(self) -> float:
+        return round(sum(self.phases.values()), 2)
+
+
+# ------------------------------------------------------------------ the plan
+# Paths are kustomization directories relative to the repository root; the
+# manifests themselves are documented in docs/kind.md (manifests helper) and the
+# bring-up in docs/bringup.md.
+
+KIND_PLAN: tuple[Phase, ...] = (
+    Phase("cluster", always=True, cascade=False, timeout=900,
+          ready="kind cluster exists (created, or reused with --reuse-cluster), its kubeconfig "
+                "is exported and the API server answers"),
+    Phase("secrets", ("cluster",), always=True, cascade=False, timeout="apply",
+          ready="the run's secrets are in kube-system/tootcheck-run-secrets (generated now, or "
+                "read back from a reused cluster)"),
+    Phase("render", ("secrets",), always=True, cascade=False, timeout=600,
+          ready="every kustomization renders (kubectl kustomize --enable-helm) and parses",
+          paths=("manifests/kind/coredns", "manifests/infra/cert-manager", "manifests/infra/issuers",
+                 "manifests/infra/nfs", "manifests/infra/traefik", "manifests/infra/authentik",
+                 "manifests/overlays/kind", "manifests/infra/mailpit",
+                 "manifests/infra/fediverse-peer")),
+    Phase("images", ("render", "cluster"), cascade=False, timeout=3600,
+          ready="every image of the renders is on the node (Node.status.images), loaded from the "
+                "host's Docker store"),
+    Phase("nodes", ("cluster",), timeout="pod-ready",
+          ready="every Node Ready, kube-system DaemonSets (kindnet CNI, kube-proxy) rolled out"),
+    Phase("coredns", ("nodes", "render"), timeout="rollout", paths=("manifests/kind/coredns",),
+          ready="CoreDNS rewrites kirchner.social and auth.kirchner.social to Traefik; restarted"),
+    Phase("cert-manager", ("nodes", "images"), timeout="rollout",
+          paths=("manifests/infra/cert-manager",),
+          ready="CRDs Established, Deployments rolled out, the webhook Service has a ready endpoint"),
+    Phase("issuers", ("cert-manager",), timeout="certificate", paths=("manifests/infra/issuers",),
+          ready="ClusterIssuers Ready=True, root CA Certificate cert-manager/tootcheck-root-ca Ready"),
+    Phase("storage", ("nodes", "images"), timeout="rollout", paths=("manifests/infra/nfs",),
+          ready="NFS-Ganesha server/provisioner rolled out, StorageClass nfs-csi exists"),
+    Phase("traefik", ("nodes", "images"), timeout="rollout", paths=("manifests/infra/traefik",),
+          ready="Traefik rolled out (hostPorts 80/443 on the node)"),
+    Phase("authentik-secrets", ("nodes", "secrets", "render"), timeout="apply",
+          ready="Secret authentik/authentik-bootstrap holds the run's values"),
+    Phase("authentik", ("authentik-secrets", "traefik", "issuers", "coredns"),
+          timeout="rollout", paths=("manifests/infra/authentik",),
+          ready="PostgreSQL, server and worker rolled out, TLS Certificate Ready, blueprint "
+                "applied: OIDC discovery answers with the issuer"),
+    Phase("mastodon-secrets", ("issuers", "secrets", "render"), timeout="apply",
+          ready="Secret mastodon/mastodon-secrets and ConfigMap mastodon/tootcheck-ca exist"),
+    Phase("mastodon", ("mastodon-secrets", "authentik", "traefik", "storage", "coredns"),
+          timeout="rollout", paths=("manifests/overlays/kind",),
+          ready="db-migrate completed, every container and sidecar ready, PVCs Bound, TLS "
+                "Certificate Ready, https://<domain>/health answers 200"),
+    Phase("accounts", ("mastodon",), timeout=900,
+          ready="test, second and admin accounts exist and their API tokens verify"),
+    Phase("peers", ("issuers", "images"), timeout="rollout",
+          paths=("manifests/infra/mailpit", "manifests/infra/fediverse-peer"),
+          ready="Mailpit and the fediverse peer rolled out, the peer's TLS Certificate Ready"),
+)
+
+
+def phase_names(phases: Sequence[Phase] = KIND_PLAN) -> list[str]:
+    return [p.name for p in order(phases)]

@@ -1,0 +1,17 @@
+"""The policy engine: one rule catalogue over rendered manifests or live objects.
+
+Layout: ``registry`` (rule metadata, the ``@rule`` decorator, duplicate IDs refused),
+``rules/`` (one module per area), ``bundle`` (objects with file and line), ``sources``
+(files, stdin, kustomize) and ``live`` (a cluster, Secrets as keys only), ``schema``
+(strict validation), ``envmerge`` (a container's effective environment), ``waivers``,
+``engine`` (runs rules, attaches context and waiver status), ``gate`` (the pytest gate's
+cases), and the renderers ``render_summary``, ``sarif``, ``junit``, ``docs``; ``bench``
+is ``make bench``.
+"""
+
+from tootcheck.policy.config import PolicyConfig, load_config
+from tootcheck.policy.engine import Finding, PolicyRun, evaluate
+from tootcheck.policy.registry import Rule, all_rules, rule
+
+__all__ = ["Finding", "PolicyConfig", "PolicyRun", "Rule", "all_rules", "evaluate",
+           "load_config", "rule"]

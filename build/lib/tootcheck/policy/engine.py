@@ -1,0 +1,265 @@
+"""The policy engine: runs the registered rules over one or more bundles, attaches
+rule metadata, object, line and waiver status to each finding, and says which
+rules matched nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tootcheck.errors import BadInput
+from tootcheck.model import Severity
+from tootcheck.policy.bundle import Bundle, FieldPath, K8sObject, fmt_path
+from tootcheck.policy.config import PolicyConfig
+from tootcheck.policy.envmerge import MergedEnv, merge_env
+from tootcheck.policy.k8s import WORKLOAD_KINDS, Container, containers_of, workloads
+from tootcheck.policy.registry import Hit, Rule, all_rules
+from tootcheck.policy.schema import SCHEMA_DIR, schema_version
+from tootcheck.policy.waivers import Waiver, WaiverProblem, Waivers
+from tootcheck.versions import KUBERNETES
+
+NO_MATCH = "no matching objects"
+
+
+@dataclass(frozen=True, eq=False)
+class Subject:
+    """What a rule is evaluated on: an object, or one container of a workload."""
+
+    obj: K8sObject
+    container: Container | None
+    bundle: Bundle
+
+    @property
+    def object_id(self) -> str:
+        return self.obj.id
+
+    @property
+    def id(self) -> str:
+        text = self.obj.id
+        if self.container is not None:
+            text += f":{self.container.name}"
+        if self.bundle.label:
+            text += f"@{self.bundle.label}"
+        return text
+
+
+@dataclass
+class Context:
+    bundle: Bundle
+    config: PolicyConfig
+    kube_version: str = KUBERNETES
+    schema_dir: Path = SCHEMA_DIR
+
+    @property
+    def mode(self) -> str:
+        return self.bundle.mode
+
+    def env(self, c: Container) -> MergedEnv:
+        return merge_env(c, self.bundle, self.config)
+
+    def containers(self, obj: K8sObject) -> list[Container]:
+        return containers_of(self.bundle, obj)
+
+
+@dataclass
+class Finding:
+    rule: Rule
+    subject_id: str
+    obj: K8sObject
+    container: str | None
+    path: FieldPath
+    message: str
+    label: str = ""
+    waiver: Waiver | None = None
+    waiver_expired: bool = False
+
+    @property
+    def severity(self) -> Severity:
+        return self.rule.severity
+
+    @property
+    def suppressed(self) -> bool:
+        return self.waiver is not None and not self.waiver_expired
+
+    @property
+    def object_id(self) -> str:
+        return self.obj.id
+
+    @property
+    def path_text(self) -> str:
+        return fmt_path(self.path)
+
+    @property
+    def line(self) -> int:
+        return self.obj.line_of(self.path) if self.obj.line else 0
+
+    def text(self) -> str:
+        """One line in kube-linter's shape: object, message, rule, severity, path, remediation."""
+        where = f"(object: {self.obj.id} {self.obj.api_version})"
+        if self.container:
+            where += f" container {self.container!r}"
+        return (f"{where} {self.message} (rule: {self.rule.id}, severity: "
+                f"{self.severity.value}, path: {self.path_text or '-'}, remediation: "
+                f"{self.rule.remediation})")
+
+
+STATUS_ORDER = ("fail", "warn", "info", "suppressed", "pass")
+
+
+@dataclass
+class SubjectResult:
+    rule: Rule
+    subject_id: str
+    obj: K8sObject
+    container: str | None
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def active(self) -> list[Finding]:
+        return [f for f in self.findings if not f.suppressed]
+
+    @property
+    def suppressed(self) -> list[Finding]:
+        return [f for f in self.findings if f.suppressed]
+
+    @property
+    def status(self) -> str:
+        if self.active:
+            return {Severity.ERROR: "fail", Severity.WARN: "warn",
+                    Severity.INFO: "info"}[self.rule.severity]
+        return "suppressed" if self.findings else "pass"
+
+    def failed(self, strict: bool) -> bool:
+        return self.status == "fail" or (strict and self.status == "warn")
+
+    @property
+    def test_id(self) -> str:
+        return f"{self.rule.id}[{self.subject_id}]"
+
+
+@dataclass
+class RuleOutcome:
+    rule: Rule
+    results: list[SubjectResult] = field(default_factory=list)
+    not_run: str | None = None  # why the rule did not run (mode)
+
+    @property
+    def matched(self) -> int:
+        return len(self.results)
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+
+@dataclass
+class PolicyRun:
+    outcomes: list[RuleOutcome]
+    bundles: list[Bundle]
+    waivers: Waivers
+    waiver_problems: list[WaiverProblem]
+    kube_version: str
+    duration_s: float = 0.0
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for o in self.outcomes for r in o.results for f in r.findings]
+
+    @property
+    def results(self) -> list[SubjectResult]:
+        return [r for o in self.outcomes for r in o.results]
+
+    @property
+    def objects(self) -> int:
+        return sum(len(b) for b in self.bundles)
+
+    def failed(self, strict: bool) -> bool:
+        if any(r.failed(strict) for r in self.results):
+            return True
+        return any(p.severity is Severity.ERROR or (strict and p.severity is Severity.WARN)
+                   for p in self.waiver_problems)
+
+    def exit_code(self, strict: bool) -> int:
+        return 1 if self.failed(strict) else 0
+
+    def failing_rule_ids(self, strict: bool = False) -> list[str]:
+        return sorted({r.rule.id for r in self.results if r.failed(strict)})
+
+
+def subjects_for(r: Rule, bundle: Bundle, ctx: Context) -> list[Subject]:
+    objs = bundle.objects if r.kinds is None else [o for o in bundle.objects
+                                                   if o.kind in r.kinds]
+    if r.kinds is None or r.kinds & WORKLOAD_KINDS:
+        keep = {id(w) for w in workloads(bundle)}
+        objs = [o for o in objs if o.kind not in WORKLOAD_KINDS or id(o) in keep]
+    out: list[Subject] = []
+    for obj in objs:
+        if r.scope == "container":
+            out.extend(Subject(obj, c, bundle) for c in ctx.containers(obj))
+        else:
+            out.append(Subject(obj, None, bundle))
+    if r.applies is not None:
+        out = [s for s in out if r.applies(s, ctx)]
+    return out
+
+
+def _run_rule(r: Rule, subject: Subject, ctx: Context) -> list[Hit]:
+    try:
+        return list(r.fn(subject, ctx))
+    except BadInput:
+        raise  # e.g. a broken project schema: the input is wrong, not the object
+    except Exception as exc:  # a rule bug is a failing finding, never a traceback
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        return [Hit(f"rule raised {type(exc).__name__}: {exc} "
+                    f"({Path(frame.filename).name}:{frame.lineno})")]
+
+
+def evaluate(bundles: Sequence[Bundle], config: PolicyConfig, *,
+             waivers: Waivers | None = None, kube_version: str = KUBERNETES,
+             rules: Iterable[Rule] | None = None, today: dt.date | None = None,
+             schema_dir: Path = SCHEMA_DIR) -> PolicyRun:
+    started = time.perf_counter()
+    schema_version(kube_version)  # an unsupported version is bad input, before any rule runs
+    waivers = waivers if waivers is not None else Waivers()
+    today = today or dt.date.today()
+    for w in waivers.entries:
+        w.matched = 0
+    rule_list = list(rules) if rules is not None else all_rules()
+    outcomes: list[RuleOutcome] = []
+    contexts = [Context(b, config, kube_version, schema_dir) for b in bundles]
+    for r in rule_list:
+        outcome = RuleOutcome(r)
+        outcomes.append(outcome)
+        modes = {b.mode for b in bundles}
+        if not modes & r.modes:
+            outcome.not_run = f"runs only {'/'.join(sorted(r.modes))}"
+            continue
+        for ctx in contexts:
+            if ctx.mode not in r.modes:
+                continue
+            results: dict[str, SubjectResult] = {}
+            for subject in subjects_for(r, ctx.bundle, ctx):
+                sid = subject.id
+                res = results.get(sid)
+                if res is None:
+                    res = results[sid] = SubjectResult(
+                        r, sid, subject.obj,
+                        subject.container.name if subject.container else None)
+                for hit in _run_rule(r, subject, ctx):
+                    container = hit.container or (subject.container.name
+                                                  if subject.container else None)
+                    finding = Finding(r, sid, subject.obj, container, hit.path,
+                                      " ".join(hit.message.split()), ctx.bundle.label)
+                    w = waivers.find(r.id, subject.obj.id, container, ctx.bundle.label)
+                    if w is not None:
+                        w.matched += 1
+                        finding.waiver = w
+                        finding.waiver_expired = w.is_expired(today)
+                    res.findings.append(finding)
+            outcome.results.extend(results.values())
+    present = {obj.id for bundle in bundles for obj in bundle}
+    return PolicyRun(outcomes, list(bundles), waivers, waivers.problems(today, present), kube_version,
+                     time.perf_counter() - started)

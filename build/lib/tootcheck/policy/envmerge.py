@@ -1,0 +1,208 @@
+"""A container's effective environment, merged as the kubelet does: ``envFrom``
+sources in order (later wins), then ``env[]`` (wins over envFrom).
+
+ConfigMap values and literal ``env[].value`` are kept; Secret entries carry the
+key only, never a value. References that resolve to nothing are recorded so the
+resolution rule can report them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tootcheck.policy.bundle import Bundle, FieldPath, K8sObject
+from tootcheck.policy.config import PolicyConfig
+from tootcheck.policy.k8s import Container
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    name: str
+    source: str  # "literal" | "configmap" | "secret" | "field" | "resource"
+    path: FieldPath  # env[i] or envFrom[i] inside the workload
+    ref: str | None = None  # ConfigMap/Secret name
+    key: str | None = None  # key inside that object
+    value: str | None = None  # literal or ConfigMap value; never a Secret value
+    via_env_from: bool = False
+    optional: bool = False
+
+    @property
+    def from_secret(self) -> bool:
+        return self.source == "secret"
+
+    @property
+    def known_value(self) -> bool:
+        return self.value is not None
+
+    def describe(self) -> str:
+        if self.source == "literal":
+            return "env[] literal"
+        if self.source in ("configmap", "secret"):
+            kind = "ConfigMap" if self.source == "configmap" else "Secret"
+            how = "envFrom" if self.via_env_from else f"{kind[0].lower()}{kind[1:]}KeyRef"
+            return f"{kind} {self.ref} ({how})"
+        return self.source
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    kind: str  # ConfigMap | Secret
+    name: str
+    key: str | None
+    path: FieldPath
+    optional: bool
+    why: str
+
+
+@dataclass
+class MergedEnv:
+    vars: dict[str, EnvVar] = field(default_factory=dict)  # effective entries
+    definitions: list[EnvVar] = field(default_factory=list)  # every definition, in order
+    env_from: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) in order
+    unresolved: list[Unresolved] = field(default_factory=list)
+
+    def get(self, name: str) -> EnvVar | None:
+        return self.vars.get(name)
+
+    def value(self, name: str) -> str | None:
+        var = self.vars.get(name)
+        return var.value if var else None
+
+
+def secret_keys(obj: K8sObject) -> set[str]:
+    keys: set[str] = set()
+    for part in ("data", "stringData"):
+        section = obj.data.get(part)
+        if isinstance(section, dict):
+            keys.update(str(k) for k in section)
+    return keys
+
+
+def configmap_data(obj: K8sObject) -> dict[str, str]:
+    data = obj.data.get("data")
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): v if isinstance(v, str) else str(v) for k, v in data.items()}
+
+
+def merge_env(c: Container, bundle: Bundle, config: PolicyConfig) -> MergedEnv:
+    key = ("env", id(c))
+    if key not in bundle.cache:
+        bundle.cache[key] = _merge(c, bundle, config)
+    return bundle.cache[key]
+
+
+def _merge(c: Container, bundle: Bundle, config: PolicyConfig) -> MergedEnv:
+    out = MergedEnv()
+    ns = c.obj.namespace
+    for i, entry in enumerate(c.data.get("envFrom") or []):
+        if not isinstance(entry, dict):
+            continue
+        prefix = str(entry.get("prefix") or "")
+        path = c.field("envFrom", i)
+        for ref_key, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
+            ref = entry.get(ref_key)
+            if not isinstance(ref, dict):
+                continue
+            name = str(ref.get("name", ""))
+            optional = bool(ref.get("optional"))
+            out.env_from.append((kind, name))
+            found = bundle.find(kind, ns, name)
+            declared = config.external_secret_keys(ns, name)
+            if kind == "ConfigMap":
+                if found is None:
+                    if not (config.is_external_configmap(ns, name) and bundle.mode == "offline"):
+                        out.unresolved.append(Unresolved(kind, name, None, path, optional,
+                                                         _missing(bundle, "ConfigMap")))
+                    continue
+                for k, v in configmap_data(found).items():
+                    _define(out, EnvVar(prefix + k, "configmap", path, name, k, v, True,
+                                        optional))
+            else:
+                keys: set[str] | None
+                if found is not None:
+                    keys = secret_keys(found)
+                elif bundle.mode == "offline" and issued_secret(bundle, ns, name):
+                    keys = set(CERT_KEYS)
+                elif declared is not None and bundle.mode == "offline":
+                    keys = set(declared)
+                else:
+                    out.unresolved.append(Unresolved(kind, name, None, path, optional,
+                                                     _missing(bundle, "Secret")))
+                    continue
+                for k in sorted(keys):
+                    _define(out, EnvVar(prefix + k, "secret", path, name, k, None, True, optional))
+    for i, entry in enumerate(c.data.get("env") or []):
+        if not isinstance(entry, dict) or "name" not in entry:
+            continue
+        name = str(entry["name"])
+        path = c.field("env", i)
+        vf = entry.get("valueFrom")
+        if not isinstance(vf, dict):
+            value = entry.get("value")
+            _define(out, EnvVar(name, "literal", path,
+                                value=None if value is None else str(value)))
+            continue
+        if isinstance(vf.get("configMapKeyRef"), dict):
+            ref = vf["configMapKeyRef"]
+            cm_name, k = str(ref.get("name", "")), str(ref.get("key", ""))
+            optional = bool(ref.get("optional"))
+            found = bundle.find("ConfigMap", ns, cm_name)
+            if found is None:
+                if not (config.is_external_configmap(ns, cm_name) and bundle.mode == "offline"):
+                    out.unresolved.append(Unresolved("ConfigMap", cm_name, k, path, optional,
+                                                     _missing(bundle, "ConfigMap")))
+            elif k not in configmap_data(found):
+                out.unresolved.append(Unresolved("ConfigMap", cm_name, k, path, optional,
+                                                 f"has no key {k}"))
+            _define(out, EnvVar(name, "configmap", path, cm_name, k,
+                                configmap_data(found).get(k) if found else None, False, optional))
+        elif isinstance(vf.get("secretKeyRef"), dict):
+            ref = vf["secretKeyRef"]
+            s_name, k = str(ref.get("name", "")), str(ref.get("key", ""))
+            optional = bool(ref.get("optional"))
+            found = bundle.find("Secret", ns, s_name)
+            if found is not None:
+                if k not in secret_keys(found):
+                    out.unresolved.append(Unresolved("Secret", s_name, k, path, optional,
+                                                     f"has no key {k}"))
+            elif bundle.mode == "offline" and issued_secret(bundle, ns, s_name):
+                if k not in CERT_KEYS:
+                    out.unresolved.append(Unresolved("Secret", s_name, k, path, optional,
+                                                     f"is issued by a Certificate and has no "
+                                                     f"key {k}"))
+            elif (declared := config.external_secret_keys(ns, s_name)) is not None and \
+                    bundle.mode == "offline":
+                if k not in declared:
+                    out.unresolved.append(Unresolved(
+                        "Secret", s_name, k, path, optional,
+                        f"is external and declares no key {k} in the policy config"))
+            else:
+                out.unresolved.append(Unresolved("Secret", s_name, k, path, optional,
+                                                 _missing(bundle, "Secret")))
+            _define(out, EnvVar(name, "secret", path, s_name, k, None, False, optional))
+        elif isinstance(vf.get("fieldRef"), dict):
+            _define(out, EnvVar(name, "field", path))
+        elif isinstance(vf.get("resourceFieldRef"), dict):
+            _define(out, EnvVar(name, "resource", path))
+    return out
+
+
+def issued_secret(bundle: Bundle, namespace: str | None, name: str) -> bool:
+    """A Secret that a rendered cert-manager Certificate writes (keys tls.crt, tls.key, ca.crt)."""
+    return any(c.get("spec", "secretName") == name and c.group == "cert-manager.io"
+               for c in bundle.in_namespace("Certificate", namespace))
+
+
+CERT_KEYS = ("tls.crt", "tls.key", "ca.crt")
+
+
+def _missing(bundle: Bundle, kind: str) -> str:
+    if bundle.mode == "live":
+        return "not found in the cluster"
+    return f"not rendered and not an allow-listed external {kind}"
+
+
+def _define(out: MergedEnv, var: EnvVar) -> None:
+    out.definitions.append(var)
+    out.vars[var.name] = var

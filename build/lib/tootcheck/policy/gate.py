@@ -1,0 +1,126 @@
+"""The CI gate over the committed renders, as a list of cases the pytest hooks turn
+into test items (one per rule and subject, plus rules that matched nothing and
+waiver problems).
+
+Renders deployed together (the reference and the infrastructure renders) form one
+bundle, so references resolve across them; a render matching ``overlay_sources``
+(the kind overlay) is an alternative to the reference and is gated on its own, its
+ids suffixed ``@<render>``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tootcheck.errors import BadInput
+from tootcheck.model import Severity
+from tootcheck.policy.bundle import Bundle, K8sObject, parse_stream
+from tootcheck.policy.config import PolicyConfig, load_config
+from tootcheck.policy.engine import Finding, PolicyRun, evaluate
+from tootcheck.policy.registry import all_rules
+from tootcheck.policy.sources import display_path, split_overlays
+from tootcheck.policy.waivers import load_waivers
+from tootcheck.settings import REPO_ROOT
+from tootcheck.versions import KUBERNETES
+
+RENDERED_DIR = REPO_ROOT / "manifests" / "rendered"
+
+
+@dataclass(frozen=True)
+class PolicyGate:
+    """Declares a gate in a test module; ``tootcheck.hooks.policy`` collects it."""
+
+    renders: Path = RENDERED_DIR  # a directory of *.yaml renders, or one file
+    waivers: Path | None = None
+    config: Path | None = None
+    kube_version: str = KUBERNETES
+
+
+def render_files(renders: Path) -> list[Path]:
+    if renders.is_file():
+        return [renders]
+    if not renders.is_dir():
+        raise BadInput(f"{renders}: no such render file or directory")
+    files = sorted(renders.glob("*.yaml"))
+    if not files:
+        raise BadInput(f"{display_path(renders)}: no *.yaml renders to gate")
+    return files
+
+
+def gate_bundles(files: Sequence[Path], config: PolicyConfig) -> list[Bundle]:
+    objects: list[K8sObject] = []
+    for path in files:
+        shown = display_path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise BadInput(f"{shown}: cannot read: {exc.strerror}") from None
+        found = parse_stream(text, shown, default_namespace=config.namespace)
+        if not found:
+            raise BadInput(f"{shown}: no Kubernetes objects in it")
+        objects.extend(found)
+    return split_overlays(objects, config.is_overlay_source)
+
+
+def run_gate(gate: PolicyGate, *, today: dt.date | None = None) -> PolicyRun:
+    config = load_config(gate.config)
+    files = render_files(gate.renders)
+    waivers = load_waivers(gate.waivers, [r.id for r in all_rules()])
+    return evaluate(gate_bundles(files, config), config, waivers=waivers,
+                    kube_version=gate.kube_version, today=today)
+
+
+@dataclass
+class GateCase:
+    """One test: its id, what it concluded, and the findings behind it."""
+
+    name: str
+    outcome: str  # pass | fail | warn | info | skip
+    message: str = ""
+    findings: list[Finding] = field(default_factory=list)
+    source: str = ""
+    line: int = 0
+    rule_id: str = ""
+
+
+def gate_cases(run: PolicyRun, strict: bool) -> list[GateCase]:
+    cases: list[GateCase] = []
+    for o in run.outcomes:
+        if o.not_run:
+            cases.append(GateCase(f"{o.rule.id}[not run]", "skip", f"{o.rule.id}: {o.not_run}",
+                                  rule_id=o.rule.id))
+            continue
+        if not o.matched:
+            cases.append(GateCase(f"{o.rule.id}[no matching objects]", "skip",
+                                  f"{o.rule.id}: no matching objects: it applies to "
+                                  f"{o.rule.applies_to} and none in the renders qualified",
+                                  rule_id=o.rule.id))
+            continue
+        for res in o.results:
+            status = res.status
+            source, line = res.obj.source, res.obj.line
+            if status == "pass":
+                cases.append(GateCase(res.test_id, "pass", source=source, line=line,
+                                      rule_id=o.rule.id))
+            elif status == "suppressed":
+                w = res.findings[0].waiver
+                assert w is not None
+                cases.append(GateCase(res.test_id, "skip",
+                                      f"{res.test_id} waived until {w.expires.isoformat()}: "
+                                      f"{w.reason}",
+                                      res.findings, source, line, o.rule.id))
+            else:
+                outcome = "fail" if res.failed(strict) else status
+                cases.append(GateCase(res.test_id, outcome,
+                                      "\n".join(f.text() for f in res.active), res.active,
+                                      source, res.active[0].line or line, o.rule.id))
+    for p in run.waiver_problems:
+        if p.severity is Severity.INFO:
+            continue  # a waiver for an object outside this input: shown in the summary only
+        outcome = "fail" if p.severity is Severity.ERROR or strict else "warn"
+        cases.append(GateCase(f"{p.id}", outcome, p.message, source=run.waivers.source,
+                              line=p.waiver.line, rule_id=p.waiver.rule))
+    return cases

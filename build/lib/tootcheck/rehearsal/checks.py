@@ -1,0 +1,178 @@
+"""The rehearsal's live checks: the upgrade itself, and the seeded data after it.
+
+- ``rehearsal.upgrade`` judges an :class:`~tootcheck.rehearsal.verify.UpgradeRecord`:
+  the rollout completed, every Mastodon container runs TO, the migration init
+  container succeeded, the start order was the one the Deployment defines (and no
+  old pod ran beside a new one), and /health and streaming were available again at
+  the end. Migration time and downtime are its metrics.
+- ``rehearsal.seeds_intact`` checks every seeded marker through REST (media bytes
+  compared) and in PostgreSQL (``tootcheck.markers``).
+
+Both run in rehearsal mode only; they never assert (the suites do).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from tootcheck import markers as markers_mod
+from tootcheck.checks.registry import live_check
+from tootcheck.markers import MarkerSet, Outcome
+from tootcheck.model import CheckResult, CheckRun
+from tootcheck.rehearsal import downtime, verify
+from tootcheck.target import Target
+
+UPGRADE = "rehearsal.upgrade"
+SEEDS = "rehearsal.seeds_intact"
+
+
+def _iso(t: float | None) -> str | None:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds") if t else None
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+@live_check(
+    UPGRADE,
+    faults={
+        "rollout-failed": "the upgraded Deployment never became ready within the bound",
+        "not-upgraded": "a Mastodon container of the running pod is not at TO",
+        "migration-failed": "the migration init container did not finish with exit code 0",
+        "order-violated": "a container started before the migration finished, a sidecar after "
+                          "it, or an old pod ran beside a new one (Recreate)",
+        "not-recovered": "/health or streaming was still unavailable when the upgrade ended",
+        "downtime-unmeasured": "the poller recorded no sample for an endpoint",
+    },
+    modes=("rehearsal",),
+    mutating=True,
+)
+def check_upgrade(record: verify.UpgradeRecord) -> CheckResult:
+    """The upgrade FROM -> TO completed the way the manifests define it, and the
+    instance came back; migration time and downtime are measured."""
+    run = CheckRun(UPGRADE, record.target_name)
+    step = f"{record.source} -> {record.target}"
+    run.evidence["upgrade"] = step
+    run.evidence["applied_at"] = _iso(record.applied_at)
+    run.evidence["ready_at"] = _iso(record.ready_at)
+    if record.applied_at and record.ready_at:
+        run.metrics["upgrade_s"] = round(record.ready_at - record.applied_at, 1)
+    run.observe()
+    if record.error:
+        run.fail("rollout-failed", f"{step}: {_one_line(record.error)}")
+    pod = record.pod
+    if pod is None:
+        if not record.error:
+            run.fail("rollout-failed", f"{step}: no upgraded pod was found")
+    else:
+        run.evidence["pod"] = (pod.get("metadata") or {}).get("name")
+        for problem in verify.image_problems(pod, record.target):
+            run.fail("not-upgraded", f"{step}: {problem}")
+        _judge_migration(run, pod, step)
+    for problem in verify.recreate_overlap(record.samples, record.source, record.target):
+        run.fail("order-violated", f"{step}: {problem}")
+        break  # one line is enough; the evidence holds the samples
+    _judge_downtime(run, record, step)
+    return run.result()
+
+
+def _judge_migration(run: CheckRun, pod: dict[str, Any], step: str) -> None:
+    done = verify.migration(pod)
+    run.observe()
+    if done is None:
+        run.fail("migration-failed", f"{step}: the pod has no {verify.MIGRATION_CONTAINER} "
+                                     "status")
+        return
+    run.evidence["migration"] = {"started": _iso(done.started), "finished": _iso(done.finished),
+                                 "exit_code": done.exit_code, "restarts": done.restarts,
+                                 "previous_exit": done.previous_exit}
+    run.metrics["db_migrate_restarts"] = float(done.restarts)
+    if done.seconds is not None:
+        run.metrics["migration_s"] = round(done.seconds, 1)
+    if not done.succeeded:
+        state = (f"exited {done.exit_code}" if done.exit_code is not None
+                 else "has not terminated")
+        run.fail("migration-failed", f"{step}: {done.container} {state} "
+                                     f"(restarts {done.restarts})")
+        return
+    for problem in verify.start_order_problems(pod):
+        run.fail("order-violated", f"{step}: {problem}")
+
+
+def _judge_downtime(run: CheckRun, record: verify.UpgradeRecord, step: str) -> None:
+    found: dict[str, Any] = {}
+    for probe in record.availability:
+        run.observe()
+        totals = downtime.downtime(record.samples, probe)
+        spans = downtime.windows(record.samples, probe)
+        last = max((s.t for s in record.samples if s.probe == probe), default=None)
+        found[probe] = {**totals, "spans": [
+            {"from": _iso(w.start), "to": _iso(w.end), "seconds": round(w.duration(last), 1),
+             "failures": w.failures, "first_failure": w.detail} for w in spans]}
+        if not totals["samples"]:
+            run.fail("downtime-unmeasured", f"{step}: no sample of {probe} was taken")
+            continue
+        run.metrics[f"downtime_s.{probe}"] = totals["down_s"]
+        run.metrics[f"downtime_windows.{probe}"] = float(totals["windows"])
+        if not totals["ended_ok"]:
+            since = next((w for w in spans if not w.recovered), None)
+            detail = f" since {_iso(since.start)} (first failure: {since.detail})" if since else ""
+            run.fail("not-recovered", f"{step}: {probe} still unavailable when the upgrade "
+                                      f"ended{detail}")
+    run.evidence["downtime"] = found
+
+
+@live_check(
+    SEEDS,
+    faults={
+        "seed-failed": "seeding before the upgrade did not complete (nothing, or not everything, "
+                       "was written)",
+        "marker-lost": "a seeded account, status, media, scheduled status or follow is gone",
+        "media-changed": "a seeded media file's bytes, URL or row changed",
+        "scheduled-late": "the seeded scheduled status is overdue beyond the grace",
+    },
+    modes=("rehearsal",),
+)
+def check_seeds_intact(
+    target: Target,
+    seeded: MarkerSet | None,
+    *,
+    db: psycopg.Connection[Any] | str,
+    seed_error: str = "",
+    upgrade: str = "the upgrade",
+    publish_grace_s: float = markers_mod.DEFAULT_PUBLISH_GRACE_S,
+    now: Callable[[], float] = time.time,
+) -> CheckResult:
+    """Every item seeded before the upgrade is intact after it, through REST and in
+    PostgreSQL."""
+    run = CheckRun(SEEDS, target.name)
+    run.observe()
+    if seed_error:
+        run.fail("seed-failed", f"seeding before {upgrade} failed: {_one_line(seed_error)}")
+    if seeded is None or seeded.count == 0:
+        if not seed_error:
+            run.fail("seed-failed", f"nothing was seeded before {upgrade}")
+        return run.result()
+    rest = markers_mod.rest_outcomes(target, seeded, publish_grace_s=publish_grace_s, now=now)
+    try:
+        in_db = markers_mod.db_outcomes(db, seeded, publish_grace_s=publish_grace_s, now=now)
+    except psycopg.Error as exc:
+        first = _one_line(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 160)
+        in_db = [Outcome(kind, m.key, "lost", f"{m.key}: cannot query PostgreSQL: {first}")
+                 for kind, m in seeded.items()]
+    markers_mod.record(run, rest, when=f"{upgrade}, via REST")
+    markers_mod.record(run, in_db, when=f"{upgrade}, in PostgreSQL")
+    for label, outcomes in (("rest", rest), ("db", in_db)):
+        for key, value in markers_mod.tally(outcomes, seeded.count).items():
+            run.metrics[f"{key}.{label}"] = value
+    run.evidence["run_id"] = seeded.run_id
+    run.evidence["rest"] = markers_mod.outcomes_evidence(rest)
+    run.evidence["postgresql"] = markers_mod.outcomes_evidence(in_db)
+    return run.result()

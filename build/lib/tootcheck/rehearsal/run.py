@@ -1,0 +1,329 @@
+"""The rehearsal, orchestrated: thin over ``tootcheck.kube`` and ``tootcheck.markers``.
+
+Rendering never edits committed manifests: :func:`workspace` copies the reference
+(``manifests/apps/mastodon``) and the kind overlay into a scratch directory, sets the
+chart version there when the chart changes, and wraps the overlay in a kustomization
+whose ``images:`` transformer puts both Mastodon images at the wanted release.
+
+The bring-up deploys FROM by applying :func:`mastodon_render` instead of the plain
+overlay when the run is a rehearsal (and preloads :func:`rehearsal_images`);
+:func:`rehearse` refuses to go on when the cluster does not run FROM. The rehearsal
+fixture (``fixtures/rehearsal.py``) calls :func:`preflight` (requirements, immutable
+changes: before anything is deployed), :func:`rehearse` (FROM really runs, seed,
+upgrade) and, in the final test, :func:`database` (a port-forward to the pod's
+PostgreSQL) for the seed verification.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from tootcheck import versions
+from tootcheck.errors import BadInput
+from tootcheck.kube.apply import apply_documents, images, split_documents
+from tootcheck.kube.images import missing_on_node, node_image_names
+from tootcheck.kube.pods import MASTODON_SELECTOR, is_terminating, kube_for
+from tootcheck.kube.readiness import Readiness, pod_readiness
+from tootcheck.kube.waits import NotReady, Watch, wait_ready
+from tootcheck.markers import MarkerSet, MarkerWriteError, write_markers
+from tootcheck.redaction import Secret
+from tootcheck.rehearsal import plan as plan_mod
+from tootcheck.rehearsal.downtime import Observation, Poller, Probe, availability_probes
+from tootcheck.rehearsal.plan import RehearsalPlan, Version
+from tootcheck.rehearsal.verify import UpgradeRecord, mastodon_tag, pod_state
+from tootcheck.rendering import render as render_kustomization
+from tootcheck.settings import REPO_ROOT, Settings
+from tootcheck.target import Target
+
+APP_DIR = "manifests/apps/mastodon"
+OVERLAY_DIR = "manifests/overlays/kind"
+CONFIG_MAP = "mastodon-env"
+SECRET = "mastodon-secrets"
+POSTGRES_PORT = 5432
+UPGRADE_TIMEOUT_S = 1200.0  # apply -> new pod Ready (migrations included)
+RECOVERY_S = 120.0  # after Ready: until /health and streaming answer
+BASELINE_S = 60.0  # before applying: both available (else the outage is not the upgrade's)
+POLL_INTERVAL_S = 1.0
+# The seeded scheduled status is due a day later: it must still be scheduled after the
+# upgrade and the suites (whether Sidekiq publishes on time is sidekiq's suite's job;
+# here a publication delayed by the downtime would read as a loss).
+SCHEDULED_IN_S = 24 * 3600.0
+EVIDENCE_DIR = "rehearsal"
+
+
+# ------------------------------------------------------------------ rendering
+
+
+def workspace(version: Version, chart: Version, root: Path, *, repo: Path = REPO_ROOT,
+              pinned_chart: str | None = None) -> Path:
+    """Write, under ``root``, a kustomization rendering the kind overlay with both
+    Mastodon images at ``version`` and app-template at ``chart``; returns its directory."""
+    for rel in (APP_DIR, OVERLAY_DIR):
+        source = repo / rel
+        if not source.is_dir():
+            raise BadInput(f"{source} is missing: cannot render the rehearsal")
+        shutil.copytree(source, root / rel, symlinks=True)
+    pinned = pinned_chart or versions.APP_TEMPLATE
+    if chart.tag != pinned:
+        kustomization = root / APP_DIR / "kustomization.yaml"
+        kustomization.write_text(plan_mod.with_chart_version(kustomization.read_text(), chart))
+    wrapper = root / "rehearsal"
+    wrapper.mkdir()
+    base = Path("..") / OVERLAY_DIR
+    (wrapper / "kustomization.yaml").write_text(
+        json.dumps(plan_mod.wrapper_kustomization(base.as_posix(), version), indent=2))
+    return wrapper
+
+
+@lru_cache(maxsize=4)
+def render(version: str, chart: str) -> str:
+    """The kind overlay rendered at Mastodon ``version`` and app-template ``chart``
+    (``kubectl kustomize --enable-helm``, in a scratch directory outside the repo)."""
+    root = Path(tempfile.mkdtemp(prefix="tootcheck-rehearsal-"))
+    try:
+        wrapper = workspace(plan_mod.parse_version(version, "version"),
+                            plan_mod.parse_chart_version(chart, "chart"), root)
+        return render_kustomization(wrapper, timeout=600)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def render_docs(version: Version, chart: Version) -> list[dict[str, Any]]:
+    return split_documents(render(version.tag, chart.tag), f"render at {version}, chart {chart}")
+
+
+def plan_of(settings: Settings) -> RehearsalPlan:
+    return plan_mod.make_plan(settings.rehearse_from, settings.rehearse_to,
+                              settings.rehearse_chart_from, settings.rehearse_chart_to)
+
+
+def mastodon_render(settings: Settings) -> str | None:
+    """What the bring-up's ``mastodon`` phase applies: in a rehearsal, the kind overlay
+    at FROM (chart at CHART_FROM); otherwise None (apply the overlay as it is)."""
+    if settings.mode != "rehearsal":
+        return None
+    plan = plan_of(settings)
+    return render(plan.source.tag, plan.chart_from.tag)
+
+
+def rehearsal_images(settings: Settings) -> list[str]:
+    """Every image of the FROM and TO renders (for the bring-up's image preload)."""
+    if settings.mode != "rehearsal":
+        return []
+    plan = plan_of(settings)
+    found: list[str] = []
+    for version, chart in ((plan.source, plan.chart_from), (plan.target, plan.chart_to)):
+        found += [i for i in images(render_docs(version, chart)) if i not in found]
+    return found
+
+
+@dataclass(frozen=True)
+class Renders:
+    before: list[dict[str, Any]]
+    after: list[dict[str, Any]]
+    notes: tuple[str, ...] = ()
+
+
+def preflight(plan: RehearsalPlan) -> Renders:
+    """Render FROM and TO and refuse (one line) what cannot work, before deploying."""
+    before = render_docs(plan.source, plan.chart_from)
+    after = render_docs(plan.target, plan.chart_to)
+    problems = plan_mod.requirement_problems(plan, plan_mod.inspect_render(after))
+    problems += plan_mod.immutable_changes(before, after)
+    if problems:
+        raise BadInput(f"rehearsal {plan.describe()} cannot work: {'; '.join(problems)}")
+    notes = tuple(f"{obj} is in the FROM render only and stays in the cluster (apply does "
+                  "not prune)" for obj in plan_mod.dropped_objects(before, after))
+    return Renders(before, after, plan.warnings + notes)
+
+
+# ------------------------------------------------------------------- cluster
+
+
+def deployment_name(docs: Sequence[Mapping[str, Any]]) -> str:
+    return str(plan_mod.mastodon_deployment(docs)["metadata"]["name"])
+
+
+def running_tag(kube: Any, namespace: str, name: str) -> str:
+    deployment = kube.get("apps/v1", "Deployment", name, namespace)
+    if deployment is None:
+        raise BadInput(f"Deployment {namespace}/{name} does not exist: the bring-up did not "
+                       "deploy Mastodon")
+    return mastodon_tag(deployment["spec"]["template"])
+
+
+def pods_probe(kube: Any, namespace: str, selector: str = MASTODON_SELECTOR) -> Probe:
+    def probe() -> Observation:
+        pods = kube.list("v1", "Pod", namespace, label_selector=selector)
+        return Observation(True, f"{len(pods)} pod(s)", [pod_state(p) for p in pods])
+    return probe
+
+
+def upgraded_pod(kube: Any, namespace: str, tag: str,
+                 selector: str = MASTODON_SELECTOR) -> dict[str, Any] | None:
+    pods = [p for p in kube.list("v1", "Pod", namespace, label_selector=selector)
+            if mastodon_tag(p) == tag and not is_terminating(p)]
+    return max(pods, key=lambda p: p["metadata"].get("creationTimestamp", "")) if pods else None
+
+
+def upgrade(kube: Any, target: Target, plan: RehearsalPlan, after: Sequence[dict[str, Any]], *,
+            probes: Mapping[str, Probe] | None = None, interval: float = POLL_INTERVAL_S,
+            timeout: float = UPGRADE_TIMEOUT_S, recovery: float = RECOVERY_S,
+            baseline: float = BASELINE_S, ready_interval: float = 2.0,
+            api_errors: tuple[type[BaseException], ...] = ()) -> UpgradeRecord:
+    """Apply the TO render and wait for the new pod, polling availability throughout."""
+    namespace = target.namespace
+    name = deployment_name(after)
+    record = UpgradeRecord(plan.source.tag, plan.target.tag, target.name)
+    watch = probes if probes is not None else {**availability_probes(target),
+                                               "pods": pods_probe(kube, namespace)}
+    poller = Poller(watch, interval=interval,
+                    max_duration=baseline + timeout + recovery + 60).start()
+    try:
+        if not poller.wait_up(record.availability, timeout=baseline):
+            raise BadInput(f"{target.name} was not available before the upgrade began "
+                           f"({', '.join(record.availability)}): nothing to measure against")
+        record.applied_at = time.time()
+        apply_documents(kube, list(after), api_errors=api_errors or _api_errors())
+
+        def new_pod_ready() -> Readiness:
+            pod = upgraded_pod(kube, namespace, plan.target.tag)
+            if pod is None:
+                return Readiness(False, f"no pod at {plan.target.tag} yet")
+            return pod_readiness(pod)
+
+        wait_ready(kube, [Watch("apps/v1", "Deployment", namespace, name)],
+                   what=f"Deployment {namespace}/{name} at {plan.target.tag}", timeout=timeout,
+                   interval=ready_interval, extra=new_pod_ready)
+        record.ready_at = time.time()
+        poller.wait_up(record.availability, timeout=recovery)
+    except (NotReady, BadInput) as exc:
+        record.error = str(exc)
+    finally:
+        record.samples = poller.stop()
+    record.pod = upgraded_pod(kube, namespace, plan.target.tag)
+    return record
+
+
+def _api_errors() -> tuple[type[BaseException], ...]:
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.dynamic.exceptions import DynamicApiError
+
+    return (ApiException, DynamicApiError)
+
+
+@dataclass
+class RehearsalResult:
+    plan: RehearsalPlan
+    markers: MarkerSet | None
+    seed_error: str
+    record: UpgradeRecord
+    notes: tuple[str, ...] = ()
+    timings: dict[str, float] = field(default_factory=dict)
+    applied: list[dict[str, Any]] = field(default_factory=list)  # the TO objects applied
+
+    @property
+    def label(self) -> str:
+        return f"the upgrade {self.plan.source} -> {self.plan.target}"
+
+
+def not_preloaded(kube: Any, docs: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """A note when TO's images are not on every node yet: the downtime then includes
+    pulling them (the bring-up preloads run.rehearsal_images(settings) to avoid it)."""
+    missing = missing_on_node(images(docs), node_image_names(kube.list("v1", "Node")))
+    if not missing:
+        return ()
+    return (f"not preloaded, pulled during the upgrade (the downtime includes the pull): "
+            f"{', '.join(missing)}",)
+
+
+def seed(target: Target, *, scheduled_in_s: float = SCHEDULED_IN_S) -> tuple[MarkerSet | None, str]:
+    """Write the markers through REST; a failure keeps what was written and says why."""
+    try:
+        return write_markers(target, scheduled_in_s=scheduled_in_s), ""
+    except MarkerWriteError as exc:
+        return exc.partial, str(exc)
+
+
+def rehearse(target: Target, plan: RehearsalPlan, renders: Renders, *,
+             reports_dir: Path | None = None, kube: Any = None) -> RehearsalResult:
+    """FROM really runs -> seed -> upgrade to TO. Raises BadInput when FROM is not what
+    the cluster runs (a reused cluster, or a bring-up that ignored the rehearsal)."""
+    kube = kube if kube is not None else kube_for(target)
+    name = deployment_name(renders.after)
+    running = running_tag(kube, target.namespace, name)
+    if running != plan.source.tag:
+        raise BadInput(
+            f"the deployment runs {running or 'no Mastodon image'}, not FROM {plan.source}: "
+            "the bring-up must apply tootcheck.rehearsal.run.mastodon_render(settings) on a "
+            "fresh cluster (not --reuse-cluster after an earlier upgrade)")
+    config = kube.get("v1", "ConfigMap", CONFIG_MAP, target.namespace) or {}
+    after, carried = plan_mod.carry_overrides(renders.before, renders.after,
+                                              config.get("data") or {}, CONFIG_MAP)
+    notes = renders.notes + tuple(f"{key} keeps the value set at bring-up" for key in carried)
+    notes += not_preloaded(kube, after)
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    markers, seed_error = seed(target)
+    timings["seed_s"] = round(time.monotonic() - started, 1)
+    started = time.monotonic()
+    record = upgrade(kube, target, plan, after)
+    timings["upgrade_s"] = round(time.monotonic() - started, 1)
+    result = RehearsalResult(plan, markers, seed_error, record, notes, timings, after)
+    if reports_dir is not None:
+        write_evidence(result, reports_dir)
+    return result
+
+
+def write_evidence(result: RehearsalResult, reports_dir: Path) -> Path:
+    """rehearsal/plan.json, markers.json, upgrade.json: ids and timings, never secrets."""
+    directory = reports_dir / EVIDENCE_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    plan = result.plan
+    (directory / "plan.json").write_text(json.dumps({
+        "from": plan.source.tag, "to": plan.target.tag, "chart_from": plan.chart_from.tag,
+        "chart_to": plan.chart_to.tag, "lines_entered": [r.name for r in plan.lines],
+        "stops": [s.tag for s in plan.stops], "notes": list(result.notes),
+        "steps": [{"name": s.name, "does": s.does} for s in plan.steps],
+        "timings": result.timings, "seed_error": result.seed_error}, indent=2))
+    if result.markers is not None:
+        (directory / "markers.json").write_text(result.markers.to_json())
+    (directory / "upgrade.json").write_text(json.dumps(result.record.to_dict(), indent=2,
+                                                       default=str))
+    return directory
+
+
+def _decoded(secret: Mapping[str, Any] | None, key: str) -> str:
+    data = (secret or {}).get("data") or {}
+    if key not in data:
+        raise BadInput(f"Secret {SECRET} has no {key}: cannot reach PostgreSQL")
+    return base64.b64decode(data[key]).decode()
+
+
+@contextlib.contextmanager
+def database(target: Target, kube: Any = None) -> Iterator[Secret]:
+    """A PostgreSQL URL (a Secret) for the pod's database through a port-forward."""
+    from tootcheck.kube.portforward import port_forward
+
+    kube = kube if kube is not None else kube_for(target)
+    config = ((kube.get("v1", "ConfigMap", CONFIG_MAP, target.namespace) or {}).get("data")
+              or {})
+    password = Secret(_decoded(kube.get("v1", "Secret", SECRET, target.namespace), "DB_PASS"),
+                      "DB_PASS")
+    user = config.get("DB_USER", "mastodon")
+    name = config.get("DB_NAME", "mastodon_production")
+    with port_forward(target, MASTODON_SELECTOR, int(config.get("DB_PORT", POSTGRES_PORT))) as port:
+        yield Secret(f"postgresql://{quote(user)}:{quote(password.reveal(), safe='')}"
+                     f"@127.0.0.1:{port}/{quote(name)}?connect_timeout=10", "database URL")
+
