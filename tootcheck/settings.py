@@ -146,7 +146,7 @@ def _validate(s: Settings) -> None:
         raise BadInput(f"mode must be gate, nightly or rehearsal, not {s.mode!r}")
     if s.keep_cluster not in ("always", "on-failure", "never"):
         raise BadInput(
-            f"--keep-cluster must be always, on-failure or never, not {s.keep_cluster!r}")
+            f"--tootcheck-keep-cluster must be always, on-failure or never, not {s.keep_cluster!r}")
     if s.base_url and not s.base_url.startswith("https://"):
         raise BadInput(f"base URL must be https://<host>, not {s.base_url!r}")
     if s.ca_file is not None and not s.ca_file.is_file():

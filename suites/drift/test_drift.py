@@ -63,7 +63,7 @@ def live(target: Target) -> Fetch:
     """Reads one object as the API serves it; None when absent (or its kind is not served)."""
     if target.kubeconfig is None and target.kube_context is None:
         pytest.skip(f"target {target.name} has no kubeconfig: drift not compared "
-                    "(pass --kubeconfig)")
+                    "(pass --tootcheck-kubeconfig)")
     try:
         kube = pods.kube_for(target)
     except BadInput as exc:

@@ -870,14 +870,14 @@ def keep_decision(policy: str, *, failed: bool, reused: bool, foreign: bool = Fa
         return KeepDecision(True, "the suite did not create it (no marker ConfigMap), so it "
                                   "never deletes it")
     if policy == "always":
-        return KeepDecision(True, "--keep-cluster=always")
+        return KeepDecision(True, "--tootcheck-keep-cluster=always")
     if policy == "never":
-        return KeepDecision(False, "--keep-cluster=never")
+        return KeepDecision(False, "--tootcheck-keep-cluster=never")
     if failed:
-        return KeepDecision(True, "a test or the bring-up failed (--keep-cluster=on-failure)")
+        return KeepDecision(True, "a test or the bring-up failed (--tootcheck-keep-cluster=on-failure)")
     if reused:
         return KeepDecision(True, "the cluster existed before this run (--reuse-cluster)")
-    return KeepDecision(False, "all passed (--keep-cluster=on-failure)")
+    return KeepDecision(False, "all passed (--tootcheck-keep-cluster=on-failure)")
 
 
 def reconnect_lines(cluster: str, kubeconfig: Path, namespace: str, reason: str) -> list[str]:
@@ -886,6 +886,6 @@ def reconnect_lines(cluster: str, kubeconfig: Path, namespace: str, reason: str)
         f"kind cluster {cluster!r} kept: {reason}",
         f"  export KUBECONFIG={kubeconfig}",
         f"  kubectl --context {context} -n {namespace} get pods",
-        f"  rerun against it: make e2e PYTEST_ARGS='--reuse-cluster --cluster-name {cluster}'",
+        f"  rerun against it: make e2e PYTEST_ARGS='--reuse-cluster --tootcheck-cluster-name {cluster}'",
         f"  delete it: kind delete cluster --name {cluster}",
     ]
