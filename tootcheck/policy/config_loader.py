@@ -30,7 +30,7 @@ from tootcheck.policy.waivers import Waiver, Waivers, load_waivers, waiver_entry
 
 WAIVERS_KEY = "waivers"
 PROFILES = ("baseline", "hardened")
-_WAIVER_HEADER = re.compile(r"^\s*\[\[\s*(?:tool\s*\.\s*tootcheck\s*\.\s*)?waivers\s*\]\]",
+_WAIVER_HEADER = re.compile(r"^[ \t]*\[\[\s*(?:tool\s*\.\s*tootcheck\s*\.\s*)?waivers\s*\]\]",
                             re.MULTILINE)
 
 
