@@ -18,7 +18,7 @@ def test_rules_doc_lists_every_rule_and_explains_waivers() -> None:
     text = rules_markdown()
     for r in all_rules():
         assert f"### {r.id}" in text and r.remediation in text
-    assert "## Waiving a rule" in text and "manifests/policy-waivers.yaml" in text
+    assert "## Waiving a rule" in text and "`tootcheck.toml`" in text
 
 
 def test_readme_rule_table_is_current() -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tootcheck.errors import BadInput
-from tootcheck.policy.config_loader import load_project
+from tootcheck.policy.config_loader import PROFILES, load_project
 from tootcheck.policy.engine import evaluate
 from tootcheck.policy.junit import write_junit
 from tootcheck.policy.registry import all_rules
@@ -48,6 +48,8 @@ def register(subparsers: Any) -> None:
     live.add_argument("--namespace", default=None,
                       help="namespace to check (default: the policy config's, mastodon)")
     p.add_argument("--strict", action="store_true", help="WARN findings fail too")
+    p.add_argument("--profile", choices=PROFILES, default=None,
+                   help="rule profile (default: the config file's profile, else baseline)")
     p.add_argument("--kube-version", default=KUBERNETES,
                    help=f"Kubernetes version for strict schema validation (default {KUBERNETES})")
     p.add_argument("--waivers", type=Path, default=None,
@@ -77,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     config = project.config
     if active().domain != Settings.domain:  # TOOTCHECK_DOMAIN beats the config file
         config = replace(config, domain=active().domain)
+    if args.profile is not None:
+        config = replace(config, profile=args.profile)
     waivers = project.waivers
     if args.waivers is not None:
         waivers = load_waivers(args.waivers, [r.id for r in rules])
