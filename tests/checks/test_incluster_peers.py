@@ -53,7 +53,7 @@ def test_the_package_runs_the_program_the_configmap_mounts():
     from tootcheck.peers import fediverse_peer
 
     assert Path(fediverse_peer.__file__).resolve() == (PEER_DIR / "fediverse_peer.py").resolve()
-    assert (PEER_DIR / "fediverse_peer.py").resolve() == peers.PEER_PROGRAM
+    assert (PEER_DIR / "fediverse_peer.py").resolve() == peers.PEER_PROGRAM.resolve()
 
 
 @pytest.mark.parametrize("which", ["mailpit", "peer"])
