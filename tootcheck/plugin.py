@@ -66,7 +66,7 @@ class _Group:
         self.group = group
 
     def addoption(self, *names: str, **attrs: object) -> None:
-        self.group.addoption(*names, **attrs)  # type: ignore[arg-type]
+        self.group.addoption(*names, **attrs)
         OPTION_DESTS.append(str(attrs.get("dest") or names[0].lstrip("-").replace("-", "_")))
 
 
@@ -195,7 +195,7 @@ def activation(config: pytest.Config) -> str:
 
 
 def is_active(config: pytest.Config) -> bool:
-    return bool(config.stash.get(ACTIVE_KEY, ""))
+    return ACTIVE_KEY in config.stash and bool(config.stash[ACTIVE_KEY])
 
 
 @pytest.hookimpl(tryfirst=True)

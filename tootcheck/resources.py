@@ -18,12 +18,12 @@ from tootcheck.errors import BadInput
 
 def data_root() -> Path:
     """``tootcheck/data`` of the installed package (a directory on disk)."""
-    root = resources.files("tootcheck") / "data"
     # A wheel or an editable install keeps the package on disk; a zipped import does not.
-    if not isinstance(root, Path) and not Path(str(root)).is_dir():
-        raise BadInput("tootcheck's package data is not on disk (zipped install?): reinstall "
-                       "it with pip into a virtual environment")
-    return Path(str(root))
+    root = Path(str(resources.files("tootcheck") / "data"))
+    if not root.is_dir():
+        raise BadInput(f"tootcheck's package data is missing ({root}): reinstall tootcheck with "
+                       f"pip into a virtual environment")
+    return root
 
 
 def data_path(*parts: str) -> Path:
