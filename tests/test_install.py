@@ -91,3 +91,15 @@ def test_package_data_comes_from_the_installed_package(installed: Path, empty_di
         assert not Path(path).resolve().is_relative_to(REPO_ROOT), path
     assert (Path(nfs) / "kustomization.yaml").is_file()
     assert "cert-manager.io" in schemas
+
+
+def test_active_plugin_runs_in_an_operator_project(installed: Path, empty_dir: Path) -> None:
+    (empty_dir / "tootcheck.toml").write_text('profile = "baseline"\n')
+    (empty_dir / "pytest.ini").write_text("[pytest]\nenable_assertion_pass_hook = true\n")
+    (empty_dir / "test_ops.py").write_text(
+        "def test_settings(settings):\n    assert settings.target == 'none'\n\n"
+        "def test_no_assert():\n    pass\n")
+    done = _run([str(installed / "pytest"), "-q", "-p", "no:cacheprovider"], cwd=empty_dir)
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "1 failed, 1 passed" in done.stdout and "made no assertion" in done.stdout
+    assert (empty_dir / "reports" / "summary.json").is_file()
