@@ -1,1 +1,0 @@
-"""Protocol clients. They speak their protocol and return data; they never assert."""

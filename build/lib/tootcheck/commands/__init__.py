@@ -1,1 +1,0 @@
-"""Subcommands of the ``tootcheck`` console script, one module each."""
