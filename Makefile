@@ -54,7 +54,7 @@ lint: $(STAMP) ## ruff
 
 .PHONY: render
 render: $(STAMP) ## re-render the snapshots in manifests/rendered/ (kubectl kustomize --enable-helm)
-	$(BIN)/tootcheck render
+	$(BIN)/tootcheck render --infra
 
 .PHONY: rules-doc
 rules-doc: $(STAMP) ## regenerate docs/rules.md and the README's rule table from the registry

@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from tests import REPO_ROOT
 from tootcheck import versions
 from tootcheck.errors import ToolMissing
 from tootcheck.rendering import REFERENCE, SNAPSHOTS, body, helm_charts, missing_charts, render
-from tootcheck.settings import REPO_ROOT
 from tootcheck.tools import require_helm3, require_kubectl
 
 

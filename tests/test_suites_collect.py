@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tootcheck.settings import REPO_ROOT
+from tests import REPO_ROOT
 
 LIVE_SUITES = ["https", "streaming", "sidekiq", "persistence", "oidc", "mail", "federation",
                "webpush", "drift", "rehearsal", "incontainer"]

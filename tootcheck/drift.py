@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml
 
+from tootcheck.config_file import project_root
 from tootcheck.errors import BadInput
 from tootcheck.model import ObjectRef
-from tootcheck.settings import REPO_ROOT
 
 # Paths the cluster owns even when a manifest sets them. "*" matches one path element.
 IGNORED: dict[str, str] = {
@@ -145,7 +145,7 @@ def diff_objects(desired: Iterable[Mapping[str, Any]],
 def render_at(revision: str, snapshot: str = "manifests/rendered/mastodon.yaml") -> list[dict[str, Any]]:
     """The committed render at a git revision (e.g. the revision ArgoCD deployed)."""
     try:
-        done = subprocess.run(["git", "-C", str(REPO_ROOT), "show", f"{revision}:{snapshot}"],
+        done = subprocess.run(["git", "-C", str(project_root()), "show", f"{revision}:{snapshot}"],
                               capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise BadInput(f"cannot run git to read {snapshot} at {revision}: {exc}") from None

@@ -7,13 +7,17 @@ class BadInput(Exception):
     """Input the suite cannot work with: a malformed manifest, a missing file,
     an unreachable cluster, the wrong kube context.
 
-    The message is a single line that tells the operator what to fix.
+    The message is a single line that tells the operator what to fix. ``detail``
+    (optional) is kept verbatim below it: a failed tool's whole error output.
     """
 
     exit_code = 2
 
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(message.split()))
+    def __init__(self, message: str, detail: str = "") -> None:
+        headline = " ".join(message.split())
+        self.headline = headline
+        self.detail = detail.rstrip()
+        super().__init__(f"{headline}\n{self.detail}" if self.detail else headline)
 
 
 class ToolMissing(BadInput):

@@ -4,10 +4,26 @@ Registered through the ``pytest11`` entry point. Concern-specific hooks live in
 ``tootcheck/hooks/`` and are loaded below.
 
 Option help style: lower-case, no trailing period, name the default.
+
+Options another plugin also defines are namespaced ``--tootcheck-*`` (pytest-kind has
+``--kubeconfig``, ``--cluster-name``, ``--keep-cluster``; pytest-base-url has
+``--base-url``), so both load in one run.
+
+**When the plugin is active.** Installed, it loads into every pytest run of the
+environment; it only registers its options, markers and the ``settings`` fixture there.
+Its run-changing hooks (the no-assertion and destructive guards, reports/ and
+evidence, mode filtering, the policy gate's SARIF, ``--check-coverage``) load only when
+
+1. a tootcheck config is found from pytest's rootdir upward (``tootcheck.toml``, or
+   ``pyproject.toml`` with ``[tool.tootcheck]``; :mod:`tootcheck.config_file`), or
+2. a tootcheck option is given on the command line (e.g. ``--target=kind``).
+
+Otherwise the run is left exactly as it would be without tootcheck (tests/test_plugin_coexistence.py).
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
@@ -16,12 +32,14 @@ import pytest
 # no-assertion guard counts them (editable installs are not rewritten otherwise).
 pytest.register_assert_rewrite("tootcheck.testing")
 
+from tootcheck import config_file  # noqa: E402
 from tootcheck import settings as settings_mod  # noqa: E402
 from tootcheck.errors import BadInput  # noqa: E402
 from tootcheck.settings import Settings  # noqa: E402
 from tootcheck.testing import missing_proofs  # noqa: E402
 
-pytest_plugins = [
+# Loaded in pytest_configure, only when the plugin is active (see the module docstring).
+HOOK_PLUGINS = [
     "tootcheck.hooks.modes",
     "tootcheck.hooks.evidence",
     "tootcheck.hooks.reports",
@@ -38,11 +56,30 @@ MARKERS = {
 }
 
 
+OPTION_DESTS: list[str] = []  # every option this plugin adds (activation rule 2)
+
+
+class _Group:
+    """An option group that remembers the dests it adds."""
+
+    def __init__(self, group: pytest.OptionGroup) -> None:
+        self.group = group
+
+    def addoption(self, *names: str, **attrs: object) -> None:
+        self.group.addoption(*names, **attrs)
+        OPTION_DESTS.append(str(attrs.get("dest") or names[0].lstrip("-").replace("-", "_")))
+
+
+def _group(parser: pytest.Parser, name: str, description: str) -> _Group:
+    return _Group(parser.getgroup(name, description))
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
-    target = parser.getgroup("tootcheck-target", "tootcheck: the system under test")
+    OPTION_DESTS.clear()
+    target = _group(parser, "tootcheck-target", "tootcheck: the system under test")
     target.addoption("--target", choices=("none", "kind", "live"), default=None,
                      help="where the live suites point: none (default), kind, live")
-    target.addoption("--base-url", default=None,
+    target.addoption("--tootcheck-base-url", dest="tootcheck_base_url", default=None,
                      help="https:// URL of an existing deployment (live target); sets --domain")
     target.addoption("--domain", default=None,
                      help="Mastodon LOCAL_DOMAIN (default kirchner.social)")
@@ -54,21 +91,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="port behind https:// (default 443)")
     target.addoption("--http-port", type=int, default=None, help="port behind http:// (default 80)")
     target.addoption("--ca-file", default=None, help="PEM bundle to trust, for the suite only")
-    target.addoption("--kubeconfig", default=None,
+    target.addoption("--tootcheck-kubeconfig", dest="tootcheck_kubeconfig", default=None,
                      help="kubeconfig of the target cluster (default: the kind cluster's own)")
     target.addoption("--kube-context", default=None, help="kube context to use")
     target.addoption("--namespace", default=None, help="Mastodon namespace (default mastodon)")
 
-    kind = parser.getgroup("tootcheck-kind", "tootcheck: the kind cluster")
-    kind.addoption("--cluster-name", default=None, help="kind cluster name (default tootcheck)")
+    kind = _group(parser, "tootcheck-kind", "tootcheck: the kind cluster")
+    kind.addoption("--tootcheck-cluster-name", dest="tootcheck_cluster_name", default=None,
+                   help="kind cluster name (default tootcheck)")
     kind.addoption("--reuse-cluster", action="store_true", default=None,
                    help="use an existing kind cluster and skip the steps already done")
-    kind.addoption("--keep-cluster", choices=("always", "on-failure", "never"), default=None,
+    kind.addoption("--tootcheck-keep-cluster", dest="tootcheck_keep_cluster",
+                   choices=("always", "on-failure", "never"), default=None,
                    help="keep the kind cluster after the run (default on-failure)")
     kind.addoption("--allow-destructive", action="store_true", default=None,
                    help="let destructive suites run on a cluster the suite did not create")
 
-    modes = parser.getgroup("tootcheck-modes", "tootcheck: run modes")
+    modes = _group(parser, "tootcheck-modes", "tootcheck: run modes")
     modes.addoption("--mode", choices=("gate", "nightly", "rehearsal"), default=None,
                     help="which checks run: gate (default; nightly for --target=live), nightly "
                          "(read-only), rehearsal")
@@ -85,15 +124,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     modes.addoption("--rehearse-chart-to", default=None,
                     help="rehearsal: app-template chart version upgraded to (default: chart from)")
 
-    reports = parser.getgroup("tootcheck-reports", "tootcheck: reports")
+    reports = _group(parser, "tootcheck-reports", "tootcheck: reports")
     reports.addoption("--reports-dir", default=None,
                       help="where summary.html, summary.json and evidence go (default reports/)")
 
-    policy = parser.getgroup("tootcheck-policy", "tootcheck: the policy gate")
+    policy = _group(parser, "tootcheck-policy", "tootcheck: the policy gate")
     policy.addoption("--policy-strict", action="store_true", default=None,
                      help="WARN findings fail the gate too")
 
-    selftest = parser.getgroup("tootcheck-selftest", "tootcheck: the suite's own tests")
+    selftest = _group(parser, "tootcheck-selftest", "tootcheck: the suite's own tests")
     selftest.addoption("--strict-peers", action="store_true", default=None,
                        help="fail, not skip, when a local peer is missing (CI)")
     selftest.addoption("--check-coverage", action="store_true", default=False,
@@ -109,19 +148,19 @@ def _options(config: pytest.Config) -> dict[str, object]:
     allow = config.getoption("allow_mutating")
     return {
         "target": config.getoption("target"),
-        "base_url": config.getoption("base_url"),
+        "base_url": config.getoption("tootcheck_base_url"),
         "domain": config.getoption("domain"),
         "auth_host": config.getoption("auth_host"),
         "connect_address": config.getoption("connect_address"),
         "https_port": config.getoption("https_port"),
         "http_port": config.getoption("http_port"),
         "ca_file": path("ca_file"),
-        "kubeconfig": path("kubeconfig"),
+        "kubeconfig": path("tootcheck_kubeconfig"),
         "kube_context": config.getoption("kube_context"),
         "namespace": config.getoption("namespace"),
-        "cluster_name": config.getoption("cluster_name"),
+        "cluster_name": config.getoption("tootcheck_cluster_name"),
         "reuse_cluster": config.getoption("reuse_cluster"),
-        "keep_cluster": config.getoption("keep_cluster"),
+        "keep_cluster": config.getoption("tootcheck_keep_cluster"),
         "allow_destructive": config.getoption("allow_destructive"),
         "mode": config.getoption("mode"),
         "revision": config.getoption("revision"),
@@ -141,10 +180,31 @@ SETTINGS_KEY = pytest.StashKey[Settings]()
 PREVIOUS_KEY = pytest.StashKey["Settings | None"]()
 
 
+ACTIVE_KEY = pytest.StashKey[str]()
+
+
+def activation(config: pytest.Config) -> str:
+    """Why the plugin is active in this run ("" when it is not): the rule of the docstring."""
+    found = config_file.find(config.rootpath)
+    if found is not None:
+        return f"config {found}"
+    given = [d for d in OPTION_DESTS if config.getoption(d, None) not in (None, False)]
+    if given:
+        return "option --" + given[0].replace("_", "-")
+    return ""
+
+
+def is_active(config: pytest.Config) -> bool:
+    return ACTIVE_KEY in config.stash and bool(config.stash[ACTIVE_KEY])
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     for marker, text in MARKERS.items():
         config.addinivalue_line("markers", f"{marker}: {text}")
+    config.stash[ACTIVE_KEY] = activation(config)
+    if not is_active(config):
+        return
     try:
         settings = settings_mod.load(_options(config))
     except BadInput as exc:
@@ -152,6 +212,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[PREVIOUS_KEY] = settings_mod.current()
     settings_mod.activate(settings)
     config.stash[SETTINGS_KEY] = settings
+    for name in HOOK_PLUGINS:
+        if not config.pluginmanager.has_plugin(name):  # hooks hold no asserts to rewrite
+            config.pluginmanager.register(importlib.import_module(name), name)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -163,11 +226,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def settings(pytestconfig: pytest.Config) -> Settings:
     """The run's configuration: options > environment > defaults."""
+    if SETTINGS_KEY not in pytestconfig.stash:  # inactive run: a test asked for it anyway
+        try:
+            pytestconfig.stash[SETTINGS_KEY] = settings_mod.load(_options(pytestconfig))
+        except BadInput as exc:
+            raise pytest.UsageError(str(exc)) from None
     return pytestconfig.stash[SETTINGS_KEY]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if not session.config.getoption("check_coverage"):
+    if not is_active(session.config) or not session.config.getoption("check_coverage"):
         return
     missing = missing_proofs()
     if missing:

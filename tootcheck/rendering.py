@@ -3,19 +3,38 @@
 Each entry of :data:`SNAPSHOTS` maps a kustomize directory to its snapshot. The
 render uses exactly the production command, ``kubectl kustomize --enable-helm``.
 A snapshot starts with a header comment; :func:`body` strips it for comparison.
+
+Paths: the operator's kustomizations and snapshots are relative to the project root
+(:func:`tootcheck.config_file.project_root`); the kind test infrastructure
+(``manifests/infra/*``, ``manifests/kind/*``) comes from the package data
+(:mod:`tootcheck.resources`), so an installed tool brings it along.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from tootcheck import resources
+from tootcheck.config_file import display, project_root
 from tootcheck.errors import BadInput
 from tootcheck.kube import tools as kube_tools
-from tootcheck.settings import REPO_ROOT
+
+PACKAGED_PREFIXES = ("manifests/infra/", "manifests/kind/")
+ERROR_LINES = 60  # of a failed render's stderr, shown in full up to this many lines
+
+
+def source_dir(source: str) -> Path:
+    """A kustomize directory named as in the repository: the test infrastructure from the
+    package data, anything else relative to the project root."""
+    for prefix in PACKAGED_PREFIXES:
+        if source.startswith(prefix):
+            return resources.infra_dir(source.removeprefix("manifests/"))
+    return project_root() / source
 
 HEADER = (
     "# Rendered by `make render` from {source} with `kubectl kustomize --enable-helm`."
@@ -25,16 +44,16 @@ HEADER = (
 
 @dataclass(frozen=True)
 class Snapshot:
-    source: str  # kustomize directory, relative to the repository root
-    output: str  # committed snapshot, relative to the repository root
+    source: str  # kustomize directory, as named in the repository (see source_dir)
+    output: str  # committed snapshot, relative to the project root
 
     @property
     def source_path(self) -> Path:
-        return REPO_ROOT / self.source
+        return source_dir(self.source)
 
     @property
     def output_path(self) -> Path:
-        return REPO_ROOT / self.output
+        return project_root() / self.output
 
     @property
     def name(self) -> str:
@@ -81,11 +100,8 @@ KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization
 
 
 def display_path(path: Path) -> str:
-    """Repo-relative posix path when inside the repository (stable in messages and reports)."""
-    try:
-        return path.resolve().relative_to(REPO_ROOT).as_posix()
-    except ValueError:
-        return str(path)
+    """Relative to the working directory when below it (stable in messages and reports)."""
+    return display(path)
 
 
 def kustomization_file(directory: Path) -> Path | None:
@@ -155,10 +171,60 @@ def render(kustomize_dir: Path, *, timeout: float = 300, tools_bin: Path | None 
         raise BadInput(f"kubectl kustomize {display_path(kustomize_dir)} did not finish in "
                        f"{timeout:.0f}s") from None
     if done.returncode != 0:
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
-        raise BadInput(f"kubectl kustomize {display_path(kustomize_dir)} failed: "
-                       f"{lines[-1] if lines else f'exit {done.returncode}'}")
+        headline, detail = failure_message(kustomize_dir, done.returncode, done.stderr)
+        raise BadInput(headline, detail)
     return done.stdout
+
+
+_FETCH = re.compile(r"(https?://[^\s\"'<>]+|oci://[^\s\"'<>]+)")
+_OFFLINE = re.compile(r"dial tcp|no such host|lookup .* on |connection refused|network is "
+                      r"unreachable|i/o timeout|temporary failure in name resolution|"
+                      r"could not resolve host|tls handshake timeout|context deadline exceeded|"
+                      r"failed to fetch|failed to download|could not download|"
+                      r"unable to (?:get|download|retrieve)|looks like .* is not a valid chart "
+                      r"repository", re.IGNORECASE)
+
+
+def failure_message(kustomize_dir: Path, code: int, stderr: str) -> tuple[str, str]:
+    """The whole error of a failed render (kustomize nests helm's error over several lines,
+    the last often just ``>``), and, when it tried the network, what it fetched and how to
+    provide it locally."""
+    lines = [line.rstrip() for line in stderr.splitlines() if line.strip()]
+    shown = lines[:ERROR_LINES]
+    if len(lines) > ERROR_LINES:
+        shown.append(f"... ({len(lines) - ERROR_LINES} more lines)")
+    text = "\n".join(f"  {line}" for line in shown) or f"  (no error output, exit {code})"
+    headline = f"kubectl kustomize {display_path(kustomize_dir)} failed (exit {code}):"
+    hint = offline_hint(kustomize_dir, stderr)
+    return headline, f"{text}\n{hint}" if hint else text
+
+
+def offline_hint(kustomize_dir: Path, stderr: str) -> str:
+    """What a render tried to fetch from the network and how to provide it offline."""
+    if not _OFFLINE.search(stderr):
+        return ""
+    urls = sorted({u.rstrip(".,:;)") for u in _FETCH.findall(stderr)})
+    try:
+        missing = missing_charts(kustomize_dir)
+    except BadInput:
+        missing = []
+    hints = []
+    if urls:
+        hints.append("it tried to fetch " + ", ".join(urls))
+    for chart in missing:
+        hints.append(
+            f"chart {chart.name} {chart.version} from {chart.repo or '(no repo)'} is not in "
+            f"{display_path(chart.cache)}: pull it once with network (`tootcheck render`), or "
+            f"unpack it there (`helm pull {chart.name} --repo {chart.repo} --version "
+            f"{chart.version} --untar --untardir {display_path(chart.cache.parent)}`), or point "
+            f"helmGlobals.chartHome in {display_path(chart.directory)}'s kustomization at a "
+            f"directory that holds {chart.name}-{chart.version}/{chart.name}")
+    if not missing:
+        hints.append("offline, provide it locally: a chart as an unpacked directory under the "
+                      "kustomization's chartHome (default charts/<name>-<version>/<name>), a "
+                      "JSON schema or base as a local file the kustomization names instead "
+                      "of the URL")
+    return "hint: the render needs the network: " + "; ".join(hints)
 
 
 def body(text: str) -> str:
@@ -169,8 +235,8 @@ def body(text: str) -> str:
     return "".join(lines)
 
 
-def write_snapshot(snapshot: Snapshot) -> Path:
-    rendered = render(snapshot.source_path)
+def write_snapshot(snapshot: Snapshot, rendered: str | None = None) -> Path:
+    rendered = render(snapshot.source_path) if rendered is None else rendered
     snapshot.output_path.parent.mkdir(parents=True, exist_ok=True)
     snapshot.output_path.write_text(HEADER.format(source=snapshot.source) + rendered)
     return snapshot.output_path

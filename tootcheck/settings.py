@@ -19,7 +19,6 @@ from tootcheck.errors import BadInput
 from tootcheck.redaction import Secret
 
 ENV_PREFIX = "TOOTCHECK_"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ class Settings:
     rehearse_chart_to: str = ""
     # policy and reports
     policy_strict: bool = False
-    reports_dir: Path = REPO_ROOT / "reports"
+    reports_dir: Path = Path("reports")  # relative to the working directory
     # the suite's own tests: fail instead of skip when a local peer is missing
     strict_peers: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -147,7 +146,7 @@ def _validate(s: Settings) -> None:
         raise BadInput(f"mode must be gate, nightly or rehearsal, not {s.mode!r}")
     if s.keep_cluster not in ("always", "on-failure", "never"):
         raise BadInput(
-            f"--keep-cluster must be always, on-failure or never, not {s.keep_cluster!r}")
+            f"--tootcheck-keep-cluster must be always, on-failure or never, not {s.keep_cluster!r}")
     if s.base_url and not s.base_url.startswith("https://"):
         raise BadInput(f"base URL must be https://<host>, not {s.base_url!r}")
     if s.ca_file is not None and not s.ca_file.is_file():

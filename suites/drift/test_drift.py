@@ -27,7 +27,7 @@ from tootcheck.drift import render_at
 from tootcheck.errors import BadInput
 from tootcheck.kube import pods
 from tootcheck.kube.apply import split_documents
-from tootcheck.settings import REPO_ROOT, Settings
+from tootcheck.settings import Settings
 from tootcheck.target import Target
 
 pytestmark = pytest.mark.needs_target
@@ -50,7 +50,7 @@ def desired(request: pytest.FixtureRequest, settings: Settings) -> tuple[list[di
                 applied = request.getfixturevalue("kind_deployment").docs(KIND_OVERLAY)
                 return applied, f"{KIND_OVERLAY} as the bring-up applied it"
             except pytest.FixtureLookupError:
-                docs = split_documents(rendering.render(REPO_ROOT / KIND_OVERLAY), KIND_OVERLAY)
+                docs = split_documents(rendering.render(rendering.source_dir(KIND_OVERLAY)), KIND_OVERLAY)
                 return docs, f"{KIND_OVERLAY} (working tree)"
         return render_at(settings.revision, LIVE_SNAPSHOT), settings.revision
     except BadInput as exc:
@@ -63,7 +63,7 @@ def live(target: Target) -> Fetch:
     """Reads one object as the API serves it; None when absent (or its kind is not served)."""
     if target.kubeconfig is None and target.kube_context is None:
         pytest.skip(f"target {target.name} has no kubeconfig: drift not compared "
-                    "(pass --kubeconfig)")
+                    "(pass --tootcheck-kubeconfig)")
     try:
         kube = pods.kube_for(target)
     except BadInput as exc:

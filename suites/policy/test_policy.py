@@ -1,5 +1,5 @@
 """The offline policy gate: every rule of the catalogue over every committed render in
-manifests/rendered/*.yaml, with manifests/policy-waivers.yaml.
+manifests/rendered/*.yaml, with the settings and waivers of tootcheck.toml.
 
 ``tootcheck.hooks.policy`` turns the declaration below into one test per rule and
 subject, e.g. ``MSTDN-SEC-002[Deployment/mastodon/mastodon:sidekiq]``; rules that
@@ -7,6 +7,5 @@ match nothing and waived findings are skipped with the reason, never passed.
 """
 
 from tootcheck.policy.gate import RENDERED_DIR, PolicyGate
-from tootcheck.policy.waivers import DEFAULT_WAIVERS_FILE
 
-test_policy = PolicyGate(renders=RENDERED_DIR, waivers=DEFAULT_WAIVERS_FILE)
+test_policy = PolicyGate(renders=RENDERED_DIR)

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
+from tests import REPO_ROOT
 from tootcheck import peers, versions
 from tootcheck.errors import BadInput, ToolMissing
 from tootcheck.policy.schema import validate_object
 from tootcheck.rendering import render
-from tootcheck.settings import REPO_ROOT
 from tootcheck.testing import peer_missing
 
 MANIFESTS = REPO_ROOT / "manifests"
@@ -53,7 +53,7 @@ def test_the_package_runs_the_program_the_configmap_mounts():
     from tootcheck.peers import fediverse_peer
 
     assert Path(fediverse_peer.__file__).resolve() == (PEER_DIR / "fediverse_peer.py").resolve()
-    assert (PEER_DIR / "fediverse_peer.py").resolve() == peers.PEER_PROGRAM
+    assert (PEER_DIR / "fediverse_peer.py").resolve() == peers.PEER_PROGRAM.resolve()
 
 
 @pytest.mark.parametrize("which", ["mailpit", "peer"])

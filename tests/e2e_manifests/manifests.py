@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
+from tests import REPO_ROOT
 from tootcheck.rendering import INFRA_SNAPSHOTS, Snapshot
-from tootcheck.settings import REPO_ROOT
 
 MANIFESTS = REPO_ROOT / "manifests"
 KIND_CONFIG = MANIFESTS / "kind" / "cluster.yaml"

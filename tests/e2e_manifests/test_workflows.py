@@ -8,7 +8,7 @@ import re
 import pytest
 import yaml
 
-from tootcheck.settings import REPO_ROOT
+from tests import REPO_ROOT
 
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
 # Verified against the actions' own tags (git rev-parse <tag>^{commit} in their repositories).

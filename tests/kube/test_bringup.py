@@ -67,8 +67,15 @@ def make_ctx(tmp_path, kind_bin, kube: FakeKube | None = None, **settings) -> br
         settings=Settings(**base), cluster=cluster, progress=bringup.LineProgress(),
         out_dir=tmp_path / "reports" / "bringup", cache_dir=tmp_path / "cache", run_id="run1",
         connect=lambda path, context: kube,
-        render_fn=lambda directory: (REPO / "manifests" / "rendered" /
-                                     RENDERED[directory.relative_to(REPO).as_posix()]).read_text())
+        render_fn=fake_render)
+
+
+def fake_render(directory: Path) -> str:
+    """The committed render of a phase's directory: the infrastructure comes from the
+    package data (tootcheck/data/...), the overlay from the working directory."""
+    (name,) = [v for k, v in RENDERED.items()
+               if directory.as_posix().endswith(k.removeprefix("manifests/"))]
+    return (REPO / "manifests" / "rendered" / name).read_text()
 
 
 @pytest.fixture(autouse=True)

@@ -151,7 +151,7 @@ def test_bring_up_prints_a_line_per_phase_and_serves_the_target(passing):
 def test_a_passing_run_deletes_the_cluster_and_says_so(passing):
     done, directory = passing
     assert "delete cluster --name=tootcheck" in (directory / "clusters.calls").read_text()
-    assert "kind cluster 'tootcheck' deleted: all passed (--keep-cluster=on-failure)" in done.stdout
+    assert "kind cluster 'tootcheck' deleted: all passed (--tootcheck-keep-cluster=on-failure)" in done.stdout
     assert not (directory / "reports" / "evidence").exists()
 
 
@@ -204,7 +204,7 @@ def test_allow_destructive_overrides(tmp_path):
 
 def test_a_cluster_created_then_failed_is_kept_with_reconnect_lines(tmp_path):
     # The cluster phase failed after `kind create`: the fixture never yielded, so
-    # --keep-cluster is applied on the failure path itself.
+    # --tootcheck-keep-cluster is applied on the failure path itself.
     done, directory = inner(tmp_path, "cluster-fail")
     assert done.returncode == pytest.ExitCode.TESTS_FAILED
     assert "bring-up phase cluster failed: the API server stopped answering" in done.stdout
@@ -213,15 +213,15 @@ def test_a_cluster_created_then_failed_is_kept_with_reconnect_lines(tmp_path):
 
 
 def test_a_cluster_created_then_failed_is_deleted_with_keep_never(tmp_path):
-    done, directory = inner(tmp_path, "cluster-fail", "--keep-cluster=never")
+    done, directory = inner(tmp_path, "cluster-fail", "--tootcheck-keep-cluster=never")
     assert done.returncode == pytest.ExitCode.TESTS_FAILED
     assert "delete cluster --name=tootcheck" in (directory / "clusters.calls").read_text()
-    assert "kind cluster 'tootcheck' deleted: --keep-cluster=never" in done.stdout
+    assert "kind cluster 'tootcheck' deleted: --tootcheck-keep-cluster=never" in done.stdout
 
 
 def test_a_reused_cluster_without_the_marker_survives_keep_never(tmp_path):
     # --reuse-cluster on a kind cluster the suite did not create: never deleted.
-    done, directory = inner(tmp_path, "pass", "--reuse-cluster", "--keep-cluster=never",
+    done, directory = inner(tmp_path, "pass", "--reuse-cluster", "--tootcheck-keep-cluster=never",
                             existing=True)
     assert "PASSED test_inner.py::test_target" in done.stdout, done.stdout + done.stderr
     assert "refused: destructive test on kind://tootcheck" in done.stdout  # foreign, as above

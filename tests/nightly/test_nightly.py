@@ -46,6 +46,7 @@ from typing import Any
 import pytest
 import trustme
 
+from tests import REPO_ROOT
 from tests.nightly.sni_router import SniRouter
 from tests.peers.databases import RedisPeer, scratch_dir
 from tests.peers.oidc_idp import AUTH_HOST, AuthentikPeer, PeerCA
@@ -57,7 +58,6 @@ from tests.rehearsal.pods import mastodon_pod
 from tootcheck import versions
 from tootcheck.clients.pinning import PinMap
 from tootcheck.drift import render_at
-from tootcheck.settings import REPO_ROOT
 from tootcheck.testing import peer_missing
 
 pytestmark = pytest.mark.timeout(180)
@@ -259,8 +259,8 @@ def nightly(tmp_path_factory: pytest.TempPathFactory,
             (where / "kubeconfig").write_text("apiVersion: v1\nkind: Config\n")
             found["cluster"].secrets = {"Redis password": redis_password}
             launched["cluster"] = launch(
-                where, ["suites/sidekiq", "suites/drift"], "--base-url=https://kirchner.social",
-                f"--kubeconfig={where / 'kubeconfig'}", "-p", "tests.nightly.fake_cluster",
+                where, ["suites/sidekiq", "suites/drift"], "--tootcheck-base-url=https://kirchner.social",
+                f"--tootcheck-kubeconfig={where / 'kubeconfig'}", "-p", "tests.nightly.fake_cluster",
                 f"--fake-cluster={where / 'cluster.json'}",
                 # queues_drain observes for 15 s by design; proven in tests/checks/test_sidekiq.py
                 "--deselect", "suites/sidekiq/test_sidekiq.py::test_sidekiq_queues_drain",
@@ -298,7 +298,7 @@ def test_readonly_https_run_passes(nightly: dict[str, Scenario]) -> None:
                    "not compared")
     assert run.outcome("test_render_vs_live") == (
         "skipped", "target live://kirchner.social has no kubeconfig: drift not compared "
-                   "(pass --kubeconfig)")
+                   "(pass --tootcheck-kubeconfig)")
     assert all("readonly" in t["modes"] for t in run.tests.values())
     assert "/.well-known/webfinger" in nightly["https"].facts["paths"]
     assert json.loads((run.reports / "summary.json").read_text())["mode"] == "nightly"

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests import REPO_ROOT
 from tests.policy.test_live import kubeconfig
 from tootcheck.cli import main
-from tootcheck.settings import REPO_ROOT
 
 REFERENCE = REPO_ROOT / "manifests" / "rendered" / "mastodon.yaml"
 

@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 import yaml
 
-from tootcheck.settings import REPO_ROOT
+from tests import REPO_ROOT
 
 REFERENCE = REPO_ROOT / "manifests" / "rendered" / "mastodon.yaml"
 MODULE = """
@@ -18,7 +18,7 @@ from pathlib import Path
 from tootcheck.policy.gate import PolicyGate
 HERE = Path(__file__).parent
 test_policy = PolicyGate(renders=HERE / "rendered", waivers=HERE / "waivers.yaml",
-                         config=HERE / "policy-config.yaml")
+                         config=HERE / "tootcheck.toml")
 """
 WAIVERS = """\
 waivers:
@@ -54,7 +54,7 @@ def gate_dir(pytester: pytest.Pytester) -> pytest.Pytester:
     (rendered / "mastodon.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
     (rendered / "overlay-kind.yaml").write_text(REFERENCE.read_text())
     pytester.makefile(".yaml", waivers=WAIVERS)
-    (pytester.path / "policy-config.yaml").write_text('overlay_sources: ["*overlay-*.yaml"]\n')
+    (pytester.path / "tootcheck.toml").write_text('overlay_sources = ["*overlay-*.yaml"]\n')
     pytester.makepyfile(test_gate_inner=MODULE)
     return pytester
 

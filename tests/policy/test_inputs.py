@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from tests import REPO_ROOT
 from tootcheck.errors import BadInput
 from tootcheck.kube import tools
 from tootcheck.policy.bundle import parse_stream
 from tootcheck.policy.sources import load_bundle, uses_helm_charts
-from tootcheck.settings import REPO_ROOT
 
 DEPLOY = """\
 # leading comment
@@ -143,7 +143,7 @@ def test_kustomize_with_helm_charts_and_no_helm_is_bad_input(tmp_path: Path) -> 
     assert "no helm is on PATH nor in .tools/bin" in str(exc.value)
 
 
-def test_kustomize_failure_is_one_line(tmp_path: Path) -> None:
+def test_kustomize_failure_shows_the_whole_error(tmp_path: Path) -> None:
     if not any(f.ok for f in tools.find("kubectl")):
         pytest.skip("no compatible kubectl here (make tools)")
     d = tmp_path / "broken"
@@ -151,8 +151,9 @@ def test_kustomize_failure_is_one_line(tmp_path: Path) -> None:
     (d / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
     with pytest.raises(BadInput) as exc:
         load_bundle([str(d)])
-    assert str(exc.value).startswith(f"kubectl kustomize {d} failed: ")
-    assert "\n" not in str(exc.value)
+    first, *rest = str(exc.value).splitlines()
+    assert first == f"kubectl kustomize {d} failed (exit 1):"
+    assert rest and "missing.yaml" in "\n".join(rest)  # kubectl's error itself, indented
 
 
 def test_no_kubectl_is_bad_input(tmp_path: Path) -> None:

@@ -13,11 +13,11 @@ import pytest
 import yaml
 from pytest_httpserver import HTTPServer
 
+from tests import REPO_ROOT
 from tootcheck.cli import main
 from tootcheck.policy.config import MASTODON_SECRET_KEYS, PolicyConfig
 from tootcheck.policy.engine import evaluate
 from tootcheck.policy.live import load_live_bundle
-from tootcheck.settings import REPO_ROOT
 
 REFERENCE = REPO_ROOT / "manifests" / "rendered" / "mastodon.yaml"
 SECRET_VALUE = "live-secret-value-that-must-never-leave-the-client"

@@ -122,10 +122,10 @@ def test_unreadable_waivers_and_config_files_are_bad_input(tmp_path) -> None:
         load_waivers(binary, IDS)
     with pytest.raises(BadInput, match="cannot read"):
         load_config(binary)
-    bad_date = tmp_path / "config.yaml"
-    bad_date.write_text("domain: 2027-13-45\n")
-    with pytest.raises(BadInput, match=r"month must be in 1\.\.12"):
-        load_config(bad_date)
-    bad_date.write_text("web_port: true\n")  # YAML's true is no port number
-    with pytest.raises(BadInput, match="web_port must be an integer"):
-        load_config(bad_date)
+    bad = tmp_path / "tootcheck.toml"
+    bad.write_text("domain = 2027-13-45\n")
+    with pytest.raises(BadInput, match="not valid TOML"):
+        load_config(bad)
+    bad.write_text("web_port = true\n")  # TOML's true is no port number
+    with pytest.raises(BadInput, match="web_port: must be an integer, not True"):
+        load_config(bad)

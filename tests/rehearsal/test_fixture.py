@@ -10,12 +10,12 @@ import json
 
 import pytest
 
+from tests import REPO_ROOT
 from tests.rehearsal.pods import T0, mastodon_pod
 from tootcheck.rehearsal import run  # imported here, so inner sessions share this module
 from tootcheck.rehearsal.downtime import Sample
 from tootcheck.rehearsal.plan import make_plan
 from tootcheck.rehearsal.verify import UpgradeRecord
-from tootcheck.settings import REPO_ROOT
 
 EVENTS: list[str] = []
 

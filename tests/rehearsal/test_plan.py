@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests import REPO_ROOT
 from tootcheck import versions
 from tootcheck.errors import BadInput
 from tootcheck.kube.apply import split_documents
 from tootcheck.rehearsal import plan as p
 from tootcheck.rehearsal import run
-from tootcheck.settings import REPO_ROOT, Settings
+from tootcheck.settings import Settings
 from tootcheck.tools import find
 
 RENDER = REPO_ROOT / "manifests" / "rendered" / "overlay-kind.yaml"

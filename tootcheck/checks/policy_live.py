@@ -1,21 +1,19 @@
 """The policy catalogue over the live objects of the target's namespace (read-only).
 
 The same rules as the offline gate, fed by the ``kubernetes`` client (Secrets reduced
-to their keys before any rule sees them), with the repository's waivers and config.
+to their keys before any rule sees them), with the project's waivers and config (the
+config file found from the working directory).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from tootcheck.checks.registry import live_check
 from tootcheck.errors import BadInput
 from tootcheck.model import CheckResult, CheckRun
-from tootcheck.policy.config import load_config
+from tootcheck.policy.config_loader import load_project
 from tootcheck.policy.engine import evaluate
 from tootcheck.policy.live import load_live_bundle
 from tootcheck.policy.registry import all_rules
-from tootcheck.policy.waivers import DEFAULT_WAIVERS_FILE, load_waivers
 from tootcheck.target import Target
 
 FAULTS = {
@@ -26,13 +24,14 @@ FAULTS = {
 
 @live_check("policy.live_objects", faults=FAULTS)
 def check_live_objects(target: Target, *, strict: bool = False,
-                       waivers: Path | None = DEFAULT_WAIVERS_FILE) -> CheckResult:
+                       waivers: bool | None = True) -> CheckResult:
     """Every rule of the catalogue holds for the live objects of the target's namespace."""
     run = CheckRun("policy.live_objects", target.name)
-    config = load_config()
+    project = load_project(known_rules=[r.id for r in all_rules()])  # bad config: BadInput
+    config = project.config
     try:
         bundle = load_live_bundle(target.kubeconfig, target.kube_context, target.namespace, config)
-        result = evaluate([bundle], config, waivers=load_waivers(waivers, [r.id for r in all_rules()]))
+        result = evaluate([bundle], config, waivers=project.waivers if waivers else None)
     except BadInput as exc:
         run.fail("cluster-unreachable", str(exc))
         return run.result()

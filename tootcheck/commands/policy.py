@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from tootcheck.errors import BadInput
-from tootcheck.policy.config import load_config
+from tootcheck.policy.config_loader import PROFILES, load_project
 from tootcheck.policy.engine import evaluate
 from tootcheck.policy.junit import write_junit
 from tootcheck.policy.registry import all_rules
@@ -27,7 +28,7 @@ from tootcheck.policy.render_summary import as_json, human
 from tootcheck.policy.sarif import write_sarif
 from tootcheck.policy.sources import load_bundle, split_overlays
 from tootcheck.policy.waivers import load_waivers
-from tootcheck.settings import active
+from tootcheck.settings import Settings, active
 from tootcheck.versions import KUBERNETES
 
 
@@ -47,13 +48,16 @@ def register(subparsers: Any) -> None:
     live.add_argument("--namespace", default=None,
                       help="namespace to check (default: the policy config's, mastodon)")
     p.add_argument("--strict", action="store_true", help="WARN findings fail too")
+    p.add_argument("--profile", choices=PROFILES, default=None,
+                   help="rule profile (default: the config file's profile, else baseline)")
     p.add_argument("--kube-version", default=KUBERNETES,
                    help=f"Kubernetes version for strict schema validation (default {KUBERNETES})")
     p.add_argument("--waivers", type=Path, default=None,
-                   help="waivers file (default manifests/policy-waivers.yaml when present)")
+                   help="YAML waivers file (default: the config file's waivers)")
     p.add_argument("--no-waivers", action="store_true", help="apply no waivers")
     p.add_argument("--config", type=Path, default=None,
-                   help="policy config (default manifests/policy-config.yaml when present)")
+                   help="config file (default: tootcheck.toml, or [tool.tootcheck] in "
+                        "pyproject.toml, searched upward from the working directory)")
     p.add_argument("--sarif", type=Path, default=None, metavar="FILE",
                    help="write SARIF 2.1.0 here")
     p.add_argument("--junit", type=Path, default=None, metavar="FILE",
@@ -70,9 +74,18 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput("nothing to check: give PATH(s) (or - for stdin) or --live")
     if not args.live and (args.kubeconfig or args.context or args.namespace):
         raise BadInput("--kubeconfig/--context/--namespace need --live")
-    config = load_config(args.config, domain=active().domain)
     rules = all_rules()
-    waivers = None if args.no_waivers else load_waivers(args.waivers, [r.id for r in rules])
+    project = load_project(args.config, known_rules=[r.id for r in rules])
+    config = project.config
+    if active().domain != Settings.domain:  # TOOTCHECK_DOMAIN beats the config file
+        config = replace(config, domain=active().domain)
+    if args.profile is not None:
+        config = replace(config, profile=args.profile)
+    waivers = project.waivers
+    if args.waivers is not None:
+        waivers = load_waivers(args.waivers, [r.id for r in rules])
+    if args.no_waivers:
+        waivers = None
     if args.live:
         from tootcheck.policy.live import load_live_bundle
 

@@ -25,11 +25,12 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from tootcheck import resources
 from tootcheck.errors import BadInput
 from tootcheck.kube import kindconfig, tools
-from tootcheck.settings import REPO_ROOT, active
+from tootcheck.settings import active
 
-KIND_CONFIG = REPO_ROOT / "manifests" / "kind" / "cluster.yaml"
+KIND_CONFIG = resources.kind_config()
 DOCKER_TIMEOUT_S = 20.0
 CONNECT_TIMEOUT_S = 5.0
 

@@ -49,7 +49,7 @@ class EvidencePlugin:
     def source(self) -> tuple[evidence.Source | None, str]:
         factory = self.factory or live_source_factory()
         if factory is None:
-            return None, "no cluster access configured (--kubeconfig/--kube-context)"
+            return None, "no cluster access configured (--tootcheck-kubeconfig/--kube-context)"
         try:
             return factory(), ""
         except Exception as exc:  # an unreachable cluster still gets a bundle

@@ -22,7 +22,7 @@ from tootcheck.policy.engine import PolicyRun
 from tootcheck.policy.gate import GateCase, PolicyGate, gate_cases, run_gate
 from tootcheck.policy.render_summary import summary_rows, table, totals_line
 from tootcheck.policy.sarif import write_sarif
-from tootcheck.settings import REPO_ROOT, active
+from tootcheck.settings import active
 
 RUNS_KEY = pytest.StashKey[list[PolicyRun]]()
 RAN_KEY = pytest.StashKey[set[str]]()
@@ -60,7 +60,8 @@ class PolicyItem(pytest.Item):
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        source = REPO_ROOT / self.case.source if self.case.source else self.path
+        # Sources print relative to the working directory (tootcheck.config_file.display).
+        source = Path(self.case.source).absolute() if self.case.source else self.path
         return source, (self.case.line - 1 if self.case.line else None), self.name
 
 

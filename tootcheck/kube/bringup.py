@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 from pytest_kind import KindCluster
 
-from tootcheck import secretgen
+from tootcheck import resources, secretgen
 from tootcheck.clients.pinning import PinMap
 from tootcheck.errors import BadInput, ToolMissing
 from tootcheck.kube import accounts as acct
@@ -37,12 +37,12 @@ from tootcheck.kube.apply import SAFE_DUMPER, ApplyError, apply_documents, image
 from tootcheck.kube.readiness import Readiness, endpoints_readiness
 from tootcheck.kube.waits import Watch, wait_for, wait_ready
 from tootcheck.redaction import Secret, redact
-from tootcheck.settings import REPO_ROOT, Settings
+from tootcheck.settings import Settings
 from tootcheck.target import Account, Target
 from tootcheck.waiting import wait_until
 
-KIND_CONFIG = REPO_ROOT / "manifests" / "kind" / "cluster.yaml"
-BLUEPRINT = REPO_ROOT / "manifests" / "infra" / "authentik" / "blueprints" / "mastodon.yaml"
+KIND_CONFIG = resources.kind_config()
+BLUEPRINT = resources.blueprint()
 KIND_TIMEOUT_S = 900.0
 MASTODON_POD = "app.kubernetes.io/name=mastodon,app.kubernetes.io/controller=mastodon"
 HTTP_TIMEOUT_S = 15.0
@@ -352,7 +352,7 @@ def run_secrets(ctx: Context, phase: plan.Phase) -> str:
 
 def run_render(ctx: Context, phase: plan.Phase) -> str:
     from tootcheck.rehearsal.run import mastodon_render
-    from tootcheck.rendering import render
+    from tootcheck.rendering import render, source_dir
 
     assert ctx.secrets is not None
     render_fn = ctx.render_fn or (lambda directory: render(directory, timeout=600))
@@ -360,7 +360,7 @@ def run_render(ctx: Context, phase: plan.Phase) -> str:
     for path in phase.paths:
         # A rehearsal deploys the overlay at FROM first (images, and the chart if it changes).
         rehearsal = mastodon_render(ctx.settings) if path == "manifests/overlays/kind" else None
-        text = rehearsal if rehearsal is not None else render_fn(REPO_ROOT / path)
+        text = rehearsal if rehearsal is not None else render_fn(source_dir(path))
         docs = split_documents(text, path)
         if path == "manifests/overlays/kind":
             docs = objects.with_env(docs, {"VAPID_PUBLIC_KEY": ctx.secrets.vapid_public_key})
@@ -870,14 +870,14 @@ def keep_decision(policy: str, *, failed: bool, reused: bool, foreign: bool = Fa
         return KeepDecision(True, "the suite did not create it (no marker ConfigMap), so it "
                                   "never deletes it")
     if policy == "always":
-        return KeepDecision(True, "--keep-cluster=always")
+        return KeepDecision(True, "--tootcheck-keep-cluster=always")
     if policy == "never":
-        return KeepDecision(False, "--keep-cluster=never")
+        return KeepDecision(False, "--tootcheck-keep-cluster=never")
     if failed:
-        return KeepDecision(True, "a test or the bring-up failed (--keep-cluster=on-failure)")
+        return KeepDecision(True, "a test or the bring-up failed (--tootcheck-keep-cluster=on-failure)")
     if reused:
         return KeepDecision(True, "the cluster existed before this run (--reuse-cluster)")
-    return KeepDecision(False, "all passed (--keep-cluster=on-failure)")
+    return KeepDecision(False, "all passed (--tootcheck-keep-cluster=on-failure)")
 
 
 def reconnect_lines(cluster: str, kubeconfig: Path, namespace: str, reason: str) -> list[str]:
@@ -886,6 +886,6 @@ def reconnect_lines(cluster: str, kubeconfig: Path, namespace: str, reason: str)
         f"kind cluster {cluster!r} kept: {reason}",
         f"  export KUBECONFIG={kubeconfig}",
         f"  kubectl --context {context} -n {namespace} get pods",
-        f"  rerun against it: make e2e PYTEST_ARGS='--reuse-cluster --cluster-name {cluster}'",
+        f"  rerun against it: make e2e PYTEST_ARGS='--reuse-cluster --tootcheck-cluster-name {cluster}'",
         f"  delete it: kind delete cluster --name {cluster}",
     ]

@@ -28,7 +28,7 @@ from tootcheck import versions
 from tootcheck.errors import BadInput, ToolMissing
 
 # The project's own tools directory, filled by `make tools`; searched before PATH.
-TOOLS_BIN = Path(__file__).resolve().parents[2] / ".tools" / "bin"
+TOOLS_BIN = Path(".tools") / "bin"  # `make tools` puts them here (working directory)
 
 VERSION_TIMEOUT_S = 20.0
 DOWNLOAD_TIMEOUT_S = 120.0

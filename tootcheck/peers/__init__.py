@@ -2,8 +2,9 @@
 
 The ActivityPub peer and Web Push receiver is one standard-library program that runs in
 a stock Python image. Its single source is ``manifests/infra/fediverse-peer/fediverse_peer.py``
-(kustomize mounts it from a generated ConfigMap and cannot read outside its directory);
-this package loads that file as ``tootcheck.peers.fediverse_peer``. The constants below
+(kustomize mounts it from a generated ConfigMap and cannot read outside its directory),
+shipped as package data (:mod:`tootcheck.resources`); this package loads that file as
+``tootcheck.peers.fediverse_peer``. The constants below
 must agree with ``manifests/infra/mailpit/`` and ``manifests/infra/fediverse-peer/``;
 ``tests/checks/test_federation.py`` and ``tests/checks/test_mail.py`` check that.
 """
@@ -12,9 +13,10 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from pathlib import Path
 
-PEER_PROGRAM = Path(__file__).resolve().parents[2] / "manifests/infra/fediverse-peer/fediverse_peer.py"
+from tootcheck import resources
+
+PEER_PROGRAM = resources.peer_program()
 
 
 def _load_peer_program() -> None:

@@ -24,14 +24,15 @@ from typing import Any
 
 import yaml
 
+from tootcheck.config_file import project_root
 from tootcheck.policy.bundle import Bundle, K8sObject, parse_stream
 from tootcheck.policy.config import MASTODON_SECRET_KEYS, PolicyConfig
 from tootcheck.policy.engine import evaluate
 from tootcheck.policy.registry import all_rules
-from tootcheck.settings import REPO_ROOT
 
-REFERENCE = REPO_ROOT / "manifests" / "rendered" / "mastodon.yaml"
-CACHE = REPO_ROOT / ".cache"
+ROOT = project_root()  # make bench runs in the repository
+REFERENCE = ROOT / "manifests" / "rendered" / "mastodon.yaml"
+CACHE = ROOT / ".cache"
 CHECKOV_VENV = CACHE / "checkov-venv"
 CHECKOV_VERSION = "3.3.30"
 SIZES = (250, 500, 1000, 2000)
@@ -116,7 +117,7 @@ def checkov_bin() -> tuple[Path | None, str]:
 
 
 def compare_checkov(path: Path, n: int) -> None:
-    print(f"\nSide by side on the same {n}-object render ({path.relative_to(REPO_ROOT)}), "
+    print(f"\nSide by side on the same {n}-object render ({path.relative_to(ROOT)}), "
           f"each as a fresh process:")
     exe, how = checkov_bin()
     if exe is None:
@@ -134,12 +135,12 @@ def compare_checkov(path: Path, n: int) -> None:
                   f"check results")
     except (ValueError, AttributeError, IndexError):
         counts = f"unparsed output, exit {proc.returncode}"
-    config = path.parent / "policy-config.yaml"
-    config.write_text(yaml.safe_dump({"external_secrets": {
-        "mastodon-secrets": list(MASTODON_SECRET_KEYS)}}))
+    config = path.parent / "tootcheck.toml"
+    config.write_text("[external_secrets]\n\"mastodon-secrets\" = [" +
+                      ", ".join(f'"{k}"' for k in MASTODON_SECRET_KEYS) + "]\n")
     ours, ours_wall, ours_cpu = timed(
         [sys.executable, "-m", "tootcheck.cli", "policy", str(path), "--no-waivers",
-         "--config", str(config), "--format", "json"], cwd=REPO_ROOT)
+         "--config", str(config), "--format", "json"], cwd=ROOT)
     try:
         data = json.loads(ours.stdout)
         ours_counts = (f"{sum(r['matched'] for r in data['rules'])} rule x subject results, "

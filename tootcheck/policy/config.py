@@ -1,24 +1,17 @@
 """Gate configuration: the facts about the deployment that rules compare against.
 
-Defaults describe the kirchner.social reference deployment. A YAML file
-(``manifests/policy-config.yaml`` when present, or ``--config``) overrides them
-key by key; an unknown key is bad input, so a typo cannot silently disable a check.
+The config file (``tootcheck.toml`` or ``[tool.tootcheck]`` found upward from the
+working directory, or ``--config``) overrides the defaults key by key; an unknown key
+is bad input, so a typo cannot silently disable a check. Finding and validating the
+file: :mod:`tootcheck.config_file`, :mod:`tootcheck.policy.config_loader`.
 """
 
 from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
-
-from tootcheck.errors import BadInput
-from tootcheck.settings import REPO_ROOT
-
-DEFAULT_CONFIG_FILE = REPO_ROOT / "manifests" / "policy-config.yaml"
 
 # Keys of the externally provided Secret `mastodon-secrets` (never rendered).
 MASTODON_SECRET_KEYS = (
@@ -31,6 +24,8 @@ MASTODON_SECRET_KEYS = (
 
 @dataclass(frozen=True)
 class PolicyConfig:
+    # which rules apply: baseline | hardened (tootcheck.policy.config_loader.PROFILES)
+    profile: str = "baseline"
     # the instance
     domain: str = "kirchner.social"
     namespace: str = "mastodon"  # namespace of rendered objects that carry none
@@ -87,56 +82,8 @@ class PolicyConfig:
         return any(fnmatch.fnmatch(source, pattern) for pattern in self.overlay_sources)
 
 
-_TUPLES = {"allowed_issuers", "nfs_storage_classes", "nfs_provisioners", "overlay_sources",
-           "external_configmaps"}
+def load_config(path: Path | None = None, *, start: Path | None = None) -> PolicyConfig:
+    """The settings of the config file (``path``, else the one found from ``start``)."""
+    from tootcheck.policy.config_loader import load_project
 
-
-def config_from_mapping(raw: Mapping[str, Any], base: PolicyConfig | None = None,
-                        origin: str = "policy config") -> PolicyConfig:
-    base = base or PolicyConfig()
-    known = {f.name for f in fields(PolicyConfig)}
-    changes: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key not in known:
-            raise BadInput(f"{origin}: unknown key {key!r} (known: {', '.join(sorted(known))})")
-        if key in _TUPLES:
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise BadInput(f"{origin}: {key} must be a list of strings")
-            value = tuple(value)
-        elif key == "external_secrets":
-            if not isinstance(value, Mapping) or not all(
-                    isinstance(v, list) for v in value.values()):
-                raise BadInput(f"{origin}: external_secrets must map a Secret name to its keys")
-            value = {str(k): tuple(str(x) for x in v) for k, v in value.items()}
-        elif key in ("web_port", "streaming_port"):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise BadInput(f"{origin}: {key} must be an integer")
-        elif key == "entrypoint_redirect":
-            if not isinstance(value, bool):
-                raise BadInput(f"{origin}: {key} must be true or false")
-        elif not isinstance(value, str):
-            raise BadInput(f"{origin}: {key} must be a string")
-        changes[key] = value
-    return replace(base, **changes)
-
-
-def load_config(path: Path | None = None, *, domain: str | None = None) -> PolicyConfig:
-    """Defaults, then the config file (explicit path, or the repo's if present)."""
-    base = PolicyConfig() if domain is None else PolicyConfig(domain=domain)
-    explicit = path is not None
-    path = path or DEFAULT_CONFIG_FILE
-    if not path.exists():
-        if explicit:
-            raise BadInput(f"policy config {path} does not exist")
-        return base
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError, TypeError) as exc:
-        raise BadInput(f"policy config {path}: cannot read: {_one_line(exc)}") from None
-    if not isinstance(raw, Mapping):
-        raise BadInput(f"policy config {path}: expected a mapping of settings")
-    return config_from_mapping(raw, base, origin=f"policy config {path}")
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
+    return load_project(path, start=start).config

@@ -17,15 +17,19 @@ WAIVING = """\
 ## Waiving a rule
 
 A finding that is justified (typically a third-party chart default in an infrastructure
-render) is waived in `manifests/policy-waivers.yaml`, never by editing the rule:
+render) is waived in the config file (`tootcheck.toml`, or `[tool.tootcheck]` in
+pyproject.toml), never by editing the rule:
 
-```yaml
-waivers:
-  - rule: MSTDN-SEC-001                  # the rule ID, exactly as listed above
-    object: Deployment/traefik/traefik   # Kind/namespace/name (Kind/name if cluster-scoped)
-    reason: kind maps node ports 80/443 through hostPort; production uses a LoadBalancer
-    expires: 2027-03-31                  # YYYY-MM-DD, at most a few months ahead
+```toml
+[[waivers]]
+rule = "MSTDN-SEC-001"                  # the rule ID, exactly as listed above
+object = "Deployment/traefik/traefik"   # Kind/namespace/name (Kind/name if cluster-scoped)
+reason = "kind maps node ports 80/443 through hostPort; production uses a LoadBalancer"
+expires = 2027-03-31                    # a TOML date, at most a few months ahead
 ```
+
+`waivers = "FILE"` in the config names a YAML file instead (a `waivers:` list of the same
+mappings); `tootcheck policy --waivers FILE` overrides both.
 
 - `object` may end in `:<container>` to waive one container only, and in `@<render>`
   to waive it only in one overlay render (e.g. `@overlay-kind`).

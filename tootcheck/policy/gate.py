@@ -18,15 +18,16 @@ from pathlib import Path
 from tootcheck.errors import BadInput
 from tootcheck.model import Severity
 from tootcheck.policy.bundle import Bundle, K8sObject, parse_stream
-from tootcheck.policy.config import PolicyConfig, load_config
+from tootcheck.policy.config import PolicyConfig
+from tootcheck.policy.config_loader import load_project
 from tootcheck.policy.engine import Finding, PolicyRun, evaluate
 from tootcheck.policy.registry import all_rules
 from tootcheck.policy.sources import display_path, split_overlays
 from tootcheck.policy.waivers import load_waivers
-from tootcheck.settings import REPO_ROOT
 from tootcheck.versions import KUBERNETES
 
-RENDERED_DIR = REPO_ROOT / "manifests" / "rendered"
+# Relative to the project root (the config file's directory, else the working directory).
+RENDERED_DIR = Path("manifests") / "rendered"
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,8 @@ class PolicyGate:
     """Declares a gate in a test module; ``tootcheck.hooks.policy`` collects it."""
 
     renders: Path = RENDERED_DIR  # a directory of *.yaml renders, or one file
-    waivers: Path | None = None
-    config: Path | None = None
+    waivers: Path | None = None  # a YAML waivers file; default: the config file's waivers
+    config: Path | None = None  # default: the config file found from the working directory
     kube_version: str = KUBERNETES
 
 
@@ -66,9 +67,11 @@ def gate_bundles(files: Sequence[Path], config: PolicyConfig) -> list[Bundle]:
 
 
 def run_gate(gate: PolicyGate, *, today: dt.date | None = None) -> PolicyRun:
-    config = load_config(gate.config)
-    files = render_files(gate.renders)
-    waivers = load_waivers(gate.waivers, [r.id for r in all_rules()])
+    known = [r.id for r in all_rules()]
+    project = load_project(gate.config, known_rules=known)
+    config = project.config
+    files = render_files(project.root / gate.renders)
+    waivers = load_waivers(gate.waivers, known) if gate.waivers is not None else project.waivers
     return evaluate(gate_bundles(files, config), config, waivers=waivers,
                     kube_version=gate.kube_version, today=today)
 

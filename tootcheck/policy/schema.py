@@ -3,7 +3,8 @@
 Built-in kinds use the strict schemas shipped in ``kubernetes-validate``
 (validators are built once per kind and version: the package's own ``validate()``
 re-reads a 1.5 MB definitions file on every call). Custom resources use the
-project-written JSON schemas in ``manifests/schemas/<group>/<kind>.json``. A
+project-written JSON schemas shipped in the package (``tootcheck/data/schemas/<group>/
+<kind>.json``; in the repository ``manifests/schemas``). A
 kind with no schema at all is reported, never passed silently.
 """
 
@@ -19,10 +20,10 @@ from typing import Any
 import jsonschema
 from referencing import Registry, Resource
 
+from tootcheck import resources
 from tootcheck.errors import BadInput
-from tootcheck.settings import REPO_ROOT
 
-SCHEMA_DIR = REPO_ROOT / "manifests" / "schemas"
+SCHEMA_DIR = resources.schema_dir()
 _LEGACY_GROUPS = frozenset({"", "apps", "batch", "autoscaling", "policy", "extensions"})
 _MAX_ERRORS = 5
 

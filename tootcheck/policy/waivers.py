@@ -1,12 +1,15 @@
 """Waivers: the one file that suppresses a finding, each with a reason and an expiry.
 
-``manifests/policy-waivers.yaml``::
+In the config file (``tootcheck.toml``; :mod:`tootcheck.policy.config_loader`)::
 
-    waivers:
-      - rule: MSTDN-WL-001
-        object: Deployment/traefik/traefik:traefik   # Kind/namespace/name[:container][@render]
-        reason: the upstream chart sets no requests; tracked in #12
-        expires: 2027-01-31
+    [[waivers]]
+    rule = "MSTDN-WL-001"
+    object = "Deployment/traefik/traefik:traefik"   # Kind/namespace/name[:container][@render]
+    reason = "the upstream chart sets no requests; tracked in #12"
+    expires = 2027-01-31
+
+or in a YAML file (``--waivers FILE``, or ``waivers = "FILE"`` in the config) with a
+``waivers:`` list of the same mappings.
 
 An expired waiver suppresses nothing and fails the gate; one expiring within
 :data:`WARN_DAYS` days warns; one that matches no finding is reported as stale.
@@ -24,11 +27,10 @@ from typing import Any
 
 import yaml
 
+from tootcheck.config_file import display
 from tootcheck.errors import BadInput
 from tootcheck.model import Severity
-from tootcheck.settings import REPO_ROOT
 
-DEFAULT_WAIVERS_FILE = REPO_ROOT / "manifests" / "policy-waivers.yaml"
 WARN_DAYS = 14
 _OBJECT = re.compile(r"^(?P<kind>[A-Za-z0-9]+)/(?:(?P<ns>[a-z0-9.-]+)/)?(?P<name>[^/:@\s]+)"
                      r"(?::(?P<container>[^/:@\s]+))?(?:@(?P<label>[^/:@\s]+))?$")
@@ -140,7 +142,7 @@ def parse_waivers(text: str, source: str, known_rules: Iterable[str]) -> Waivers
     for i, item in enumerate(raw.get("waivers") or []):
         line = lines[i] if i < len(lines) else 1
         where = f"{source}:{line}"
-        entries.append(_entry(item, where, line, known))
+        entries.append(waiver_entry(item, where, line, known))
     return Waivers(entries, source)
 
 
@@ -153,7 +155,7 @@ def _entry_lines(node: Any) -> list[int]:
     return []
 
 
-def _entry(item: Any, where: str, line: int, known: set[str]) -> Waiver:
+def waiver_entry(item: Any, where: str, line: int, known: set[str]) -> Waiver:
     if not isinstance(item, dict):
         raise BadInput(f"{where}: a waiver must be a mapping with rule, object, reason, expires")
     missing = [k for k in ("rule", "object", "reason", "expires") if not item.get(k)]
@@ -184,23 +186,15 @@ def _entry(item: Any, where: str, line: int, known: set[str]) -> Waiver:
 
 
 def load_waivers(path: Path | None, known_rules: Iterable[str]) -> Waivers:
-    """The waivers file (explicit path, else the repo's when present, else none)."""
-    explicit = path is not None
-    path = path or DEFAULT_WAIVERS_FILE
-    if not path.exists():
-        if explicit:
-            raise BadInput(f"waivers file {path} does not exist")
+    """A YAML waivers file; none for ``None``."""
+    if path is None:
         return Waivers([], "")
+    if not path.exists():
+        raise BadInput(f"waivers file {display(path)} does not exist")
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"waivers file {path}: cannot read: "
                        f"{getattr(exc, 'strerror', None) or exc}") from None
-    return parse_waivers(text, _display(path), known_rules)
+    return parse_waivers(text, display(path), known_rules)
 
-
-def _display(path: Path) -> str:
-    try:
-        return path.resolve().relative_to(REPO_ROOT).as_posix()
-    except ValueError:
-        return str(path)

@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import quote
 
 from tootcheck import versions
+from tootcheck.config_file import project_root
 from tootcheck.errors import BadInput
 from tootcheck.kube.apply import apply_documents, images, split_documents
 from tootcheck.kube.images import missing_on_node, node_image_names
@@ -43,7 +44,7 @@ from tootcheck.rehearsal.downtime import Observation, Poller, Probe, availabilit
 from tootcheck.rehearsal.plan import RehearsalPlan, Version
 from tootcheck.rehearsal.verify import UpgradeRecord, mastodon_tag, pod_state
 from tootcheck.rendering import render as render_kustomization
-from tootcheck.settings import REPO_ROOT, Settings
+from tootcheck.settings import Settings
 from tootcheck.target import Target
 
 APP_DIR = "manifests/apps/mastodon"
@@ -65,10 +66,11 @@ EVIDENCE_DIR = "rehearsal"
 # ------------------------------------------------------------------ rendering
 
 
-def workspace(version: Version, chart: Version, root: Path, *, repo: Path = REPO_ROOT,
+def workspace(version: Version, chart: Version, root: Path, *, repo: Path | None = None,
               pinned_chart: str | None = None) -> Path:
     """Write, under ``root``, a kustomization rendering the kind overlay with both
     Mastodon images at ``version`` and app-template at ``chart``; returns its directory."""
+    repo = repo or project_root()
     for rel in (APP_DIR, OVERLAY_DIR):
         source = repo / rel
         if not source.is_dir():
