@@ -92,6 +92,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     policy = parser.getgroup("tootcheck-policy", "tootcheck: the policy gate")
     policy.addoption("--policy-strict", action="store_true", default=None,
                      help="WARN findings fail the gate too")
+    policy.addoption("--policy-profile", choices=("baseline", "hardened"), default=None,
+                     help="rules the gate runs: baseline or hardened (default: the policy "
+                          "config's profile, else baseline)")
 
     selftest = parser.getgroup("tootcheck-selftest", "tootcheck: the suite's own tests")
     selftest.addoption("--strict-peers", action="store_true", default=None,
@@ -132,6 +135,7 @@ def _options(config: pytest.Config) -> dict[str, object]:
         "allow_mutating": (tuple(a.strip() for a in allow.split(",") if a.strip())
                            if allow else None),
         "policy_strict": config.getoption("policy_strict"),
+        "policy_profile": config.getoption("policy_profile"),
         "strict_peers": config.getoption("strict_peers"),
         "reports_dir": path("reports_dir"),
     }

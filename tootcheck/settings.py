@@ -64,6 +64,7 @@ class Settings:
     rehearse_chart_to: str = ""
     # policy and reports
     policy_strict: bool = False
+    policy_profile: str = ""  # baseline | hardened; empty: the policy config's
     reports_dir: Path = REPO_ROOT / "reports"
     # the suite's own tests: fail instead of skip when a local peer is missing
     strict_peers: bool = False

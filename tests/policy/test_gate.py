@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 import yaml
 
+from tootcheck.policy.config import MASTODON_SECRET_KEYS
 from tootcheck.settings import REPO_ROOT
 
 REFERENCE = REPO_ROOT / "manifests" / "rendered" / "mastodon.yaml"
@@ -54,9 +55,24 @@ def gate_dir(pytester: pytest.Pytester) -> pytest.Pytester:
     (rendered / "mastodon.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
     (rendered / "overlay-kind.yaml").write_text(REFERENCE.read_text())
     pytester.makefile(".yaml", waivers=WAIVERS)
-    (pytester.path / "policy-config.yaml").write_text('overlay_sources: ["*overlay-*.yaml"]\n')
+    (pytester.path / "policy-config.yaml").write_text(yaml.safe_dump({
+        "overlay_sources": ["*overlay-*.yaml"], "profile": "hardened",
+        "external_secrets": {"mastodon/mastodon-secrets": list(MASTODON_SECRET_KEYS)}}))
     pytester.makepyfile(test_gate_inner=MODULE)
     return pytester
+
+
+def test_gate_profile_option(gate_dir: pytest.Pytester) -> None:
+    """--policy-profile baseline overrides the config's hardened: the hardening rules are
+    skipped with the reason, the baseline ones still fail."""
+    result = gate_dir.runpytest("-v", "-rs", "--policy-profile=baseline",
+                                f"--reports-dir={gate_dir.path / 'reports'}",
+                                "-p", "no:cacheprovider", "-p", "no:pytest-kind")
+    out = result.stdout.str()
+    assert "MSTDN-WL-001[not run] SKIPPED" in out
+    assert "MSTDN-WL-001: profile hardened (this run: baseline)" in out
+    assert "MSTDN-SECRET-001[ConfigMap/mastodon/mastodon-env] FAILED" in out
+    assert "MSTDN-SEC-002[Deployment" not in out
 
 
 def test_gate_items(gate_dir: pytest.Pytester) -> None:

@@ -7,11 +7,10 @@ import datetime as dt
 
 import pytest
 
-from tests.policy.casefiles import CASES_DIR
+from tests.policy.casefiles import CASE_CONFIG, CASES_DIR
 from tootcheck.errors import BadInput
 from tootcheck.model import Severity
 from tootcheck.policy.bundle import Bundle, parse_stream
-from tootcheck.policy.config import PolicyConfig
 from tootcheck.policy.engine import evaluate
 from tootcheck.policy.registry import all_rules, load_rules
 from tootcheck.policy.waivers import parse_waivers
@@ -25,7 +24,7 @@ BROKEN = CASES_DIR / "MSTDN-WL-005" / "fail-latest.yaml"  # sidekiq on :latest
 def run_with(waivers_yaml: str, today: dt.date = TODAY, label: str = ""):
     waivers = parse_waivers(waivers_yaml, "waivers.yaml", IDS)
     bundle = Bundle(parse_stream(BROKEN.read_text(), "broken.yaml"), label=label)
-    return evaluate([bundle], PolicyConfig(), waivers=waivers, today=today,
+    return evaluate([bundle], CASE_CONFIG, waivers=waivers, today=today,
                     rules=[REG.get("MSTDN-WL-005")])
 
 

@@ -6,6 +6,7 @@
                                  overlay sources given beside the reference are gated on
                                  their own (ids suffixed @<name>)
     tootcheck policy --live [--kubeconfig K] [--context C] [--namespace N]
+    --profile baseline|hardened  which rules run (default: the config's, else baseline)
 
 Exit codes: 0 pass, 1 violations (ERROR findings, expired waivers; WARN too with
 --strict), 2 bad input (one line on stderr).
@@ -15,11 +16,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from tootcheck.errors import BadInput
-from tootcheck.policy.config import load_config
+from tootcheck.policy.config import PROFILES, load_config
 from tootcheck.policy.engine import evaluate
 from tootcheck.policy.junit import write_junit
 from tootcheck.policy.registry import all_rules
@@ -27,7 +29,6 @@ from tootcheck.policy.render_summary import as_json, human
 from tootcheck.policy.sarif import write_sarif
 from tootcheck.policy.sources import load_bundle, split_overlays
 from tootcheck.policy.waivers import load_waivers
-from tootcheck.settings import active
 from tootcheck.versions import KUBERNETES
 
 
@@ -47,6 +48,10 @@ def register(subparsers: Any) -> None:
     live.add_argument("--namespace", default=None,
                       help="namespace to check (default: the policy config's, mastodon)")
     p.add_argument("--strict", action="store_true", help="WARN findings fail too")
+    p.add_argument("--profile", choices=PROFILES, default=None,
+                   help="rules to run: baseline (breaks Mastodon, loses data, leaks secrets, "
+                        "misroutes traffic) or hardened (adds the hardening preferences); "
+                        "default: the config's, else baseline")
     p.add_argument("--kube-version", default=KUBERNETES,
                    help=f"Kubernetes version for strict schema validation (default {KUBERNETES})")
     p.add_argument("--waivers", type=Path, default=None,
@@ -70,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput("nothing to check: give PATH(s) (or - for stdin) or --live")
     if not args.live and (args.kubeconfig or args.context or args.namespace):
         raise BadInput("--kubeconfig/--context/--namespace need --live")
-    config = load_config(args.config, domain=active().domain)
+    config = load_config(args.config)
+    if args.profile:
+        config = replace(config, profile=args.profile)
     rules = all_rules()
     waivers = None if args.no_waivers else load_waivers(args.waivers, [r.id for r in rules])
     if args.live:

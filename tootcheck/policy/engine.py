@@ -233,6 +233,9 @@ def evaluate(bundles: Sequence[Bundle], config: PolicyConfig, *,
     for r in rule_list:
         outcome = RuleOutcome(r)
         outcomes.append(outcome)
+        if not r.in_profile(config.profile):
+            outcome.not_run = f"profile {r.profile} (this run: {config.profile})"
+            continue
         modes = {b.mode for b in bundles}
         if not modes & r.modes:
             outcome.not_run = f"runs only {'/'.join(sorted(r.modes))}"

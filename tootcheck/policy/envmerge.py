@@ -3,7 +3,9 @@ sources in order (later wins), then ``env[]`` (wins over envFrom).
 
 ConfigMap values and literal ``env[].value`` are kept; Secret entries carry the
 key only, never a value. References that resolve to nothing are recorded so the
-resolution rule can report them.
+resolution rule can report them. Offline, a Secret that is neither rendered nor
+declared under external_secrets is assumed to provide the keys read from it (for
+envFrom: Mastodon's secret settings), and the assumption is recorded.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tootcheck.policy.bundle import Bundle, FieldPath, K8sObject
-from tootcheck.policy.config import PolicyConfig
+from tootcheck.policy.config import MASTODON_SECRET_KEYS, PolicyConfig
 from tootcheck.policy.k8s import Container
 
 
@@ -54,12 +56,22 @@ class Unresolved:
     why: str
 
 
+@dataclass(frozen=True)
+class Assumed:
+    """An unrendered, undeclared Secret taken (offline) to provide ``keys``."""
+
+    name: str
+    keys: tuple[str, ...]
+    path: FieldPath
+
+
 @dataclass
 class MergedEnv:
     vars: dict[str, EnvVar] = field(default_factory=dict)  # effective entries
     definitions: list[EnvVar] = field(default_factory=list)  # every definition, in order
     env_from: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) in order
     unresolved: list[Unresolved] = field(default_factory=list)
+    assumed: list[Assumed] = field(default_factory=list)
 
     def get(self, name: str) -> EnvVar | None:
         return self.vars.get(name)
@@ -126,6 +138,12 @@ def _merge(c: Container, bundle: Bundle, config: PolicyConfig) -> MergedEnv:
                     keys = set(CERT_KEYS)
                 elif declared is not None and bundle.mode == "offline":
                     keys = set(declared)
+                elif bundle.mode == "offline":
+                    # Sealed, external or created by hand: assume it holds Mastodon's
+                    # secret settings that nothing before it defines (reported by
+                    # MSTDN-SECRET-006, checked live by MSTDN-SECRET-004).
+                    keys = {k for k in MASTODON_SECRET_KEYS if prefix + k not in out.vars}
+                    out.assumed.append(Assumed(name, tuple(sorted(keys)), path))
                 else:
                     out.unresolved.append(Unresolved(kind, name, None, path, optional,
                                                      _missing(bundle, "Secret")))
@@ -177,6 +195,8 @@ def _merge(c: Container, bundle: Bundle, config: PolicyConfig) -> MergedEnv:
                     out.unresolved.append(Unresolved(
                         "Secret", s_name, k, path, optional,
                         f"is external and declares no key {k} in the policy config"))
+            elif bundle.mode == "offline":
+                out.assumed.append(Assumed(s_name, (k,), path))
             else:
                 out.unresolved.append(Unresolved("Secret", s_name, k, path, optional,
                                                  _missing(bundle, "Secret")))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tootcheck.errors import BadInput
@@ -20,7 +20,7 @@ from tootcheck.model import Severity
 from tootcheck.policy.bundle import Bundle, K8sObject, parse_stream
 from tootcheck.policy.config import PolicyConfig, load_config
 from tootcheck.policy.engine import Finding, PolicyRun, evaluate
-from tootcheck.policy.registry import all_rules
+from tootcheck.policy.registry import all_rules, check_profile
 from tootcheck.policy.sources import display_path, split_overlays
 from tootcheck.policy.waivers import load_waivers
 from tootcheck.settings import REPO_ROOT
@@ -65,8 +65,12 @@ def gate_bundles(files: Sequence[Path], config: PolicyConfig) -> list[Bundle]:
     return split_overlays(objects, config.is_overlay_source)
 
 
-def run_gate(gate: PolicyGate, *, today: dt.date | None = None) -> PolicyRun:
+def run_gate(gate: PolicyGate, *, today: dt.date | None = None,
+             profile: str = "") -> PolicyRun:
+    """Gate the renders; ``profile`` (non-empty) overrides the config's."""
     config = load_config(gate.config)
+    if profile:
+        config = replace(config, profile=check_profile(profile))
     files = render_files(gate.renders)
     waivers = load_waivers(gate.waivers, [r.id for r in all_rules()])
     return evaluate(gate_bundles(files, config), config, waivers=waivers,

@@ -51,7 +51,7 @@ def _all_pod_containers(s: Subject, ctx: Context) -> list[tuple[dict, tuple]]:
 
 
 @rule("MSTDN-SEC-001", E, "Pods meet the Pod Security Standards baseline profile",
-      kinds=WORKLOAD_KINDS,
+      profile="baseline", kinds=WORKLOAD_KINDS,
       remediation="Remove the host namespace, privileged flag, added capability, hostPath "
                   "volume, hostPort, unsafe sysctl or custom AppArmor/SELinux/procMount/"
                   "seccomp setting named in the message.",
@@ -126,7 +126,7 @@ def _effective(c: Container, key: str) -> Any:
 
 
 @rule("MSTDN-SEC-002", E, "Containers meet the Pod Security Standards restricted profile",
-      kinds=WORKLOAD_KINDS, scope="container",
+      profile="hardened", kinds=WORKLOAD_KINDS, scope="container",
       remediation="Set allowPrivilegeEscalation: false, runAsNonRoot: true with a non-zero "
                   "runAsUser, capabilities.drop: [ALL] and seccompProfile.type: RuntimeDefault "
                   "(Mastodon images run as 991, postgres and redis as 999).",
@@ -160,7 +160,7 @@ def pss_restricted(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-SEC-003", E, "Volumes use only the restricted profile's volume types",
-      kinds=WORKLOAD_KINDS,
+      profile="hardened", kinds=WORKLOAD_KINDS,
       remediation="Replace the volume with a PersistentVolumeClaim (for NFS: a static "
                   "PersistentVolume with spec.nfs, or the nfs-csi StorageClass).",
       refs=(*PSS_REFS, "Kyverno pod-security/restricted/restrict-volume-types"))
@@ -183,7 +183,7 @@ _TMP_PATHS = ("/opt/mastodon/tmp", "/tmp")
 
 
 @rule("MSTDN-SEC-004", W, "Root filesystems are read-only, with writable scratch mounts",
-      kinds=WORKLOAD_KINDS, scope="container",
+      profile="hardened", kinds=WORKLOAD_KINDS, scope="container",
       remediation="Set readOnlyRootFilesystem: true and mount emptyDir volumes at "
                   "/opt/mastodon/tmp and /tmp in the Rails containers.",
       refs=("kube-score container-security-context-readonlyrootfilesystem",
@@ -207,7 +207,7 @@ def read_only_root(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-SEC-005", W, "Objects live in a dedicated namespace that enforces restricted",
-      kinds=None,
+      profile="hardened", kinds=None,
       remediation="Deploy into the dedicated namespace (not default) and label it "
                   "pod-security.kubernetes.io/enforce: restricted.",
       refs=("Pod Security Admission namespace labels", "Checkov CKV_K8S_21",

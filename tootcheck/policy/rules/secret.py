@@ -11,7 +11,7 @@ from tootcheck.policy.envmerge import configmap_data, issued_secret, secret_keys
 from tootcheck.policy.k8s import WORKLOAD_KINDS, pod_spec, pod_spec_path
 from tootcheck.policy.registry import Hit, rule
 
-E = Severity.ERROR
+E, INFO = Severity.ERROR, Severity.INFO
 
 # Mastodon's secret-valued settings (config.md "Secrets"; the ENV reads of config/, app/
 # and lib/), beyond what Polaris's name patterns catch (they miss DB_PASS,
@@ -45,7 +45,7 @@ def is_secret_name(name: str) -> bool:
 
 
 @rule("MSTDN-SECRET-001", E, "No ConfigMap key holds a secret setting",
-      kinds=("ConfigMap",),
+      profile="baseline", kinds=("ConfigMap",),
       remediation="Move the key into the externally provided Secret (mastodon-secrets) and "
                   "delete it from the ConfigMap.",
       refs=("Polaris sensitiveConfigmapContent", "mastodon/documentation content/en/admin/"
@@ -63,7 +63,7 @@ def configmap_secret_keys(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-SECRET-002", E, "No secret setting is a literal env value",
-      kinds=WORKLOAD_KINDS, scope="container",
+      profile="baseline", kinds=WORKLOAD_KINDS, scope="container",
       remediation="Read the variable from the Secret (envFrom secretRef or "
                   "valueFrom.secretKeyRef) instead of a literal value.",
       refs=("Polaris sensitiveContainerEnvVar", "kube-linter env-var-secret"))
@@ -83,7 +83,7 @@ def literal_secret_env(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-SECRET-003", E, "ConfigMap values contain no private keys or URL credentials",
-      kinds=("ConfigMap",),
+      profile="baseline", kinds=("ConfigMap",),
       remediation="Move the credential into a Secret; for databases set DB_HOST/DB_USER/"
                   "DB_NAME in the ConfigMap and DB_PASS in the Secret instead of DATABASE_URL.",
       refs=("Polaris sensitiveConfigmapContent (value pattern)", "mastodon/documentation "
@@ -99,19 +99,22 @@ def configmap_secret_values(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-SECRET-004", E, "Every Secret and ConfigMap reference resolves",
-      kinds=WORKLOAD_KINDS,
-      remediation="Render the referenced ConfigMap/Secret, or list an externally provided "
-                  "Secret and its keys under external_secrets in the policy config; do not "
-                  "mark required references optional.",
+      profile="baseline", kinds=WORKLOAD_KINDS,
+      remediation="Render the referenced ConfigMap (or list it under external_configmaps), "
+                  "give a rendered Secret the keys read from it, and declare an externally "
+                  "provided Secret's keys under external_secrets; do not mark required "
+                  "references optional.",
       refs=("kube-linter env-value-from", "Kubernetes: pods with unresolved references stay in "
             "CreateContainerConfigError"))
 def references_resolve(s: Subject, ctx: Context) -> Iterator[Hit]:
-    """envFrom secretRef/configMapRef, valueFrom secretKeyRef/configMapKeyRef and
-    secret/configMap volumes must name an object the bundle renders (or a Secret a
-    rendered cert-manager Certificate issues), or (offline) one allow-listed as
-    externally provided; live, it must exist and an external Secret must hold every key
-    the config declares. A reference marked optional for a Mastodon secret
-    would start the app without it."""
+    """A pod whose reference does not resolve never starts (CreateContainerConfigError).
+    envFrom configMapRef, valueFrom configMapKeyRef and configMap volumes must name a
+    rendered ConfigMap (or one allow-listed as external), with the key; a rendered Secret
+    must hold the keys read from it. Offline, a Secret that is not rendered (sealed,
+    external, created by hand) is assumed to provide them (MSTDN-SECRET-006 names the
+    keys); live, it must exist and hold every key the config declares for it. A
+    reference marked optional for a Mastodon secret would start the app without it.
+    Depends on the cluster only through Secrets created outside the manifests."""
     seen: set[tuple] = set()
     for c in ctx.containers(s.obj):
         env = ctx.env(c)
@@ -152,9 +155,8 @@ def references_resolve(s: Subject, ctx: Context) -> Iterator[Hit]:
                     kind == "Secret" and ctx.mode == "offline"
                     and issued_secret(ctx.bundle, ns, name)):
                 continue
-            external = (ctx.config.external_secret_keys(ns, name) is not None
-                        if kind == "Secret" else ctx.config.is_external_configmap(ns, name))
-            if external and ctx.mode == "offline":
+            if ctx.mode == "offline" and (kind == "Secret"  # assumed: MSTDN-SECRET-006
+                                          or ctx.config.is_external_configmap(ns, name)):
                 continue
             where = "in the cluster" if ctx.mode == "live" else \
                 f"rendered nor an allow-listed external {kind}"
@@ -177,7 +179,7 @@ def references_resolve(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-SECRET-005", E, "No plaintext Secret with data is committed",
-      kinds=("Secret",), modes=("offline",),
+      profile="baseline", kinds=("Secret",), modes=("offline",),
       remediation="Do not commit Secret data: provide the Secret outside the manifests "
                   "(listed under external_secrets), or commit it SOPS-encrypted or as a "
                   "SealedSecret/ExternalSecret.",
@@ -192,3 +194,33 @@ def committed_secret(s: Subject, ctx: Context) -> Iterator[Hit]:
         section = "stringData" if s.obj.data.get("stringData") else "data"
         yield Hit(f"Secret carries {len(keys)} plaintext key(s): {', '.join(keys[:5])}"
                   + ("..." if len(keys) > 5 else ""), (section,))
+
+
+@rule("MSTDN-SECRET-006", INFO, "Secrets referenced but not rendered are assumed to hold "
+      "their keys", profile="baseline", kinds=WORKLOAD_KINDS, modes=("offline",),
+      remediation="Nothing to fix offline: make sure the Secret exists in the cluster with the "
+                  "keys named (tootcheck policy --live checks it), or declare it with its keys "
+                  "under external_secrets in the policy config.",
+      refs=("Bitnami sealed-secrets, external-secrets.io: Secrets that are not in the render",))
+def assumed_secrets(s: Subject, ctx: Context) -> Iterator[Hit]:
+    """A Secret created outside the manifests (sealed, external, by hand) cannot be
+    checked offline; the gate takes it to provide the keys read from it (for envFrom,
+    Mastodon's secret settings not defined before it) and says which, so a missing key
+    is looked for in the right place. Depends on the cluster: the live gate checks that
+    the Secret exists."""
+    seen: set[str] = set()
+    for c in ctx.containers(s.obj):
+        for a in ctx.env(c).assumed:
+            text = f"Secret {a.name} is not rendered; assumed to provide " + (
+                ", ".join(a.keys) if a.keys else "no key not defined before it")
+            if text not in seen:
+                seen.add(text)
+                yield Hit(text, a.path, c.name)
+    sp = pod_spec_path(s.obj) or ()
+    for i, vol in enumerate((pod_spec(s.obj) or {}).get("volumes") or []):
+        name = (vol.get("secret") or {}).get("secretName") if isinstance(vol, dict) else None
+        if name and ctx.bundle.find("Secret", s.obj.namespace, str(name)) is None and \
+                not issued_secret(ctx.bundle, s.obj.namespace, str(name)) and \
+                ctx.config.external_secret_keys(s.obj.namespace, str(name)) is None:
+            yield Hit(f"volume {vol.get('name')} mounts Secret {name}, which is not rendered; "
+                      f"assumed to exist", (*sp, "volumes", i))
