@@ -23,6 +23,7 @@ from tootcheck.policy.engine import Finding, PolicyRun, evaluate
 from tootcheck.policy.registry import all_rules, check_profile
 from tootcheck.policy.sources import display_path, split_overlays
 from tootcheck.policy.waivers import load_waivers
+from tootcheck.redaction import register_secret_settings
 from tootcheck.settings import REPO_ROOT
 from tootcheck.versions import KUBERNETES
 
@@ -62,6 +63,7 @@ def gate_bundles(files: Sequence[Path], config: PolicyConfig) -> list[Bundle]:
         if not found:
             raise BadInput(f"{shown}: no Kubernetes objects in it")
         objects.extend(found)
+    register_secret_settings([o.data for o in objects])  # never echoed by any report
     return split_overlays(objects, config.is_overlay_source)
 
 

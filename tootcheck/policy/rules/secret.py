@@ -10,38 +10,17 @@ from tootcheck.policy.engine import Context, Subject
 from tootcheck.policy.envmerge import configmap_data, issued_secret, secret_keys
 from tootcheck.policy.k8s import WORKLOAD_KINDS, pod_spec, pod_spec_path
 from tootcheck.policy.registry import Hit, rule
+from tootcheck.redaction import is_secret_key
 
 E, INFO = Severity.ERROR, Severity.INFO
 
-# Mastodon's secret-valued settings (config.md "Secrets"; the ENV reads of config/, app/
-# and lib/), beyond what Polaris's name patterns catch (they miss DB_PASS,
-# REPLICA_DB_PASS, ES_PASS, VAPID_PRIVATE_KEY, SAML_PRIVATE_KEY, SWIFT_TEMP_URL_KEY and
-# ACTIVE_RECORD_*).
-MASTODON_SECRETS = frozenset({
-    "SECRET_KEY_BASE", "OTP_SECRET", "VAPID_PRIVATE_KEY", "DB_PASS", "REPLICA_DB_PASS",
-    "REDIS_PASSWORD", "OIDC_CLIENT_SECRET", "SMTP_PASSWORD", "BULK_SMTP_PASSWORD",
-    "AWS_SECRET_ACCESS_KEY", "ES_PASS", "SIDEKIQ_REDIS_PASSWORD", "CACHE_REDIS_PASSWORD",
-    "POSTGRES_PASSWORD", "LDAP_PASSWORD", "SAML_PRIVATE_KEY", "CACHE_BUSTER_SECRET",
-    "DEEPL_API_KEY", "LIBRE_TRANSLATE_API_KEY", "HCAPTCHA_SECRET_KEY", "SWIFT_PASSWORD",
-    "SWIFT_TEMP_URL_KEY", "AZURE_STORAGE_ACCESS_KEY", "FETCH_REPLIES_TOKEN"})
-_POLARIS_NAME = re.compile(r"(?i)password|token|bearer|secret|^AWS_SECRET_ACCESS_KEY$|"
-                           r"^GOOGLE_APPLICATION_CREDENTIALS$|^AZURE_.+KEY$|"
-                           r"^OCI_CLI_KEY_CONTENT$")
-# Plain settings whose names match those patterns: a public key, URLs, a header name, flags.
-NOT_SECRET = frozenset({
-    "VAPID_PUBLIC_KEY", "OIDC_CLIENT_AUTH_METHOD", "OIDC_TOKEN_ENDPOINT",
-    "OIDC_SEND_SCOPE_TO_TOKEN_ENDPOINT", "CACHE_BUSTER_SECRET_HEADER",
-    "IGNORE_ALREADY_SET_SECRETS"})
 _PEM_KEY = re.compile(r"(?i)-BEGIN\s+.*PRIVATE KEY-")
 _URL_CREDENTIALS = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s/@:]*:[^\s/@]+@")
 
 
 def is_secret_name(name: str) -> bool:
     """A setting whose value is a credential (the value is never looked at)."""
-    if name in NOT_SECRET:
-        return False
-    return (name in MASTODON_SECRETS or name.startswith("ACTIVE_RECORD_ENCRYPTION_")
-            or bool(_POLARIS_NAME.search(name)))
+    return is_secret_key(name)
 
 
 @rule("MSTDN-SECRET-001", E, "No ConfigMap key holds a secret setting",
