@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from tests.kube.fakes import FakeKube
+from tootcheck import redaction
 from tootcheck.checks.drift import check_render_vs_live
 from tootcheck.cli import main
-from tootcheck import redaction
 from tootcheck.kube import evidence
 from tootcheck.redaction import MASK, is_secret_key, mask_secret_settings, secret_setting_values
 from tootcheck.settings import REPO_ROOT

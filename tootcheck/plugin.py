@@ -61,6 +61,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
     kind = parser.getgroup("tootcheck-kind", "tootcheck: the kind cluster")
     kind.addoption("--cluster-name", default=None, help="kind cluster name (default tootcheck)")
+    kind.addoption("--app-dir", default=None,
+                   help="bring up this apps/mastodon kustomization (the operator's own) instead "
+                        "of the reference; the kind overlay is composed around it (make e2e APP=)")
     kind.addoption("--reuse-cluster", action="store_true", default=None,
                    help="use an existing kind cluster and skip the steps already done")
     kind.addoption("--keep-cluster", choices=("always", "on-failure", "never"), default=None,
@@ -119,6 +122,7 @@ def _options(config: pytest.Config) -> dict[str, object]:
         "https_port": config.getoption("https_port"),
         "http_port": config.getoption("http_port"),
         "ca_file": path("ca_file"),
+        "app_dir": path("app_dir"),
         "kubeconfig": path("kubeconfig"),
         "kube_context": config.getoption("kube_context"),
         "namespace": config.getoption("namespace"),
