@@ -104,6 +104,7 @@ def test_seed_style_overlay(tmp_path: Path) -> None:
     assert env["OIDC_ISSUER"] == ISSUER and env["OIDC_CLIENT_ID"] == "mastodon"
     assert env["SMTP_SERVER"] == "mailpit.mailpit.svc.cluster.local"
     assert env["LOCAL_DOMAIN"] == "kirchner.social"
+    assert find(docs, "Namespace", "mastodon")  # DIR leaves it to ArgoCD; the overlay adds it
     for c in containers(dep):
         has_ca = any(e.get("name") == "SSL_CERT_FILE" for e in c.get("env") or [])
         assert has_ca is (c["name"] in ("web", "sidekiq")), c["name"]

@@ -13,7 +13,8 @@ other DIR the same adaptation is composed at run time, in a temporary directory:
   ``tootcheck-ca``), and each inline ``nfs:`` volume becomes a claim on the in-cluster
   NFS server's class (its provisioner exports one directory per claim; an arbitrary
   inline export path would not exist there);
-* one PersistentVolumeClaim per inline NFS volume.
+* one PersistentVolumeClaim per inline NFS volume, and the Namespace when DIR leaves
+  it to ArgoCD.
 
 Secret values never reach a file: after the render, :func:`inject_run_secrets`
 puts the run's values into the ConfigMap keys that hold secrets (DIR keeps them
@@ -212,8 +213,18 @@ def nfs_claims(facts: AppFacts) -> list[dict[str, Any]]:
             for n in facts.inline_nfs]
 
 
-def kustomization(app_dir: Path, dest: Path, n_workloads: int, claims: bool) -> dict[str, Any]:
+def namespace_doc(name: str) -> dict[str, Any]:
+    """The namespace, for a DIR that leaves it to ArgoCD (the bring-up applies Secrets
+    into it first). No enforce label: DIR's pods are admitted as DIR wrote them."""
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": {"pod-security.kubernetes.io/warn": "restricted"}}}
+
+
+def kustomization(app_dir: Path, dest: Path, n_workloads: int, claims: bool,
+                  namespace: bool = False) -> dict[str, Any]:
     resources = [os.path.relpath(app_dir.resolve(), dest.resolve())]
+    if namespace:
+        resources.append("namespace.yaml")
     if claims:
         resources.append("nfs-claims.yaml")
     patches = [{"path": "patches/env.yaml"}]
@@ -237,8 +248,13 @@ def write_overlay(app_dir: Path, docs: Sequence[Mapping[str, Any]], dest: Path, 
         (dest / "patches" / f"workload-{i}.yaml").write_text(yaml.safe_dump(patch, sort_keys=False))
     if facts.inline_nfs:
         (dest / "nfs-claims.yaml").write_text(yaml.safe_dump_all(nfs_claims(facts), sort_keys=False))
+    has_namespace = any(d.get("kind") == "Namespace" and
+                        (d.get("metadata") or {}).get("name") == facts.namespace for d in docs)
+    if not has_namespace:
+        (dest / "namespace.yaml").write_text(yaml.safe_dump(namespace_doc(facts.namespace)))
     (dest / "kustomization.yaml").write_text(yaml.safe_dump(
-        kustomization(app_dir, dest, len(workloads), bool(facts.inline_nfs)), sort_keys=False))
+        kustomization(app_dir, dest, len(workloads), bool(facts.inline_nfs),
+                      namespace=not has_namespace), sort_keys=False))
     return facts
 
 
