@@ -92,7 +92,9 @@ def postgres_single(s: Subject, ctx: Context) -> Iterator[Hit]:
             "Redis)",))
 def redis_persistence(s: Subject, ctx: Context) -> Iterator[Hit]:
     """Sidekiq's queues and scheduled jobs exist only in Redis; with neither AOF nor RDB
-    snapshots a restart drops every pending delivery."""
+    snapshots a restart drops every pending delivery. Whether an fsynced AOF survives
+    an NFS server restart depends on the storage (checked live by the in-container
+    checks)."""
     c = s.container
     assert c is not None
     words = tokens(c)

@@ -118,7 +118,8 @@ def _route_hits(ctx: Context, ing: K8sObject, path: str, role: str, port: int) -
 def root_to_web(s: Subject, ctx: Context) -> Iterator[Hit]:
     """Everything but streaming is served by Puma; the route is followed from the
     Ingress path through the Service port and targetPort to the container that
-    declares it."""
+    declares it or (numeric) listens on it; a wrong hop serves 404/502 or the wrong
+    process."""
     yield from _route_hits(ctx, s.obj, "/", "web", ctx.config.web_port)
 
 

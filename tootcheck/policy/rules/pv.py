@@ -122,27 +122,6 @@ def durable_paths(s: Subject, ctx: Context) -> Iterator[Hit]:
                       f"PersistentVolumeClaim or NFS", c.field("volumeMounts"))
 
 
-@rule("MSTDN-PV-005", W, "Durable data is mounted through PersistentVolumeClaims only",
-      profile="hardened", kinds=WORKLOAD_KINDS, scope="container",
-      applies=role_in("web", "sidekiq", "mastodon", "postgres", "redis"),
-      remediation="Replace the inline nfs: volume with a PersistentVolumeClaim bound to a "
-                  "static NFS PersistentVolume (or the nfs-csi StorageClass), so the NFS "
-                  "server and export live in one object.",
-      refs=("Pod Security Standards restricted (volume types)",
-            "Kubernetes: PersistentVolumes decouple storage from pods"))
-def claims_only(s: Subject, ctx: Context) -> Iterator[Hit]:
-    """An inline nfs: volume works, but it repeats the server and export in every pod,
-    bypasses the reclaim policy and is refused by the restricted Pod Security profile;
-    hardened deployments mount claims only."""
-    c = s.container
-    assert c is not None
-    for what, path in data_paths(c, ctx):
-        m, vol = durable_volume(c, path)
-        if m is not None and "nfs" in vol:
-            yield Hit(f"{what} at {path} is on the inline nfs: volume {m.get('name')}, not a "
-                      f"PersistentVolumeClaim", c.field("volumeMounts"))
-
-
 def _claim_templates(obj: K8sObject) -> list[tuple[tuple, dict]]:
     return [(("spec", "volumeClaimTemplates", i), t) for i, t in
             enumerate(obj.get("spec", "volumeClaimTemplates") or []) if isinstance(t, dict)]
@@ -163,8 +142,9 @@ def _is_nfs_pv(pv: K8sObject, ctx: Context) -> bool:
             "kubernetes-csi/csi-driver-nfs (nfs.csi.k8s.io)"))
 def nfs_class(s: Subject, ctx: Context) -> Iterator[Hit]:
     """All persistent data lives on the NFS server; a claim on another (or the default)
-    class lands on node-local storage that the backups do not cover. Live, the claim
-    must be Bound."""
+    class lands on node-local storage that the backups do not cover, and is lost with
+    the node. Live, the claim must be Bound. Depends on the storage (the class's
+    provisioner)."""
     claims = [((), s.obj.data)] if s.obj.kind == "PersistentVolumeClaim" \
         else _claim_templates(s.obj)
     for base, claim in claims:
@@ -205,7 +185,8 @@ def nfs_class(s: Subject, ctx: Context) -> Iterator[Hit]:
             "kubernetes-sigs/nfs-subdir-external-provisioner archiveOnDelete"))
 def retain(s: Subject, ctx: Context) -> Iterator[Hit]:
     """The reclaim policy defaults to Delete: deleting the namespace or a claim would
-    erase the media and the database on the NFS server."""
+    erase the media and the database on the NFS server. Depends on the storage (the
+    provisioner's reclaim and archive behaviour)."""
     obj = s.obj
     if obj.kind == "PersistentVolume":
         policy = obj.get("spec", "persistentVolumeReclaimPolicy") or "Retain (static default)"
@@ -245,7 +226,8 @@ def _claim_users(ctx: Context) -> dict[tuple[str | None, str], list[tuple[K8sObj
             "Kyverno other/enforce-readwriteonce-pod"))
 def access_modes(s: Subject, ctx: Context) -> Iterator[Hit]:
     """A ReadWriteOnce claim mounted by two workloads (or a scaled one) leaves pods
-    Pending on another node; PostgreSQL must never be mounted by two pods at once."""
+    Pending on another node; PostgreSQL must never be mounted by two pods at once.
+    Depends on the cluster (several nodes) and the storage (which modes it honours)."""
     modes = set(s.obj.get("spec", "accessModes") or [])
     users = _claim_users(ctx).get((s.obj.namespace, s.obj.name), [])
     pods = {id(w): w for w, _ in users}
@@ -260,3 +242,24 @@ def access_modes(s: Subject, ctx: Context) -> Iterator[Hit]:
                       ("spec", "accessModes"))
         if many:
             yield Hit("PostgreSQL's claim is used by more than one pod", ("spec", "accessModes"))
+
+
+@rule("MSTDN-PV-005", W, "Durable data is mounted through PersistentVolumeClaims only",
+      profile="hardened", kinds=WORKLOAD_KINDS, scope="container",
+      applies=role_in("web", "sidekiq", "mastodon", "postgres", "redis"),
+      remediation="Replace the inline nfs: volume with a PersistentVolumeClaim bound to a "
+                  "static NFS PersistentVolume (or the nfs-csi StorageClass), so the NFS "
+                  "server and export live in one object.",
+      refs=("Pod Security Standards restricted (volume types)",
+            "Kubernetes: PersistentVolumes decouple storage from pods"))
+def claims_only(s: Subject, ctx: Context) -> Iterator[Hit]:
+    """An inline nfs: volume works, but it repeats the server and export in every pod,
+    bypasses the reclaim policy and is refused by the restricted Pod Security profile;
+    hardened deployments mount claims only."""
+    c = s.container
+    assert c is not None
+    for what, path in data_paths(c, ctx):
+        m, vol = durable_volume(c, path)
+        if m is not None and "nfs" in vol:
+            yield Hit(f"{what} at {path} is on the inline nfs: volume {m.get('name')}, not a "
+                      f"PersistentVolumeClaim", c.field("volumeMounts"))

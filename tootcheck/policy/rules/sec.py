@@ -60,7 +60,8 @@ def _all_pod_containers(s: Subject, ctx: Context) -> list[tuple[dict, tuple]]:
 def pss_baseline(s: Subject, ctx: Context) -> Iterator[Hit]:
     """The baseline profile forbids the known privilege escalations: host namespaces,
     privileged containers, extra capabilities, hostPath volumes, host ports, unsafe
-    sysctls and custom AppArmor, SELinux, procMount and seccomp settings."""
+    sysctls and custom AppArmor, SELinux, procMount and seccomp settings: a compromised
+    container that has one of them owns the node and every Secret on it."""
     spec = pod_spec(s.obj) or {}
     sp = pod_spec_path(s.obj) or ()
     for key in ("hostNetwork", "hostPID", "hostIPC"):
@@ -135,7 +136,8 @@ def _effective(c: Container, key: str) -> Any:
             "privilegeEscalationAllowed", "Checkov CKV_K8S_20/CKV_K8S_23/CKV_K8S_28/CKV_K8S_31"))
 def pss_restricted(s: Subject, ctx: Context) -> Iterator[Hit]:
     """The namespace enforces the restricted profile, so a container that does not meet
-    it is refused at admission; catch it before apply, naming the field."""
+    it is refused at admission; catch it before apply, naming the field. Depends on the
+    cluster: only a namespace labelled enforce=restricted refuses it."""
     c = s.container
     assert c is not None
     sc_path = c.field("securityContext")
@@ -167,7 +169,8 @@ def pss_restricted(s: Subject, ctx: Context) -> Iterator[Hit]:
 def volume_types(s: Subject, ctx: Context) -> Iterator[Hit]:
     """Restricted admits configMap, csi, downwardAPI, emptyDir, ephemeral,
     persistentVolumeClaim, projected and secret volumes only; an inline nfs: volume is
-    refused, so NFS data must come through a PV/PVC."""
+    refused, so NFS data must come through a PV/PVC. Depends on the cluster: only a
+    namespace labelled enforce=restricted refuses it (MSTDN-PV-005 is the storage view)."""
     sp = pod_spec_path(s.obj) or ()
     for i, vol in enumerate((pod_spec(s.obj) or {}).get("volumes") or []):
         if not isinstance(vol, dict):
@@ -214,7 +217,8 @@ def read_only_root(s: Subject, ctx: Context) -> Iterator[Hit]:
             "Kyverno best-practices/disallow-default-namespace"))
 def namespace_isolation(s: Subject, ctx: Context) -> Iterator[Hit]:
     """Pod Security Admission only enforces what the namespace label asks for, and the
-    default namespace is shared with everything that forgot to name one."""
+    default namespace is shared with everything that forgot to name one. Depends on the
+    cluster (its namespaces and admission configuration)."""
     obj = s.obj
     if obj.kind == "Namespace":
         labels = obj.labels

@@ -200,7 +200,8 @@ def traefik_https(s: Subject, ctx: Context) -> Iterator[Hit]:
             "fluxcd/flagger#1641 (Traefik v3 no longer serves traefik.containo.us)"))
 def traefik_class(s: Subject, ctx: Context) -> Iterator[Hit]:
     """Without a class the Ingress is served by whatever controller is the default (or
-    none); Traefik v3 ignores resources in the old traefik.containo.us group."""
+    none); Traefik v3 ignores resources in the old traefik.containo.us group. Depends on
+    the cluster's default IngressClass."""
     obj = s.obj
     if obj.kind == "Ingress":
         cls = obj.get("spec", "ingressClassName")

@@ -221,7 +221,8 @@ def service_type(s: Subject, ctx: Context) -> Iterator[Hit]:
       refs=("kube-score pod-networkpolicy", "Polaris missingNetworkPolicy", "Checkov CKV2_K8S_6"))
 def network_policy(s: Subject, ctx: Context) -> Iterator[Hit]:
     """The databases hold every account and every queued job; nothing else in the
-    cluster needs to reach them."""
+    cluster needs to reach them, and without a policy any compromised pod can. Depends on
+    the cluster: only a CNI that enforces NetworkPolicy applies it."""
     labels = pod_template_labels(s.obj)
     for np in ctx.bundle.in_namespace("NetworkPolicy", s.obj.namespace):
         types = np.get("spec", "policyTypes") or ["Ingress"]
@@ -266,7 +267,9 @@ def schema_valid(s: Subject, ctx: Context) -> Iterator[Hit]:
     """Every object is validated strictly (unknown fields are errors, as with kubectl's
     default --validate=strict) against the schemas of the stated Kubernetes version;
     custom resources against the project-written schemas. A kind without any schema
-    and an object defined twice in one bundle are findings too."""
+    and an object defined twice in one bundle are findings too. Otherwise the apply is
+    refused (or a field silently dropped). Depends on the cluster's Kubernetes version
+    (--kube-version)."""
     for first, dup in ctx.bundle.duplicates:
         if dup is s.obj:
             yield Hit(f"defined twice: {dup.source} document {dup.doc + 1} repeats "
