@@ -173,3 +173,18 @@ def test_app_dir_without_kustomization(tmp_path: Path) -> None:
         overlay.check_app_dir(tmp_path)
     with pytest.raises(BadInput, match="no such directory"):
         overlay.check_app_dir(tmp_path / "missing")
+
+
+def test_app_dir_option_and_preflight_refuse_a_bad_dir(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """make e2e APP=DIR: preflight checks DIR before Docker (one line, exit 2), and the
+    pytest option refuses it the same way."""
+    from tootcheck import settings
+    from tootcheck.cli import main
+
+    with pytest.raises(BadInput, match=r"no kustomization\.yaml"):
+        settings.load({"app_dir": tmp_path}, env={})
+    assert settings.load({"app_dir": CASES["seed-style"][0]}, env={}).app_dir == CASES["seed-style"][0]
+    assert main(["preflight", "e2e", "--app", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no kustomization.yaml" in err and "\n" not in err

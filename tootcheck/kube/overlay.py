@@ -126,11 +126,11 @@ def inspect_app(docs: Sequence[Mapping[str, Any]], namespace: str = "mastodon") 
                     keys = facts.secret_keys.setdefault(str(ref["name"]), [])
                     if ref.get("key") and ref["key"] not in keys:
                         keys.append(str(ref["key"]))
-    for name, cm in configmaps.items():
-        secret = sorted(k for k in (cm.get("data") or {}) if is_secret_key(str(k)))
+    for cm_name, cm in configmaps.items():
+        secret = sorted(str(k) for k in (cm.get("data") or {}) if is_secret_key(str(k)))
         if secret:
-            facts.configmap_secret_keys[str(name)] = secret
-        if name in facts.env_configmaps and \
+            facts.configmap_secret_keys[str(cm_name)] = secret
+        if cm_name in facts.env_configmaps and \
                 str((cm.get("data") or {}).get("OIDC_ENABLED", "")).lower() == "true":
             facts.oidc = True
     if not facts.rails:
