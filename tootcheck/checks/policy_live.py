@@ -6,6 +6,7 @@ to their keys before any rule sees them), with the repository's waivers and conf
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from tootcheck.checks.registry import live_check
@@ -16,6 +17,7 @@ from tootcheck.policy.engine import evaluate
 from tootcheck.policy.live import load_live_bundle
 from tootcheck.policy.registry import all_rules
 from tootcheck.policy.waivers import DEFAULT_WAIVERS_FILE, load_waivers
+from tootcheck.settings import active
 from tootcheck.target import Target
 
 FAULTS = {
@@ -30,6 +32,8 @@ def check_live_objects(target: Target, *, strict: bool = False,
     """Every rule of the catalogue holds for the live objects of the target's namespace."""
     run = CheckRun("policy.live_objects", target.name)
     config = load_config()
+    if active().policy_profile:  # --policy-profile overrides the config's profile
+        config = replace(config, profile=active().policy_profile)
     try:
         bundle = load_live_bundle(target.kubeconfig, target.kube_context, target.namespace, config)
         result = evaluate([bundle], config, waivers=load_waivers(waivers, [r.id for r in all_rules()]))
