@@ -82,3 +82,24 @@ def test_cli_exit_codes(path, profile: str, code: int, tmp_path,
     assert main(["policy", "--no-waivers", "--config", str(empty), "--profile", profile,
                  str(path)]) == code
     assert "verdict" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["seed-style", "seed-style-defective"])
+def test_render_matches_its_values(name: str) -> None:
+    """The committed render is the render of the committed values (settings, images,
+    commands, inline NFS), so the finding sets above are about what the operators wrote."""
+    import yaml
+
+    values = yaml.safe_load((EXAMPLES / name / "apps/mastodon/values.yaml").read_text())
+    docs = [d for d in yaml.safe_load_all((EXAMPLES / name / "rendered/mastodon.yaml").read_text())
+            if d]
+    cm = next(d for d in docs if d["kind"] == "ConfigMap")
+    assert cm["data"] == {k: str(v) for k, v in values["configMaps"]["env"]["data"].items()}
+    dep = next(d for d in docs if d["kind"] == "Deployment")
+    rendered = {c["name"]: c for c in dep["spec"]["template"]["spec"]["containers"]}
+    for cname, c in values["controllers"]["mastodon"]["containers"].items():
+        assert rendered[cname]["image"] == f"{c['image']['repository']}:{c['image']['tag']}"
+        assert rendered[cname].get("command") == c.get("command")
+    nfs = {v["name"]: v["nfs"] for v in dep["spec"]["template"]["spec"]["volumes"]}
+    assert nfs == {k: {"path": p["path"], "server": p["server"]}
+                   for k, p in values["persistence"].items()}
