@@ -105,6 +105,8 @@ def test_seed_style_overlay(tmp_path: Path) -> None:
     assert env["SMTP_SERVER"] == "mailpit.mailpit.svc.cluster.local"
     assert env["LOCAL_DOMAIN"] == "kirchner.social"
     assert find(docs, "Namespace", "mastodon")  # DIR leaves it to ArgoCD; the overlay adds it
+    ann = find(docs, "Ingress", "mastodon")["metadata"]["annotations"]
+    assert ann["cert-manager.io/cluster-issuer"] == overlay.KIND_ISSUER  # not letsencrypt-prod
     for c in containers(dep):
         has_ca = any(e.get("name") == "SSL_CERT_FILE" for e in c.get("env") or [])
         assert has_ca is (c["name"] in ("web", "sidekiq")), c["name"]

@@ -14,7 +14,9 @@ other DIR the same adaptation is composed at run time, in a temporary directory:
   NFS server's class (its provisioner exports one directory per claim; an arbitrary
   inline export path would not exist there);
 * one PersistentVolumeClaim per inline NFS volume, and the Namespace when DIR leaves
-  it to ArgoCD.
+  it to ArgoCD;
+* the certificates issued by the kind cluster's issuer (the run's test CA) instead of
+  DIR's own (e.g. letsencrypt-prod, which does not exist there).
 
 Secret values never reach a file: after the render, :func:`inject_run_secrets`
 puts the run's values into the ConfigMap keys that hold secrets (DIR keeps them
@@ -45,6 +47,9 @@ NFS_CLAIM_SIZE = "5Gi"
 CA_CONFIGMAP = "tootcheck-ca"
 CA_MOUNT = "/etc/tootcheck-ca"
 OIDC_CLIENT_ID = "mastodon"  # manifests/infra/authentik/blueprints/mastodon.yaml
+KIND_ISSUER = "kirchner-social-issuer"  # manifests/infra/issuers: the run's test CA
+CM_CLUSTER_ISSUER = "cert-manager.io/cluster-issuer"
+CM_ISSUER = "cert-manager.io/issuer"
 WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"})
 
 
@@ -204,6 +209,25 @@ def workload_patches(facts: AppFacts, docs: Sequence[Mapping[str, Any]]) -> list
     return out
 
 
+def issuer_patches(facts: AppFacts, docs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """DIR's certificates come from the kind cluster's issuer (the run's test CA): its
+    own (e.g. letsencrypt-prod) does not exist there and could not reach kind anyway."""
+    out: list[dict[str, Any]] = []
+    for doc in docs:
+        meta = doc.get("metadata") or {}
+        ann = meta.get("annotations") or {}
+        if doc.get("kind") == "Ingress" and (CM_CLUSTER_ISSUER in ann or CM_ISSUER in ann):
+            out.append({"apiVersion": doc.get("apiVersion"), "kind": "Ingress", "metadata": {
+                "name": meta.get("name"), "namespace": facts.namespace,
+                "annotations": {CM_CLUSTER_ISSUER: KIND_ISSUER, CM_ISSUER: None}}})
+        elif doc.get("kind") == "Certificate" and not (doc.get("spec") or {}).get("isCA"):
+            out.append({"apiVersion": doc.get("apiVersion"), "kind": "Certificate",
+                        "metadata": {"name": meta.get("name"), "namespace": facts.namespace},
+                        "spec": {"issuerRef": {"name": KIND_ISSUER, "kind": "ClusterIssuer",
+                                               "group": "cert-manager.io"}}})
+    return out
+
+
 def nfs_claims(facts: AppFacts) -> list[dict[str, Any]]:
     return [{"apiVersion": "v1", "kind": "PersistentVolumeClaim",
              "metadata": {"name": n.claim, "namespace": facts.namespace,
@@ -241,7 +265,7 @@ def write_overlay(app_dir: Path, docs: Sequence[Mapping[str, Any]], dest: Path, 
                        "such as apps/mastodon)")
     facts = inspect_app(docs)
     env = configmap_patches(facts, kind_env(facts, oidc_issuer, domain))
-    workloads = workload_patches(facts, docs)
+    workloads = workload_patches(facts, docs) + issuer_patches(facts, docs)
     (dest / "patches").mkdir(parents=True, exist_ok=True)
     (dest / "patches" / "env.yaml").write_text(yaml.safe_dump_all(env, sort_keys=False))
     for i, patch in enumerate(workloads):
