@@ -128,3 +128,25 @@ def test_unreadable_waivers_and_config_files_are_bad_input(tmp_path) -> None:
     bad_date.write_text("web_port: true\n")  # YAML's true is no port number
     with pytest.raises(BadInput, match="web_port must be an integer"):
         load_config(bad_date)
+
+
+def test_waiver_for_a_rule_outside_the_profile_is_a_note_not_stale() -> None:
+    """Gating in baseline: a waiver for a hardened rule matches nothing because the rule
+    did not run, which is not staleness."""
+    from dataclasses import replace as _replace
+
+    from tootcheck.policy.bundle import Bundle, parse_stream
+    from tootcheck.policy.engine import evaluate
+    from tootcheck.policy.waivers import parse_waivers
+    from tootcheck.settings import REPO_ROOT
+
+    render = REPO_ROOT / "manifests" / "rendered" / "mastodon.yaml"
+    bundle = Bundle(parse_stream(render.read_text(), "manifests/rendered/mastodon.yaml"))
+    text = ("waivers:\n- rule: MSTDN-WL-001\n  object: Deployment/mastodon/mastodon\n"
+            "  reason: test\n  expires: 2099-01-01\n")
+    waivers = parse_waivers(text, "w.yaml", ["MSTDN-WL-001"])
+    run = evaluate([bundle], _replace(CASE_CONFIG, profile="baseline"), waivers=waivers)
+    assert [(p.kind, p.severity.value) for p in run.waiver_problems] == [("absent", "INFO")]
+    assert "did not run" in run.waiver_problems[0].message
+    run = evaluate([bundle], CASE_CONFIG, waivers=waivers)  # hardened: the rule runs, passes
+    assert [p.kind for p in run.waiver_problems] == ["stale"]

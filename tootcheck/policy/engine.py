@@ -264,5 +264,6 @@ def evaluate(bundles: Sequence[Bundle], config: PolicyConfig, *,
                     res.findings.append(finding)
             outcome.results.extend(results.values())
     present = {obj.id for bundle in bundles for obj in bundle}
-    return PolicyRun(outcomes, list(bundles), waivers, waivers.problems(today, present), kube_version,
-                     time.perf_counter() - started)
+    not_run = {o.rule.id for o in outcomes if o.not_run}
+    return PolicyRun(outcomes, list(bundles), waivers, waivers.problems(today, present, not_run),
+                     kube_version, time.perf_counter() - started)
