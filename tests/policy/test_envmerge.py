@@ -99,3 +99,21 @@ def test_unrendered_undeclared_secret_is_assumed_offline_only() -> None:
     assert "ACTIVE_RECORD_ENCRYPTION_PRIMARY_KEY" in envfrom and "LOCAL_DOMAIN" not in envfrom
     live = {(u.kind, u.name) for u in merged(PolicyConfig(), mode="live").unresolved}
     assert ("Secret", "mastodon-secrets") in live
+
+
+def test_assumed_secret_never_shadows_a_key_defined_elsewhere() -> None:
+    """An unrendered Secret listed before the ConfigMap is not assumed to hold the keys
+    the ConfigMap defines, so no duplicate (MSTDN-WL-006) is invented."""
+    both = "        - secretRef: {name: rendered}\n        - secretRef: {name: mastodon-secrets}\n"
+    docs = DOCS.replace(both, "        - secretRef: {name: rendered}\n")
+    docs = docs.replace("        envFrom:\n        - configMapRef: {name: env}\n",
+                        "        envFrom:\n        - secretRef: {name: mastodon-secrets}\n"
+                        "        - configMapRef: {name: env}\n")
+    docs = docs.replace("data: {LOCAL_DOMAIN: kirchner.social,",
+                        "data: {DB_PASS: in-the-cm, LOCAL_DOMAIN: kirchner.social,")
+    bundle = Bundle(parse_stream(docs, "d.yaml"))
+    dep = next(o for o in bundle if o.kind == "Deployment")
+    env = merge_env(containers(dep)[0], bundle, PolicyConfig())
+    assumed = next(a for a in env.assumed if a.keys != ("NOT_DECLARED",))
+    assert "DB_PASS" not in assumed.keys and "SECRET_KEY_BASE" in assumed.keys
+    assert [d.source for d in env.definitions if d.name == "DB_PASS"] == ["configmap"]

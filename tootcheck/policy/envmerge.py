@@ -140,9 +140,10 @@ def _merge(c: Container, bundle: Bundle, config: PolicyConfig) -> MergedEnv:
                     keys = set(declared)
                 elif bundle.mode == "offline":
                     # Sealed, external or created by hand: assume it holds Mastodon's
-                    # secret settings that nothing before it defines (reported by
-                    # MSTDN-SECRET-006, checked live by MSTDN-SECRET-004).
-                    keys = {k for k in MASTODON_SECRET_KEYS if prefix + k not in out.vars}
+                    # secret settings that no other source of the container defines
+                    # (reported by MSTDN-SECRET-006, checked live by MSTDN-SECRET-004).
+                    others = _defined_elsewhere(c, bundle, name)
+                    keys = {k for k in MASTODON_SECRET_KEYS if prefix + k not in others}
                     out.assumed.append(Assumed(name, tuple(sorted(keys)), path))
                 else:
                     out.unresolved.append(Unresolved(kind, name, None, path, optional,
@@ -206,6 +207,24 @@ def _merge(c: Container, bundle: Bundle, config: PolicyConfig) -> MergedEnv:
         elif isinstance(vf.get("resourceFieldRef"), dict):
             _define(out, EnvVar(name, "resource", path))
     return out
+
+
+def _defined_elsewhere(c: Container, bundle: Bundle, secret: str) -> set[str]:
+    """Names the container gets from its rendered sources other than Secret ``secret``."""
+    names = {str(e["name"]) for e in c.data.get("env") or [] if isinstance(e, dict) and "name" in e}
+    for entry in c.data.get("envFrom") or []:
+        if not isinstance(entry, dict):
+            continue
+        prefix = str(entry.get("prefix") or "")
+        for ref_key, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
+            ref = entry.get(ref_key)
+            if not isinstance(ref, dict) or (kind == "Secret" and ref.get("name") == secret):
+                continue
+            found = bundle.find(kind, c.obj.namespace, str(ref.get("name", "")))
+            if found is not None:
+                keys = configmap_data(found) if kind == "ConfigMap" else secret_keys(found)
+                names.update(prefix + k for k in keys)
+    return names
 
 
 def issued_secret(bundle: Bundle, namespace: str | None, name: str) -> bool:
