@@ -12,6 +12,8 @@ STAMP := $(VENV)/.installed
 TOOLS_DIR := .tools
 export PATH := $(CURDIR)/$(TOOLS_DIR)/bin:$(PATH)
 
+# make e2e APP=DIR: bring up your own apps/mastodon (kind overlay composed around it)
+APP ?=
 PYTEST_REPORTS := --junitxml=reports/junit.xml -o junit_family=xunit2
 
 .PHONY: help
@@ -68,10 +70,10 @@ bench: $(STAMP) ## policy engine speed, and Checkov side by side where installab
 # ------------------------------------------------------------- live modes
 
 .PHONY: e2e
-e2e: $(STAMP) ## the main job: kind cluster, infrastructure, deployment, all live suites
-	@$(BIN)/tootcheck preflight e2e
+e2e: $(STAMP) ## the main job: kind cluster, infrastructure, deployment (APP=DIR: yours), all live suites
+	@$(BIN)/tootcheck preflight e2e $(if $(APP),--app=$(APP))
 	@scripts/bootstrap-tools
-	$(BIN)/pytest suites --target=kind $(PYTEST_REPORTS) $(PYTEST_ARGS)
+	$(BIN)/pytest suites --target=kind $(if $(APP),--app-dir=$(APP)) $(PYTEST_REPORTS) $(PYTEST_ARGS)
 
 .PHONY: nightly
 nightly: $(STAMP) ## read-only checks against the live instance (see docs/modes.md)

@@ -10,9 +10,10 @@ env, ports, volumes, mounts) are matched by their key, not by position.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import yaml
@@ -20,6 +21,7 @@ import yaml
 from tootcheck.config_file import project_root
 from tootcheck.errors import BadInput
 from tootcheck.model import ObjectRef
+from tootcheck.redaction import mask_secret_settings, mask_setting, register_secret_settings
 
 # Paths the cluster owns even when a manifest sets them. "*" matches one path element.
 IGNORED: dict[str, str] = {
@@ -138,8 +140,32 @@ def diff_objects(desired: Iterable[Mapping[str, Any]],
             drifts.append(Drift(ref, "", None, None, "missing-object"))
             continue
         body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
-        drifts += compare(body, live, ref)
+        register_secret_settings([obj, {**live, "kind": obj.get("kind")}])
+        drifts += [masked(d) for d in compare(body, live, ref)]
     return drifts
+
+
+_ENV_VALUE = re.compile(r"env\[(?P<name>[^\]]+)\]\.value$")
+
+
+def masked(drift: Drift) -> Drift:
+    """The drift with secret-valued settings (ConfigMap keys, env values) masked: the
+    path names the key, the values print as the mask."""
+    def mask(value: Any) -> Any:
+        path = drift.path
+        env = _ENV_VALUE.search(path)
+        if env:
+            return mask_setting(env["name"], value)
+        if drift.ref.kind == "ConfigMap" and path.startswith(("data.", "binaryData.")):
+            return mask_setting(path.split(".", 1)[1], value)
+        if drift.ref.kind == "ConfigMap" and path in ("data", "binaryData", ".") and \
+                isinstance(value, Mapping):
+            section = value if path != "." else value.get("data")
+            if isinstance(section, Mapping):
+                hidden = {k: mask_setting(str(k), v) for k, v in section.items()}
+                return hidden if path != "." else {**value, "data": hidden}
+        return mask_secret_settings(value)
+    return replace(drift, desired=mask(drift.desired), live=mask(drift.live))
 
 
 def render_at(revision: str, snapshot: str = "manifests/rendered/mastodon.yaml") -> list[dict[str, Any]]:

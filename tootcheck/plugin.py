@@ -99,6 +99,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     kind = _group(parser, "tootcheck-kind", "tootcheck: the kind cluster")
     kind.addoption("--tootcheck-cluster-name", dest="tootcheck_cluster_name", default=None,
                    help="kind cluster name (default tootcheck)")
+    kind.addoption("--app-dir", default=None,
+                   help="bring up this apps/mastodon kustomization (the operator's own) instead "
+                        "of the reference; the kind overlay is composed around it (make e2e APP=)")
     kind.addoption("--reuse-cluster", action="store_true", default=None,
                    help="use an existing kind cluster and skip the steps already done")
     kind.addoption("--tootcheck-keep-cluster", dest="tootcheck_keep_cluster",
@@ -131,6 +134,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     policy = _group(parser, "tootcheck-policy", "tootcheck: the policy gate")
     policy.addoption("--policy-strict", action="store_true", default=None,
                      help="WARN findings fail the gate too")
+    policy.addoption("--policy-profile", choices=("baseline", "hardened"), default=None,
+                     help="rules the gate runs: baseline or hardened (default: the policy "
+                          "config's profile, else baseline)")
 
     selftest = _group(parser, "tootcheck-selftest", "tootcheck: the suite's own tests")
     selftest.addoption("--strict-peers", action="store_true", default=None,
@@ -155,6 +161,7 @@ def _options(config: pytest.Config) -> dict[str, object]:
         "https_port": config.getoption("https_port"),
         "http_port": config.getoption("http_port"),
         "ca_file": path("ca_file"),
+        "app_dir": path("app_dir"),
         "kubeconfig": path("tootcheck_kubeconfig"),
         "kube_context": config.getoption("kube_context"),
         "namespace": config.getoption("namespace"),
@@ -171,6 +178,7 @@ def _options(config: pytest.Config) -> dict[str, object]:
         "allow_mutating": (tuple(a.strip() for a in allow.split(",") if a.strip())
                            if allow else None),
         "policy_strict": config.getoption("policy_strict"),
+        "policy_profile": config.getoption("policy_profile"),
         "strict_peers": config.getoption("strict_peers"),
         "reports_dir": path("reports_dir"),
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable
+from typing import Any
 
 MASK = "***"
 _MIN_LEN = 6  # shorter values would mask ordinary words
@@ -87,3 +88,87 @@ class Secret:
 def redact(text: str) -> str:
     """Mask every registered secret in ``text``."""
     return REDACTOR.redact(text)
+
+
+# ---------------------------------------------------------------- secret-valued settings
+# Mastodon's secret-valued settings (config.md "Secrets"; the ENV reads of config/, app/
+# and lib/), beyond what Polaris's name patterns catch (they miss DB_PASS,
+# REPLICA_DB_PASS, ES_PASS, VAPID_PRIVATE_KEY, SAML_PRIVATE_KEY, SWIFT_TEMP_URL_KEY and
+# ACTIVE_RECORD_*).
+MASTODON_SECRETS = frozenset({
+    "SECRET_KEY_BASE", "OTP_SECRET", "VAPID_PRIVATE_KEY", "DB_PASS", "REPLICA_DB_PASS",
+    "REDIS_PASSWORD", "OIDC_CLIENT_SECRET", "SMTP_PASSWORD", "BULK_SMTP_PASSWORD",
+    "AWS_SECRET_ACCESS_KEY", "ES_PASS", "SIDEKIQ_REDIS_PASSWORD", "CACHE_REDIS_PASSWORD",
+    "POSTGRES_PASSWORD", "LDAP_PASSWORD", "SAML_PRIVATE_KEY", "CACHE_BUSTER_SECRET",
+    "DEEPL_API_KEY", "LIBRE_TRANSLATE_API_KEY", "HCAPTCHA_SECRET_KEY", "SWIFT_PASSWORD",
+    "SWIFT_TEMP_URL_KEY", "AZURE_STORAGE_ACCESS_KEY", "FETCH_REPLIES_TOKEN"})
+_SECRET_NAME = re.compile(r"(?i)password|token|bearer|secret|^AWS_SECRET_ACCESS_KEY$|"
+                          r"^GOOGLE_APPLICATION_CREDENTIALS$|^AZURE_.+KEY$|"
+                          r"^OCI_CLI_KEY_CONTENT$|_PASS$|_KEY$")
+# Plain settings whose names match those patterns: public keys, URLs, a header name, flags.
+NOT_SECRET = frozenset({
+    "VAPID_PUBLIC_KEY", "OIDC_CLIENT_AUTH_METHOD", "OIDC_TOKEN_ENDPOINT",
+    "OIDC_SEND_SCOPE_TO_TOKEN_ENDPOINT", "CACHE_BUSTER_SECRET_HEADER",
+    "IGNORE_ALREADY_SET_SECRETS"})
+
+
+def is_secret_key(name: str) -> bool:
+    """A setting whose value is a credential (SECRET_KEY_BASE, DB_PASS, any *_PASSWORD,
+    *_SECRET, *_KEY that is not public, ...); the value is never looked at."""
+    if name in NOT_SECRET or "PUBLIC" in name.upper():
+        return False
+    return (name in MASTODON_SECRETS or name.startswith("ACTIVE_RECORD_ENCRYPTION_")
+            or bool(_SECRET_NAME.search(name)))
+
+
+def _walk(value: Any, found: list[str] | None) -> Any:
+    """A copy of ``value`` with secret-valued entries masked (ConfigMap data and
+    binaryData keys; env entries {name, value}); their values go to ``found``."""
+    if isinstance(value, list):
+        return [_walk(v, found) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: _walk(v, found) for k, v in value.items()}
+    if value.get("kind") == "ConfigMap":
+        for section in ("data", "binaryData"):
+            data = value.get(section)
+            if isinstance(data, dict):
+                out[section] = {k: _mask_one(k, v, found) for k, v in data.items()}
+    name = value.get("name")
+    if isinstance(name, str) and "value" in value and not isinstance(value["value"], dict | list):
+        out["value"] = _mask_one(name, value["value"], found)
+    return out
+
+
+def _mask_one(key: object, value: Any, found: list[str] | None) -> Any:
+    if not is_secret_key(str(key)) or value in (None, ""):
+        return value
+    if found is not None:
+        found.append(str(value))
+    return MASK
+
+
+def mask_secret_settings(value: Any) -> Any:
+    """``value`` (objects, lists of them, a ConfigMap's data) with every secret-valued
+    ConfigMap key and env value replaced by the mask; the key stays visible."""
+    return _walk(value, None)
+
+
+def secret_setting_values(value: Any) -> list[str]:
+    """The values :func:`mask_secret_settings` hides, for censoring free text."""
+    found: list[str] = []
+    _walk(value, found)
+    return found
+
+
+def register_secret_settings(value: Any) -> list[str]:
+    """Register the secret-valued settings in ``value`` with :data:`REDACTOR`, so every
+    report writer masks them too; returns them."""
+    values = secret_setting_values(value)
+    REDACTOR.register_all(values)
+    return values
+
+
+def mask_setting(key: str, value: Any) -> Any:
+    """One setting (ConfigMap key or env name) as printable: the mask if it is secret."""
+    return MASK if is_secret_key(key) and value not in (None, "") else value

@@ -36,6 +36,8 @@ class Settings:
     https_port: int = 443
     http_port: int = 80
     ca_file: Path | None = None
+    # make e2e APP=DIR: the operator's own apps/mastodon instead of the reference
+    app_dir: Path | None = None
     kubeconfig: Path | None = None
     kube_context: str | None = None
     # kind lifecycle
@@ -63,6 +65,7 @@ class Settings:
     rehearse_chart_to: str = ""
     # policy and reports
     policy_strict: bool = False
+    policy_profile: str = ""  # baseline | hardened; empty: the policy config's
     reports_dir: Path = Path("reports")  # relative to the working directory
     # the suite's own tests: fail instead of skip when a local peer is missing
     strict_peers: bool = False
@@ -149,6 +152,9 @@ def _validate(s: Settings) -> None:
             f"--tootcheck-keep-cluster must be always, on-failure or never, not {s.keep_cluster!r}")
     if s.base_url and not s.base_url.startswith("https://"):
         raise BadInput(f"base URL must be https://<host>, not {s.base_url!r}")
+    if s.app_dir is not None and not (s.app_dir / "kustomization.yaml").is_file():
+        raise BadInput(f"app dir {s.app_dir}: no kustomization.yaml (a kustomize directory such "
+                       f"as apps/mastodon)")
     if s.ca_file is not None and not s.ca_file.is_file():
         raise BadInput(f"CA file {s.ca_file} does not exist")
 

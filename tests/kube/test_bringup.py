@@ -451,3 +451,34 @@ def test_timings_cli(tmp_path, capsys):
 def test_secret_wrapping_survives_account_objects():
     token = Secret("a-token-value-that-is-long", "token")
     assert "a-token-value" not in repr(bringup.Account("u", token))
+
+
+def test_render_with_app_dir_composes_the_overlay_around_it(tmp_path, kind_bin):
+    """make e2e APP=DIR: the render phase renders DIR, composes the overlay around it and
+    puts the run's secrets in: the defective seed-style ConfigMap's planted secrets are
+    replaced, and the applied copy on disk holds none of the run's values."""
+    app = REPO / "examples" / "seed-style-defective" / "apps" / "mastodon"
+    committed = (REPO / "examples" / "seed-style-defective" / "rendered" / "mastodon.yaml").read_text()
+    seen: list[Path] = []
+
+    def render_fn(directory: Path) -> str:
+        seen.append(directory)
+        if directory == app:
+            return committed
+        assert (directory / "kustomization.yaml").is_file()  # the composed overlay
+        return committed  # kustomize itself is covered by tests/kube/test_overlay_compose.py
+
+    ctx = make_ctx(tmp_path, kind_bin, app_dir=app)
+    ctx.render_fn = render_fn
+    render = plan.Phase("render", ("secrets",), always=True, cascade=False,
+                        paths=("manifests/overlays/kind",))
+    bringup.execute(ctx, [PHASES["cluster"], PHASES["secrets"], render])
+    assert seen[0] == app and seen[1] == ctx.out_dir / "app-overlay"
+    env = next(d for d in ctx.render("manifests/overlays/kind").docs if d["kind"] == "ConfigMap")
+    planted = yaml.safe_load_all(committed)
+    planted_env = next(d for d in planted if d and d["kind"] == "ConfigMap")["data"]
+    assert env["data"]["DB_PASS"] == ctx.secrets["DB_PASS"].reveal() != planted_env["DB_PASS"]
+    assert env["data"]["VAPID_PUBLIC_KEY"] == ctx.secrets.vapid_public_key
+    written = (ctx.out_dir / "render" / "overlays-kind.yaml").read_text()
+    assert ctx.secrets["DB_PASS"].reveal() not in written
+    assert ctx.secrets["SECRET_KEY_BASE"].reveal() not in written

@@ -10,12 +10,16 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from tootcheck.policy.bundle import Bundle, parse_stream
-from tootcheck.policy.config import PolicyConfig
+from tootcheck.policy.config import MASTODON_SECRET_KEYS, PolicyConfig
+from tootcheck.policy.config_loader import config_from_mapping
 from tootcheck.policy.engine import PolicyRun, evaluate
 from tootcheck.policy.registry import Rule
 
 CASES_DIR = Path(__file__).parent / "cases"
+_CONFIG = re.compile(r"^# config: (?P<config>\{.*\})\s*$", re.M)
 _EXPECT = re.compile(r"^# expect: (?P<object>[^:\s]+)(?::(?P<container>\S+))?\s*$", re.M)
 
 
@@ -42,6 +46,21 @@ def all_cases() -> list[Case]:
             for f in sorted(d.glob("*.yaml"))]
 
 
+# The cases describe kirchner.social: its domain, issuer and external Secret (the neutral
+# defaults would accept any domain and issuer), every rule in profile.
+CASE_CONFIG = PolicyConfig(
+    profile="hardened", domain="kirchner.social", allowed_issuers=("kirchner-social-issuer",),
+    external_secrets={"mastodon/mastodon-secrets": MASTODON_SECRET_KEYS})
+
+
 def run_case(rule: Rule, path: Path, config: PolicyConfig | None = None) -> PolicyRun:
-    objects = parse_stream(path.read_text(), f"tests/policy/cases/{path.parent.name}/{path.name}")
-    return evaluate([Bundle(objects)], config or PolicyConfig(), rules=[rule])
+    """Run ``rule`` over the case; a ``# config: {...}`` header (YAML flow mapping)
+    overrides CASE_CONFIG for that case (e.g. the neutral issuer defaults)."""
+    text = path.read_text()
+    if config is None:
+        config = CASE_CONFIG
+        m = _CONFIG.search(text)
+        if m:
+            config = config_from_mapping(yaml.safe_load(m["config"]), config, origin=str(path))
+    objects = parse_stream(text, f"tests/policy/cases/{path.parent.name}/{path.name}")
+    return evaluate([Bundle(objects)], config, rules=[rule])

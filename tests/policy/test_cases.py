@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.policy.casefiles import Case, all_cases, run_case
+from tests.policy.casefiles import CASE_CONFIG, Case, all_cases, run_case
 from tootcheck.policy.registry import load_rules
 
 REGISTRY = load_rules()
@@ -44,7 +44,6 @@ def test_private_addresses_allowed_only_in_overlay_sources() -> None:
     """MSTDN-CFG-007 flags the reference but not a source listed under overlay_sources."""
     from tests.policy.casefiles import CASES_DIR
     from tootcheck.policy.bundle import Bundle, parse_stream
-    from tootcheck.policy.config import PolicyConfig
     from tootcheck.policy.engine import evaluate
 
     text = (CASES_DIR / "MSTDN-CFG-007" / "fail-set-in-reference.yaml").read_text()
@@ -52,17 +51,16 @@ def test_private_addresses_allowed_only_in_overlay_sources() -> None:
     for source, fires in (("manifests/rendered/mastodon.yaml", True),
                           ("manifests/rendered/overlay-kind.yaml", False),
                           ("manifests/overlays/kind", False)):
-        run = evaluate([Bundle(parse_stream(text, source))], PolicyConfig(), rules=[rule])
+        run = evaluate([Bundle(parse_stream(text, source))], CASE_CONFIG, rules=[rule])
         assert bool(run.findings) is fires, source
 
 
 def test_object_defined_twice_is_a_schema_finding() -> None:
     from tootcheck.policy.bundle import Bundle, parse_stream
-    from tootcheck.policy.config import PolicyConfig
     from tootcheck.policy.engine import evaluate
 
     doc = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: mastodon}\n"
-    run = evaluate([Bundle(parse_stream(doc + "---\n" + doc, "twice.yaml"))], PolicyConfig(),
+    run = evaluate([Bundle(parse_stream(doc + "---\n" + doc, "twice.yaml"))], CASE_CONFIG,
                    rules=[REGISTRY.get("MSTDN-WL-010")])
     assert [f.message for f in run.findings] == [
         "defined twice: twice.yaml document 2 repeats twice.yaml document 1"]
@@ -72,7 +70,6 @@ def test_schema_messages_never_echo_values() -> None:
     """A mistyped literal (a number where the API wants a string) is a schema finding
     that names the field, never the value: it may be a credential."""
     from tootcheck.policy.bundle import Bundle, parse_stream
-    from tootcheck.policy.config import PolicyConfig
     from tootcheck.policy.engine import evaluate
 
     doc = """\
@@ -90,7 +87,7 @@ spec:
     image: ghcr.io/mastodon/mastodon:v4.5.0
     env: [{name: DB_PASS, value: 564738291029384756}]
 """
-    run = evaluate([Bundle(parse_stream(doc, "typed.yaml"))], PolicyConfig(),
+    run = evaluate([Bundle(parse_stream(doc, "typed.yaml"))], CASE_CONFIG,
                    rules=[REGISTRY.get("MSTDN-WL-010")])
     messages = sorted(f.message for f in run.findings)
     assert messages == [

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from tests import REPO_ROOT
+from tootcheck.policy.config import MASTODON_SECRET_KEYS
 
 REFERENCE = REPO_ROOT / "manifests" / "rendered" / "mastodon.yaml"
 MODULE = """
@@ -54,9 +55,25 @@ def gate_dir(pytester: pytest.Pytester) -> pytest.Pytester:
     (rendered / "mastodon.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
     (rendered / "overlay-kind.yaml").write_text(REFERENCE.read_text())
     pytester.makefile(".yaml", waivers=WAIVERS)
-    (pytester.path / "tootcheck.toml").write_text('overlay_sources = ["*overlay-*.yaml"]\n')
+    keys = ", ".join(f'"{k}"' for k in MASTODON_SECRET_KEYS)
+    (pytester.path / "tootcheck.toml").write_text(
+        'overlay_sources = ["*overlay-*.yaml"]\nprofile = "hardened"\n'
+        f'[external_secrets]\n"mastodon/mastodon-secrets" = [{keys}]\n')
     pytester.makepyfile(test_gate_inner=MODULE)
     return pytester
+
+
+def test_gate_profile_option(gate_dir: pytest.Pytester) -> None:
+    """--policy-profile baseline overrides the config's hardened: the hardening rules are
+    skipped with the reason, the baseline ones still fail."""
+    result = gate_dir.runpytest("-v", "-rs", "--policy-profile=baseline",
+                                f"--reports-dir={gate_dir.path / 'reports'}",
+                                "-p", "no:cacheprovider", "-p", "no:pytest-kind")
+    out = result.stdout.str()
+    assert "MSTDN-WL-001[not run] SKIPPED" in out
+    assert "MSTDN-WL-001: profile hardened (this run: baseline)" in out
+    assert "MSTDN-SECRET-001[ConfigMap/mastodon/mastodon-env] FAILED" in out
+    assert "MSTDN-SEC-002[Deployment" not in out
 
 
 def test_gate_items(gate_dir: pytest.Pytester) -> None:

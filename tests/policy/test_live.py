@@ -14,8 +14,9 @@ import yaml
 from pytest_httpserver import HTTPServer
 
 from tests import REPO_ROOT
+from tests.policy.casefiles import CASE_CONFIG
 from tootcheck.cli import main
-from tootcheck.policy.config import MASTODON_SECRET_KEYS, PolicyConfig
+from tootcheck.policy.config import MASTODON_SECRET_KEYS
 from tootcheck.policy.engine import evaluate
 from tootcheck.policy.live import load_live_bundle
 
@@ -97,7 +98,7 @@ def kubeconfig(tmp_path: Path, server: str) -> Path:
 def test_live_bundle_is_clean_and_keys_only(httpserver: HTTPServer, tmp_path: Path) -> None:
     serve(httpserver, cluster_objects())
     kc = kubeconfig(tmp_path, httpserver.url_for("/").rstrip("/"))
-    bundle = load_live_bundle(kc, None, "mastodon", PolicyConfig())
+    bundle = load_live_bundle(kc, None, "mastodon", CASE_CONFIG)
     dump = json.dumps([o.data for o in bundle])
     assert SECRET_VALUE not in dump
     assert base64.b64encode(SECRET_VALUE.encode()).decode() not in dump
@@ -108,10 +109,10 @@ def test_live_bundle_is_clean_and_keys_only(httpserver: HTTPServer, tmp_path: Pa
     pvc = bundle.find("PersistentVolumeClaim", "mastodon", "mastodon-system")
     assert pvc is not None and pvc.live_status == {"phase": "Bound"}
     assert bundle.mode == "live" and bundle.objects[0].source == "live:fake/mastodon"
-    run = evaluate([bundle], PolicyConfig())
+    run = evaluate([bundle], CASE_CONFIG)
     assert not run.failed(strict=False), [f.text() for f in run.findings]
     not_run = {o.rule.id for o in run.outcomes if o.not_run}
-    assert not_run == {"MSTDN-SECRET-005", "MSTDN-UPG-002"}  # offline-only rules
+    assert not_run == {"MSTDN-SECRET-005", "MSTDN-SECRET-006", "MSTDN-UPG-002"}  # offline only
 
 
 def test_live_secret_missing_a_key(httpserver: HTTPServer, tmp_path: Path,

@@ -16,14 +16,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import REPO_ROOT
+from tests.policy.casefiles import CASE_CONFIG
 from tootcheck.policy.bundle import Bundle, K8sObject, parse_stream
-from tootcheck.policy.config import MASTODON_SECRET_KEYS, PolicyConfig
+from tootcheck.policy.config import MASTODON_SECRET_KEYS
 from tootcheck.policy.engine import evaluate
 from tootcheck.policy.registry import all_rules
 
 REFERENCE = REPO_ROOT / "manifests" / "rendered" / "mastodon.yaml"
 RULES = [r for r in all_rules() if r.id != "MSTDN-WL-010"]
-CONFIG = PolicyConfig()
+CONFIG = CASE_CONFIG
 Docs = list[dict[str, Any]]
 
 

@@ -7,9 +7,8 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from tests.policy.casefiles import CASES_DIR
+from tests.policy.casefiles import CASE_CONFIG, CASES_DIR
 from tootcheck.policy.bundle import Bundle, parse_stream
-from tootcheck.policy.config import PolicyConfig
 from tootcheck.policy.engine import evaluate
 from tootcheck.policy.junit import write_junit
 from tootcheck.policy.registry import all_rules
@@ -36,7 +35,7 @@ def make_run():
     rules = all_rules()
     waivers = parse_waivers(WAIVERS, "w.yaml", [r.id for r in rules])
     bundle = Bundle(parse_stream(CASE.read_text(), SOURCE))
-    return evaluate([bundle], PolicyConfig(), waivers=waivers, today=dt.date(2026, 11, 27))
+    return evaluate([bundle], CASE_CONFIG, waivers=waivers, today=dt.date(2026, 11, 27))
 
 
 RUN = make_run()
@@ -108,7 +107,7 @@ def test_sarif_for_live_objects_has_no_file() -> None:
 
     obj = K8sObject(data={"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
                           "spec": {"type": "NodePort"}}, source="live:kind/mastodon")
-    run = evaluate([Bundle([obj], mode="live")], PolicyConfig(),
+    run = evaluate([Bundle([obj], mode="live")], CASE_CONFIG,
                    rules=[r for r in all_rules() if r.id == "MSTDN-WL-007"])
     [res] = to_sarif(run)["runs"][0]["results"]
     assert "physicalLocation" not in res["locations"][0]

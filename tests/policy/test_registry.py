@@ -101,3 +101,47 @@ def test_malformed_id_and_wrong_area_refused() -> None:
              registry=Registry())(fn)
     with pytest.raises(ValueError, match=r"belongs in rules/sec\.py"):
         rule("MSTDN-SEC-999", Severity.INFO, "x", kinds=None, remediation="x.", refs=("x",))(fn)
+
+
+# The hardening preferences: everything else breaks Mastodon, loses data, leaks a secret
+# or misroutes traffic, and is baseline.
+HARDENED = {"MSTDN-WL-001", "MSTDN-WL-002", "MSTDN-WL-008", "MSTDN-WL-009", "MSTDN-SEC-002",
+            "MSTDN-SEC-003", "MSTDN-SEC-004", "MSTDN-SEC-005", "MSTDN-TLS-004", "MSTDN-PV-005"}
+
+
+def test_every_rule_declares_its_profile() -> None:
+    from tootcheck.policy.registry import PROFILES, all_rules
+
+    rules = all_rules()
+    assert {r.profile for r in rules} == set(PROFILES)
+    assert {r.id for r in rules if r.profile == "hardened"} == HARDENED
+    assert all(r.in_profile("hardened") for r in rules)
+    assert [r.id for r in rules if r.in_profile("baseline")] == [
+        r.id for r in rules if r.id not in HARDENED]
+
+
+def test_a_global_rule_without_a_profile_is_refused() -> None:
+    def fn(s, ctx):  # pragma: no cover
+        return iter(())
+
+    fn.__module__ = "tootcheck.policy.rules.wl"  # past the area check; refused before adding
+    with pytest.raises(ValueError, match="declare profile="):
+        rule("MSTDN-WL-999", Severity.INFO, "x", kinds=None, remediation="x.", refs=("x",))(fn)
+    with pytest.raises(ValueError, match="profile must be one of"):
+        rule("MSTDN-WL-998", Severity.INFO, "x", kinds=None, remediation="x.", refs=("x",),
+             profile="strict")(fn)
+
+
+def test_profile_on_the_command_line_and_in_the_config(tmp_path, capsys) -> None:
+    from tootcheck.cli import main
+
+    config = tmp_path / "tootcheck.toml"
+    config.write_text('profile = "hardened"\n')
+    render = "manifests/rendered/mastodon.yaml"
+    assert main(["policy", "--config", str(config), render]) == 0
+    assert "outside the profile" not in capsys.readouterr().out
+    assert main(["policy", "--config", str(config), "--profile", "baseline", render]) == 0
+    assert f"{len(HARDENED)} rule(s) outside the profile not run" in capsys.readouterr().out
+    config.write_text('profile = "paranoid"\n')
+    assert main(["policy", "--config", str(config), render]) == 2
+    assert "profile: must be one of baseline, hardened" in capsys.readouterr().err

@@ -7,11 +7,10 @@ import datetime as dt
 
 import pytest
 
-from tests.policy.casefiles import CASES_DIR
+from tests.policy.casefiles import CASE_CONFIG, CASES_DIR
 from tootcheck.errors import BadInput
 from tootcheck.model import Severity
 from tootcheck.policy.bundle import Bundle, parse_stream
-from tootcheck.policy.config import PolicyConfig
 from tootcheck.policy.engine import evaluate
 from tootcheck.policy.registry import all_rules, load_rules
 from tootcheck.policy.waivers import parse_waivers
@@ -25,7 +24,7 @@ BROKEN = CASES_DIR / "MSTDN-WL-005" / "fail-latest.yaml"  # sidekiq on :latest
 def run_with(waivers_yaml: str, today: dt.date = TODAY, label: str = ""):
     waivers = parse_waivers(waivers_yaml, "waivers.yaml", IDS)
     bundle = Bundle(parse_stream(BROKEN.read_text(), "broken.yaml"), label=label)
-    return evaluate([bundle], PolicyConfig(), waivers=waivers, today=today,
+    return evaluate([bundle], CASE_CONFIG, waivers=waivers, today=today,
                     rules=[REG.get("MSTDN-WL-005")])
 
 
@@ -129,3 +128,25 @@ def test_unreadable_waivers_and_config_files_are_bad_input(tmp_path) -> None:
     bad.write_text("web_port = true\n")  # TOML's true is no port number
     with pytest.raises(BadInput, match="web_port: must be an integer, not True"):
         load_config(bad)
+
+
+def test_waiver_for_a_rule_outside_the_profile_is_a_note_not_stale() -> None:
+    """Gating in baseline: a waiver for a hardened rule matches nothing because the rule
+    did not run, which is not staleness."""
+    from dataclasses import replace as _replace
+
+    from tests import REPO_ROOT
+    from tootcheck.policy.bundle import Bundle, parse_stream
+    from tootcheck.policy.engine import evaluate
+    from tootcheck.policy.waivers import parse_waivers
+
+    render = REPO_ROOT / "manifests" / "rendered" / "mastodon.yaml"
+    bundle = Bundle(parse_stream(render.read_text(), "manifests/rendered/mastodon.yaml"))
+    text = ("waivers:\n- rule: MSTDN-WL-001\n  object: Deployment/mastodon/mastodon\n"
+            "  reason: test\n  expires: 2099-01-01\n")
+    waivers = parse_waivers(text, "w.yaml", ["MSTDN-WL-001"])
+    run = evaluate([bundle], _replace(CASE_CONFIG, profile="baseline"), waivers=waivers)
+    assert [(p.kind, p.severity.value) for p in run.waiver_problems] == [("absent", "INFO")]
+    assert "did not run" in run.waiver_problems[0].message
+    run = evaluate([bundle], CASE_CONFIG, waivers=waivers)  # hardened: the rule runs, passes
+    assert [p.kind for p in run.waiver_problems] == ["stale"]

@@ -7,6 +7,8 @@ config file found from the working directory).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from tootcheck.checks.registry import live_check
 from tootcheck.errors import BadInput
 from tootcheck.model import CheckResult, CheckRun
@@ -14,6 +16,7 @@ from tootcheck.policy.config_loader import load_project
 from tootcheck.policy.engine import evaluate
 from tootcheck.policy.live import load_live_bundle
 from tootcheck.policy.registry import all_rules
+from tootcheck.settings import active
 from tootcheck.target import Target
 
 FAULTS = {
@@ -29,6 +32,8 @@ def check_live_objects(target: Target, *, strict: bool = False,
     run = CheckRun("policy.live_objects", target.name)
     project = load_project(known_rules=[r.id for r in all_rules()])  # bad config: BadInput
     config = project.config
+    if active().policy_profile:  # --policy-profile overrides the config's profile
+        config = replace(config, profile=active().policy_profile)
     try:
         bundle = load_live_bundle(target.kubeconfig, target.kube_context, target.namespace, config)
         result = evaluate([bundle], config, waivers=project.waivers if waivers else None)

@@ -6,6 +6,7 @@
                                  overlay sources given beside the reference are gated on
                                  their own (ids suffixed @<name>)
     tootcheck policy --live [--kubeconfig K] [--context C] [--namespace N]
+    --profile baseline|hardened  which rules run (default: the config's, else baseline)
 
 Exit codes: 0 pass, 1 violations (ERROR findings, expired waivers; WARN too with
 --strict), 2 bad input (one line on stderr).
@@ -49,7 +50,9 @@ def register(subparsers: Any) -> None:
                       help="namespace to check (default: the policy config's, mastodon)")
     p.add_argument("--strict", action="store_true", help="WARN findings fail too")
     p.add_argument("--profile", choices=PROFILES, default=None,
-                   help="rule profile (default: the config file's profile, else baseline)")
+                   help="rules to run: baseline (breaks Mastodon, loses data, leaks secrets, "
+                        "misroutes traffic) or hardened (adds the hardening preferences); "
+                        "default: the config's, else baseline")
     p.add_argument("--kube-version", default=KUBERNETES,
                    help=f"Kubernetes version for strict schema validation (default {KUBERNETES})")
     p.add_argument("--waivers", type=Path, default=None,

@@ -253,6 +253,10 @@ def e2e_checks(probe: Probe, *, cluster: str, config_path: Path,
 
 
 def run_e2e(args: argparse.Namespace, probe: Probe | None = None) -> int:
+    if getattr(args, "app", None):
+        from tootcheck.kube.overlay import check_app_dir
+
+        print(f"app: {check_app_dir(Path(args.app))} (kind overlay composed around it)")
     cluster = args.cluster_name or active().cluster_name
     checks = e2e_checks(probe or Probe(), cluster=cluster, config_path=Path(args.kind_config))
     failed = [c.name for c in checks if not c.ok]
@@ -293,6 +297,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="kind cluster config whose port mappings must be free")
 
     e2e = sub.add_parser("e2e", help="Docker, kind/kubectl/helm, host NFS client, free ports")
+    e2e.add_argument("--app", default="", help="the apps/mastodon directory to bring up (make e2e "
+                     "APP=DIR); checked first")
     common(e2e)
     e2e.set_defaults(func=run_e2e)
     rehearse = sub.add_parser("rehearse", help="validate FROM/TO, then the e2e checks")

@@ -36,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(rules_markdown())
         return 0
     rules = all_rules()
-    rows = [("ID", "SEVERITY", "APPLIES TO", "RULE")]
-    rows += [(r.id, r.severity.value, r.applies_to if len(r.applies_to) < 40 else
+    rows = [("ID", "PROFILE", "SEVERITY", "APPLIES TO", "RULE")]
+    rows += [(r.id, r.profile, r.severity.value, r.applies_to if len(r.applies_to) < 40 else
               r.applies_to[:37] + "...", r.title) for r in rules]
     for line in table(rows, numeric=False):
         print(line)

@@ -88,7 +88,7 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str,
         return None
     strict = active().policy_strict
     try:
-        run = run_gate(obj)
+        run = run_gate(obj, profile=active().policy_profile)
     except BadInput as exc:
         return [BadInputItem.from_parent(collector, name=f"{name}[bad input]",
                                          message=str(exc))]

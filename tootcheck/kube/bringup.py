@@ -360,17 +360,34 @@ def run_render(ctx: Context, phase: plan.Phase) -> str:
     for path in phase.paths:
         # A rehearsal deploys the overlay at FROM first (images, and the chart if it changes).
         rehearsal = mastodon_render(ctx.settings) if path == "manifests/overlays/kind" else None
-        text = rehearsal if rehearsal is not None else render_fn(source_dir(path))
-        docs = split_documents(text, path)
-        if path == "manifests/overlays/kind":
+        app_dir = ctx.settings.app_dir if path == "manifests/overlays/kind" else None
+        composed = app_dir is not None and rehearsal is None  # make e2e APP=DIR
+        if composed:
+            docs = app_overlay_docs(ctx, app_dir, render_fn)  # type: ignore[arg-type]
+        else:
+            docs = split_documents(rehearsal if rehearsal is not None
+                                   else render_fn(source_dir(path)), path)
+        if path == "manifests/overlays/kind" and not composed:
             docs = objects.with_env(docs, {"VAPID_PUBLIC_KEY": ctx.secrets.vapid_public_key})
         applied = yaml.dump_all(docs, Dumper=SAFE_DUMPER, sort_keys=False)
         out = ctx.out_dir / "render" / (path.removeprefix("manifests/").replace("/", "-") + ".yaml")
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(applied)
+        out.write_text(redact(applied) if composed else applied)  # APP=DIR: secrets in docs
         ctx.renders[path] = Rendered(path, docs, out, plan.render_digest([applied]))
         total += len(docs)
     return f"{len(phase.paths)} kustomizations, {total} objects (applied copies in {ctx.out_dir / 'render'})"
+
+
+def app_overlay_docs(ctx: Context, app_dir: Path, render_fn: Callable[[Path], str]) -> list[dict]:
+    from tootcheck.kube import overlay
+
+    assert ctx.secrets is not None
+    known = {k: ctx.secrets[k].reveal() for k in ctx.secrets}
+    return overlay.render_app_overlay(
+        app_dir, render_fn, ctx.out_dir / "app-overlay", oidc_issuer=ctx.settings.oidc_issuer,
+        domain=ctx.settings.domain,
+        value_for=overlay.run_values(known, lambda: Secret(secretgen.alphanumeric()).reveal()),
+        vapid_public_key=ctx.secrets.vapid_public_key)
 
 
 def wanted_images(ctx: Context) -> list[str]:

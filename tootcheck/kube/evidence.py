@@ -33,7 +33,7 @@ import yaml
 
 from tootcheck.kube.readiness import readiness
 from tootcheck.kube.waits import format_event, recent_events, sorted_events
-from tootcheck.redaction import MASK, redact
+from tootcheck.redaction import MASK, mask_secret_settings, redact, secret_setting_values
 
 LOG_TAIL_LINES = 2000
 SKIP_NAMESPACES = ("kube-public", "kube-node-lease")
@@ -191,7 +191,7 @@ def collect_not_ready(source: Source, namespaces: Sequence[str], events: Sequenc
                     "object": f"{kind}/{meta.get('namespace', '')}/{meta.get('name')}".replace("//", "/"),
                     "verdict": verdict.reason,
                     "labels": meta.get("labels") or {},
-                    "spec": _spec_summary(obj),
+                    "spec": mask_secret_settings(_spec_summary(obj)),
                     "status": obj.get("status") or {},
                     "events": recent_events(events, [meta.get("name", "")], limit=20),
                 }
@@ -255,12 +255,33 @@ def collect_secrets(source: Source, namespaces: Sequence[str], out: Collected) -
     return values
 
 
-def collect_renders(source: Source, out: Collected) -> None:
+def collect_renders(source: Source, out: Collected) -> list[str]:
+    """The applied renders; returns the values of their secret-valued settings
+    (ConfigMap keys, env values) so the writer masks them."""
+    values: list[str] = []
     for name, path in source.renders.items():
         try:
-            out.files[f"render/{_path_part(name)}.yaml"] = Path(path).read_text()
+            text = Path(path).read_text()
         except OSError as exc:
             out.errors.append(f"render {name}: {exc}")
+            continue
+        out.files[f"render/{_path_part(name)}.yaml"] = text
+        with contextlib.suppress(yaml.YAMLError):
+            values += secret_setting_values(list(yaml.safe_load_all(text)))
+    return values
+
+
+def collect_configmap_secrets(source: Source, namespaces: Sequence[str], out: Collected) -> list[str]:
+    """Values of secret-valued ConfigMap keys in the cluster (to mask in logs and objects)."""
+    values: list[str] = []
+    for namespace in namespaces:
+        try:
+            configmaps = source.kube.list("v1", "ConfigMap", namespace)
+        except Exception as exc:
+            out.errors.append(f"configmaps in {namespace}: {type(exc).__name__}: {exc}")
+            continue
+        values += secret_setting_values([{**cm, "kind": "ConfigMap"} for cm in configmaps])
+    return values
 
 
 def collect(source: Source) -> tuple[Collected, list[str]]:
@@ -286,7 +307,9 @@ def collect(source: Source) -> tuple[Collected, list[str]]:
         ("not-ready objects", lambda: collect_not_ready(source, namespaces, events, out)),
         ("cert-manager", lambda: collect_cert_manager(source, namespaces, out)),
         ("secrets", lambda: secret_values.extend(collect_secrets(source, namespaces, out))),
-        ("renders", lambda: collect_renders(source, out)),
+        ("renders", lambda: secret_values.extend(collect_renders(source, out))),
+        ("configmaps", lambda: secret_values.extend(
+            collect_configmap_secrets(source, namespaces, out))),
     ]
     for label, step in steps:
         try:

@@ -1,9 +1,13 @@
 """Gate configuration: the facts about the deployment that rules compare against.
 
-The config file (``tootcheck.toml`` or ``[tool.tootcheck]`` found upward from the
-working directory, or ``--config``) overrides the defaults key by key; an unknown key
-is bad input, so a typo cannot silently disable a check. Finding and validating the
-file: :mod:`tootcheck.config_file`, :mod:`tootcheck.policy.config_loader`.
+Defaults are neutral: no domain (each Mastodon's LOCAL_DOMAIN is its domain), any
+cert-manager issuer, no external Secrets declared (an unrendered Secret is assumed to
+provide the keys it is read for, and reported so), the baseline profile.
+kirchner.social's facts live in this repository's config file. The config file
+(``tootcheck.toml`` or ``[tool.tootcheck]`` found upward from the working directory, or
+``--config``) overrides them key by key; an unknown key is bad input, so a typo cannot
+silently disable a check. Finding and validating the file: :mod:`tootcheck.config_file`,
+:mod:`tootcheck.policy.config_loader`.
 """
 
 from __future__ import annotations
@@ -12,6 +16,10 @@ import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# Rule profiles, smallest first: baseline holds what breaks Mastodon, loses data, leaks
+# secrets or misroutes traffic; hardened adds the hardening preferences.
+PROFILES = ("baseline", "hardened")
 
 # Keys of the externally provided Secret `mastodon-secrets` (never rendered).
 MASTODON_SECRET_KEYS = (
@@ -24,10 +32,11 @@ MASTODON_SECRET_KEYS = (
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    # which rules apply: baseline | hardened (tootcheck.policy.config_loader.PROFILES)
+    # which rules run: baseline (breaks Mastodon, loses data, leaks secrets, misroutes
+    # traffic) or hardened (adds the hardening preferences)
     profile: str = "baseline"
-    # the instance
-    domain: str = "kirchner.social"
+    # the instance; empty: LOCAL_DOMAIN of the manifests
+    domain: str = ""
     namespace: str = "mastodon"  # namespace of rendered objects that carry none
     web_port: int = 3000
     streaming_port: int = 4000
@@ -36,15 +45,14 @@ class PolicyConfig:
     mastodon_registry: str = "ghcr.io/mastodon"
     # ingress and TLS
     ingress_class: str = "traefik"
-    allowed_issuers: tuple[str, ...] = ("kirchner-social-issuer",)
+    allowed_issuers: tuple[str, ...] = ()  # empty: any cert-manager issuer
     entrypoint_redirect: bool = False  # Traefik redirects web->websecure at the entrypoint
     # storage
     nfs_storage_classes: tuple[str, ...] = ("nfs-csi",)
     nfs_provisioners: tuple[str, ...] = (
         "nfs.csi.k8s.io", "cluster.local/nfs-subdir-external-provisioner")
     # Secrets provided outside the manifests ("name" or "namespace/name") -> keys they hold
-    external_secrets: Mapping[str, tuple[str, ...]] = field(
-        default_factory=lambda: {"mastodon/mastodon-secrets": MASTODON_SECRET_KEYS})
+    external_secrets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # ConfigMaps provided outside the manifests ("name" or "namespace/name")
     external_configmaps: tuple[str, ...] = ()
     # Sources (repo-relative globs) that are overlays of the reference, e.g. the kind overlay.
@@ -59,13 +67,12 @@ class PolicyConfig:
     def web_host(self) -> str:
         return self.domain
 
-    @property
-    def oidc_redirect_uri(self) -> str:
-        return f"https://{self.domain}{self.oidc_redirect_path}"
+    def oidc_redirect_uri(self, domain: str) -> str:
+        """Mastodon's callback on ``domain`` (the configured one wins)."""
+        return f"https://{self.domain or domain}{self.oidc_redirect_path}"
 
-    @property
-    def oidc_suffix(self) -> str:
-        return self.oidc_host_suffix or self.domain
+    def oidc_suffix(self, domain: str) -> str:
+        return self.oidc_host_suffix or self.domain or domain
 
     def external_secret_keys(self, namespace: str | None, name: str) -> tuple[str, ...] | None:
         """The declared keys of an external Secret, None when it is not allow-listed."""

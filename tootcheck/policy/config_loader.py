@@ -25,11 +25,10 @@ from typing import Any
 from tootcheck import config_file
 from tootcheck.config_file import ConfigFile
 from tootcheck.errors import BadInput
-from tootcheck.policy.config import PolicyConfig
+from tootcheck.policy.config import PROFILES, PolicyConfig
 from tootcheck.policy.waivers import Waiver, Waivers, load_waivers, waiver_entry
 
 WAIVERS_KEY = "waivers"
-PROFILES = ("baseline", "hardened")
 _WAIVER_HEADER = re.compile(r"^[ \t]*\[\[\s*(?:tool\s*\.\s*tootcheck\s*\.\s*)?waivers\s*\]\]",
                             re.MULTILINE)
 
@@ -116,6 +115,12 @@ def settings_from_table(table: Mapping[str, Any], file: ConfigFile,
         return replace(base, **changes)
     except BadInput as exc:  # the dataclass's own checks
         raise BadInput(f"{file.shown}: {exc}") from None
+
+
+def config_from_mapping(raw: Mapping[str, Any], base: PolicyConfig | None = None,
+                        origin: str = "policy config") -> PolicyConfig:
+    """Settings from a plain mapping (e.g. a test case's header), validated the same way."""
+    return settings_from_table(raw, ConfigFile(Path(origin), raw), base)
 
 
 def _shown(value: Any) -> str:

@@ -52,9 +52,9 @@ def _cell(text: str) -> str:
 def rules_index(rules: Sequence[Rule] | None = None, link_base: str = "") -> list[str]:
     """The rule table: one row per rule, linking to its section (``link_base`` + anchor)."""
     rules = list(rules) if rules is not None else all_rules()
-    rows = ["| ID | Severity | Applies to | Rule |", "|---|---|---|---|"]
-    rows += [f"| [{r.id}]({link_base}#{r.anchor}) | {r.severity.value} | {_cell(r.applies_to)} | "
-             f"{_cell(r.title)} |" for r in rules]
+    rows = ["| ID | Profile | Severity | Applies to | Rule |", "|---|---|---|---|---|"]
+    rows += [f"| [{r.id}]({link_base}#{r.anchor}) | {r.profile} | {r.severity.value} | "
+             f"{_cell(r.applies_to)} | {_cell(r.title)} |" for r in rules]
     return rows
 
 
@@ -85,6 +85,14 @@ def rules_markdown(rules: Sequence[Rule] | None = None) -> str:
         "*offline* do not run against a live cluster. How the gate runs, its inputs and "
         "outputs: [policy.md](policy.md).",
         "",
+        "**Profiles.** `baseline` (the default) runs the rules whose failure breaks "
+        "Mastodon, loses data, leaks a secret or misroutes traffic. `hardened` runs every "
+        "rule: it adds Pod Security restricted, read-only root filesystems, resources and "
+        "limits, the service-account token, NetworkPolicy, PVC-only storage and Traefik "
+        "router annotations. Choose with `--profile` (CLI), `--policy-profile` (pytest) or "
+        "`profile:` in the policy config; a rule outside the chosen profile is reported as "
+        "not run, never as passed.",
+        "",
         *rules_index(rules),
     ]
     area = None
@@ -98,7 +106,7 @@ def rules_markdown(rules: Sequence[Rule] | None = None) -> str:
             "",
             f"### {r.id}",
             "",
-            f"**{r.title}** ({r.severity.value}; {r.applies_to}; per "
+            f"**{r.title}** ({r.severity.value}; profile {r.profile}; {r.applies_to}; per "
             f"{'container' if r.scope == 'container' else 'object'}; {modes})",
             "",
             r.description,

@@ -233,6 +233,9 @@ def evaluate(bundles: Sequence[Bundle], config: PolicyConfig, *,
     for r in rule_list:
         outcome = RuleOutcome(r)
         outcomes.append(outcome)
+        if not r.in_profile(config.profile):
+            outcome.not_run = f"profile {r.profile} (this run: {config.profile})"
+            continue
         modes = {b.mode for b in bundles}
         if not modes & r.modes:
             outcome.not_run = f"runs only {'/'.join(sorted(r.modes))}"
@@ -261,5 +264,6 @@ def evaluate(bundles: Sequence[Bundle], config: PolicyConfig, *,
                     res.findings.append(finding)
             outcome.results.extend(results.values())
     present = {obj.id for bundle in bundles for obj in bundle}
-    return PolicyRun(outcomes, list(bundles), waivers, waivers.problems(today, present), kube_version,
-                     time.perf_counter() - started)
+    not_run = {o.rule.id for o in outcomes if o.not_run}
+    return PolicyRun(outcomes, list(bundles), waivers, waivers.problems(today, present, not_run),
+                     kube_version, time.perf_counter() - started)

@@ -3,7 +3,9 @@ sources in order (later wins), then ``env[]`` (wins over envFrom).
 
 ConfigMap values and literal ``env[].value`` are kept; Secret entries carry the
 key only, never a value. References that resolve to nothing are recorded so the
-resolution rule can report them.
+resolution rule can report them. Offline, a Secret that is neither rendered nor
+declared under external_secrets is assumed to provide the keys read from it (for
+envFrom: Mastodon's secret settings), and the assumption is recorded.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tootcheck.policy.bundle import Bundle, FieldPath, K8sObject
-from tootcheck.policy.config import PolicyConfig
+from tootcheck.policy.config import MASTODON_SECRET_KEYS, PolicyConfig
 from tootcheck.policy.k8s import Container
 
 
@@ -54,12 +56,22 @@ class Unresolved:
     why: str
 
 
+@dataclass(frozen=True)
+class Assumed:
+    """An unrendered, undeclared Secret taken (offline) to provide ``keys``."""
+
+    name: str
+    keys: tuple[str, ...]
+    path: FieldPath
+
+
 @dataclass
 class MergedEnv:
     vars: dict[str, EnvVar] = field(default_factory=dict)  # effective entries
     definitions: list[EnvVar] = field(default_factory=list)  # every definition, in order
     env_from: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) in order
     unresolved: list[Unresolved] = field(default_factory=list)
+    assumed: list[Assumed] = field(default_factory=list)
 
     def get(self, name: str) -> EnvVar | None:
         return self.vars.get(name)
@@ -126,6 +138,13 @@ def _merge(c: Container, bundle: Bundle, config: PolicyConfig) -> MergedEnv:
                     keys = set(CERT_KEYS)
                 elif declared is not None and bundle.mode == "offline":
                     keys = set(declared)
+                elif bundle.mode == "offline":
+                    # Sealed, external or created by hand: assume it holds Mastodon's
+                    # secret settings that no other source of the container defines
+                    # (reported by MSTDN-SECRET-006, checked live by MSTDN-SECRET-004).
+                    others = _defined_elsewhere(c, bundle, name)
+                    keys = {k for k in MASTODON_SECRET_KEYS if prefix + k not in others}
+                    out.assumed.append(Assumed(name, tuple(sorted(keys)), path))
                 else:
                     out.unresolved.append(Unresolved(kind, name, None, path, optional,
                                                      _missing(bundle, "Secret")))
@@ -177,6 +196,8 @@ def _merge(c: Container, bundle: Bundle, config: PolicyConfig) -> MergedEnv:
                     out.unresolved.append(Unresolved(
                         "Secret", s_name, k, path, optional,
                         f"is external and declares no key {k} in the policy config"))
+            elif bundle.mode == "offline":
+                out.assumed.append(Assumed(s_name, (k,), path))
             else:
                 out.unresolved.append(Unresolved("Secret", s_name, k, path, optional,
                                                  _missing(bundle, "Secret")))
@@ -186,6 +207,24 @@ def _merge(c: Container, bundle: Bundle, config: PolicyConfig) -> MergedEnv:
         elif isinstance(vf.get("resourceFieldRef"), dict):
             _define(out, EnvVar(name, "resource", path))
     return out
+
+
+def _defined_elsewhere(c: Container, bundle: Bundle, secret: str) -> set[str]:
+    """Names the container gets from its rendered sources other than Secret ``secret``."""
+    names = {str(e["name"]) for e in c.data.get("env") or [] if isinstance(e, dict) and "name" in e}
+    for entry in c.data.get("envFrom") or []:
+        if not isinstance(entry, dict):
+            continue
+        prefix = str(entry.get("prefix") or "")
+        for ref_key, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
+            ref = entry.get(ref_key)
+            if not isinstance(ref, dict) or (kind == "Secret" and ref.get("name") == secret):
+                continue
+            found = bundle.find(kind, c.obj.namespace, str(ref.get("name", "")))
+            if found is not None:
+                keys = configmap_data(found) if kind == "ConfigMap" else secret_keys(found)
+                names.update(prefix + k for k in keys)
+    return names
 
 
 def issued_secret(bundle: Bundle, namespace: str | None, name: str) -> bool:

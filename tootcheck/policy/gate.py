@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tootcheck.errors import BadInput
@@ -21,9 +21,10 @@ from tootcheck.policy.bundle import Bundle, K8sObject, parse_stream
 from tootcheck.policy.config import PolicyConfig
 from tootcheck.policy.config_loader import load_project
 from tootcheck.policy.engine import Finding, PolicyRun, evaluate
-from tootcheck.policy.registry import all_rules
+from tootcheck.policy.registry import all_rules, check_profile
 from tootcheck.policy.sources import display_path, split_overlays
 from tootcheck.policy.waivers import load_waivers
+from tootcheck.redaction import register_secret_settings
 from tootcheck.versions import KUBERNETES
 
 # Relative to the project root (the config file's directory, else the working directory).
@@ -63,13 +64,18 @@ def gate_bundles(files: Sequence[Path], config: PolicyConfig) -> list[Bundle]:
         if not found:
             raise BadInput(f"{shown}: no Kubernetes objects in it")
         objects.extend(found)
+    register_secret_settings([o.data for o in objects])  # never echoed by any report
     return split_overlays(objects, config.is_overlay_source)
 
 
-def run_gate(gate: PolicyGate, *, today: dt.date | None = None) -> PolicyRun:
+def run_gate(gate: PolicyGate, *, today: dt.date | None = None,
+             profile: str = "") -> PolicyRun:
+    """Gate the renders; ``profile`` (non-empty) overrides the config's."""
     known = [r.id for r in all_rules()]
     project = load_project(gate.config, known_rules=known)
     config = project.config
+    if profile:
+        config = replace(config, profile=check_profile(profile))
     files = render_files(project.root / gate.renders)
     waivers = load_waivers(gate.waivers, known) if gate.waivers is not None else project.waivers
     return evaluate(gate_bundles(files, config), config, waivers=waivers,

@@ -208,8 +208,9 @@ def container_role(c: Container) -> str | None:
     if name == "mastodon-streaming":
         return "streaming"
     if name == "mastodon":
-        if re.search(r"db:(migrate|prepare|setup)", cmd):
-            return "migrate"
+        web = "puma" in cmd or re.search(r"rails\s+(s|server)\b", cmd)
+        if re.search(r"db:(migrate|prepare|setup)", cmd) and not web:
+            return "migrate"  # web's own `rails db:migrate && exec puma` stays web
         if "sidekiq" in cmd:
             return "sidekiq"
         if "streaming" in cmd:

@@ -18,6 +18,7 @@ from tootcheck.errors import BadInput
 from tootcheck.kube.client import Kube, connect
 from tootcheck.policy.bundle import Bundle, K8sObject
 from tootcheck.policy.config import PolicyConfig
+from tootcheck.redaction import register_secret_settings
 
 TIMEOUT_S = 20.0
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -152,4 +153,5 @@ def load_live_bundle(kubeconfig: Path | None, context: str | None, namespace: st
                      config: PolicyConfig) -> Bundle:
     kube = connect(kubeconfig, context, timeout=10.0)
     items = live_objects(kube, namespace)
+    register_secret_settings(items)  # secret-valued ConfigMap keys: never echoed by a report
     return to_bundle(items, f"live:{kube.context}/{namespace}", namespace)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from tootcheck.model import Severity
 from tootcheck.policy.bundle import FieldPath
+from tootcheck.policy.config import PROFILES
 
 if TYPE_CHECKING:
     from tootcheck.policy.engine import Context, Subject
@@ -67,6 +68,11 @@ class Rule:
     applies: Applies | None
     modes: frozenset[str]
     module: str
+    profile: str = "baseline"
+
+    def in_profile(self, profile: str) -> bool:
+        """Whether the rule runs under ``profile`` (each profile includes the smaller ones)."""
+        return PROFILES.index(self.profile) <= PROFILES.index(profile)
 
     @property
     def area(self) -> str:
@@ -140,8 +146,11 @@ REGISTRY = Registry()
 def rule(rule_id: str, severity: Severity, title: str, *, kinds: Iterable[str] | None,
          remediation: str, refs: Iterable[str], scope: str = "object",
          applies: Applies | None = None, modes: Iterable[str] = MODES,
+         profile: str | None = None,
          registry: Registry | None = None) -> Callable[[RuleFn], RuleFn]:
-    """Declare a rule; the decorated function's docstring is its description."""
+    """Declare a rule; the decorated function's docstring is its description.
+
+    Every rule of the global catalogue declares its ``profile`` (baseline or hardened)."""
     if scope not in ("object", "container"):
         raise ValueError(f"{rule_id}: scope must be object or container")
 
@@ -154,11 +163,15 @@ def rule(rule_id: str, severity: Severity, title: str, *, kinds: Iterable[str] |
         if registry is None and m.group(1) != area_module:  # the global catalogue only
             raise ValueError(f"{rule_id} registered in module {module}; it belongs in "
                              f"rules/{m.group(1).lower()}.py")
+        if profile is None and registry is None:
+            raise ValueError(f"{rule_id}: declare profile= ({' or '.join(PROFILES)})")
+        if profile is not None and profile not in PROFILES:
+            raise ValueError(f"{rule_id}: profile must be one of {', '.join(PROFILES)}")
         (REGISTRY if registry is None else registry).add(Rule(
             id=rule_id, severity=severity, title=title,
             kinds=frozenset(kinds) if kinds is not None else None, scope=scope,
             remediation=remediation, refs=tuple(refs), fn=fn, applies=applies,
-            modes=frozenset(modes), module=module))
+            modes=frozenset(modes), module=module, profile=profile or "baseline"))
         return fn
 
     return register
@@ -173,3 +186,12 @@ def load_rules() -> Registry:
 
 def all_rules() -> list[Rule]:
     return list(load_rules())
+
+
+def check_profile(profile: str) -> str:
+    """``profile`` if it names a profile; BadInput otherwise."""
+    from tootcheck.errors import BadInput
+
+    if profile not in PROFILES:
+        raise BadInput(f"profile must be {' or '.join(PROFILES)}, not {profile!r}")
+    return profile

@@ -55,6 +55,9 @@ def totals_line(run: PolicyRun, strict: bool) -> str:
             f"{run.kube_version}): {count['fail']} failed, {count['warn']} warned, "
             f"{count['info']} advisory, {count['suppressed']} waived, {count['pass']} passed; "
             f"{no_match} rule(s) matched nothing")
+    outside = sum(1 for o in run.outcomes if o.not_run and o.not_run.startswith("profile "))
+    if outside:
+        text += f"; {outside} rule(s) outside the profile not run"
     if waiver_errors:
         text += f"; {waiver_errors} expired waiver(s)"
     mode = " (strict: WARN fails)" if strict else ""

@@ -13,6 +13,7 @@ from typing import TextIO
 
 from tootcheck.errors import BadInput
 from tootcheck.policy.bundle import Bundle, K8sObject, parse_stream
+from tootcheck.redaction import register_secret_settings
 from tootcheck.rendering import display_path, helm_charts, kustomization_file, render
 
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
@@ -95,4 +96,5 @@ def load_bundle(args: Sequence[str], *, default_namespace: str = "mastodon",
         if not found:
             raise BadInput(f"{arg}: no Kubernetes objects in it")
         objects.extend(found)
+    register_secret_settings([o.data for o in objects])  # never echoed by any report
     return Bundle(objects, mode="offline", label=label)

@@ -99,10 +99,12 @@ class Waivers:
                 return w
         return None
 
-    def problems(self, today: dt.date, present: set[str] | None = None) -> list[WaiverProblem]:
+    def problems(self, today: dt.date, present: set[str] | None = None,
+                 not_run: set[str] | None = None) -> list[WaiverProblem]:
         """Expired (ERROR), expiring (WARN) and stale (WARN) waivers. A waiver whose object
-        is not in this input at all (``present``: the ids of the objects checked) is only a
-        note: gating the reference alone must not fail on the infrastructure's waivers."""
+        is not in this input at all (``present``: the ids of the objects checked), or whose
+        rule did not run (``not_run``: outside the profile or the mode), is only a note:
+        gating the reference alone, or in baseline, must not fail on those waivers."""
         out: list[WaiverProblem] = []
         for w in self.entries:
             left = w.days_left(today)
@@ -115,7 +117,11 @@ class Waivers:
                 out.append(WaiverProblem(w, Severity.WARN, "expiring",
                                          f"waiver for {w.describe()} expires in {left} day(s) "
                                          f"({w.expires.isoformat()})"))
-            if not w.matched and present is not None and w.object_id not in present:
+            if not w.matched and not_run and w.rule in not_run:
+                out.append(WaiverProblem(w, Severity.INFO, "absent",
+                                         f"waiver for {w.describe()} not applied: rule {w.rule} "
+                                         f"did not run"))
+            elif not w.matched and present is not None and w.object_id not in present:
                 out.append(WaiverProblem(w, Severity.INFO, "absent",
                                          f"waiver for {w.describe()} not applied: no such object "
                                          f"in this input"))

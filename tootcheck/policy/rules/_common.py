@@ -36,10 +36,54 @@ def has_role_container(*roles: str) -> Predicate:
     return applies
 
 
+def _port_value(text: str | None) -> int | None:
+    return int(text) if text and text.strip().isdigit() else None
+
+
+def listen_port(c: Container, ctx: Context) -> int | None:
+    """The port the process in ``c`` really listens on, declared or not: web reads PORT
+    (default 3000), streaming PORT (default 4000), PostgreSQL PGPORT (5432), Redis
+    --port (6379). None for anything else (sidekiq listens on nothing)."""
+    env = ctx.env(c)
+    if c.role == "web":
+        return _port_value(env.value("PORT")) or ctx.config.web_port
+    if c.role == "streaming":
+        return _port_value(env.value("PORT")) or ctx.config.streaming_port
+    if c.role == "postgres":
+        return _port_value(env.value("PGPORT")) or 5432
+    if c.role == "redis":
+        words = c.command_line.split()
+        given = words[words.index("--port") + 1] if "--port" in words[:-1] else None
+        return _port_value(given) or 6379
+    return None
+
+
+def serves_port(c: Container, ctx: Context, port: object) -> int | None:
+    """The number of ``port`` (name or number) if ``c`` declares it, or if it is the
+    number its process listens on (a numeric port need not be declared to route)."""
+    declared = c.port_number(port)
+    if declared is not None:
+        return declared
+    number = port if isinstance(port, int) else \
+        _port_value(port) if isinstance(port, str) else None
+    if number is not None and number == listen_port(c, ctx):
+        return number
+    return None
+
+
 def web_container(ctx: Context, namespace: str | None) -> Container | None:
     """The web container of the Mastodon in ``namespace`` (else of any namespace)."""
     found = mastodon_containers(ctx.bundle, "web", namespace=namespace)
     return found[0] if found else None
+
+
+def instance_domain(ctx: Context, namespace: str | None) -> str:
+    """The configured domain, else LOCAL_DOMAIN of the Mastodon in ``namespace`` ("" if
+    neither is known)."""
+    if ctx.config.domain:
+        return ctx.config.domain
+    web = web_container(ctx, namespace)
+    return (ctx.env(web).value("LOCAL_DOMAIN") or "") if web is not None else ""
 
 
 def mastodon_services(ctx: Context) -> set[int]:
@@ -78,7 +122,7 @@ def is_mastodon_ingress(s: Subject, ctx: Context) -> bool:
         if svc is not None and id(svc) in svc_ids:
             return True
     hosts = {r.get("host") for r in s.obj.get("spec", "rules") or [] if isinstance(r, dict)}
-    return ctx.config.web_host in hosts
+    return bool(ctx.config.web_host) and ctx.config.web_host in hosts
 
 
 TRAEFIK_ANN = "traefik.ingress.kubernetes.io/router."

@@ -43,7 +43,7 @@ def _version(c: Container) -> tuple[int, ...] | None:
 
 
 @rule("MSTDN-CFG-001", E, "Mastodon containers get every required setting for their version",
-      kinds=WORKLOAD_KINDS, scope="container", applies=role_in(*MASTODON),
+      profile="baseline", kinds=WORKLOAD_KINDS, scope="container", applies=role_in(*MASTODON),
       remediation="Provide the missing keys (ConfigMap for plain settings, the Secret for "
                   "secrets); from v4.3 generate ACTIVE_RECORD_ENCRYPTION_* with "
                   "bin/rails db:encryption:init.",
@@ -83,7 +83,7 @@ def _host_only(value: str) -> bool:
 
 @rule("MSTDN-CFG-002", E, "LOCAL_DOMAIN is the bare instance domain; WEB_DOMAIN and the "
       "streaming URL agree with it",
-      kinds=WORKLOAD_KINDS, scope="container", applies=role_in(*RAILS),
+      profile="baseline", kinds=WORKLOAD_KINDS, scope="container", applies=role_in(*RAILS),
       remediation="Set LOCAL_DOMAIN to kirchner.social (no scheme, slash or port) in the "
                   "ConfigMap, leave WEB_DOMAIN unset or a subdomain of it, and "
                   "STREAMING_API_BASE_URL unset or wss://<web host>.",
@@ -91,7 +91,9 @@ def _host_only(value: str) -> bool:
             "mastodon config/initializers/1_hosts.rb"))
 def local_domain(s: Subject, ctx: Context) -> Iterator[Hit]:
     """LOCAL_DOMAIN becomes part of every account's address and cannot be changed
-    once federated; a scheme or port in it breaks the host check and every link."""
+    once federated; a scheme or port in it breaks the host check and every link. With
+    a domain in the policy config, LOCAL_DOMAIN must be it; without, LOCAL_DOMAIN is
+    taken as the domain."""
     c = s.container
     assert c is not None
     env = ctx.env(c)
@@ -105,7 +107,7 @@ def local_domain(s: Subject, ctx: Context) -> Iterator[Hit]:
     local = var.value or ""
     if not _host_only(local):
         yield Hit(f"LOCAL_DOMAIN {local!r} is not a bare host name", var.path)
-    elif local != ctx.config.domain:
+    elif ctx.config.domain and local != ctx.config.domain:
         yield Hit(f"LOCAL_DOMAIN is {local}, not {ctx.config.domain}", var.path)
     web = env.value("WEB_DOMAIN")
     if web and web != local and not web.endswith("." + local):
@@ -122,7 +124,7 @@ def _oidc_enabled(env: MergedEnv) -> bool:
 
 
 @rule("MSTDN-CFG-003", E, "OIDC settings are consistent",
-      kinds=WORKLOAD_KINDS, scope="container", applies=role_in("web"),
+      profile="baseline", kinds=WORKLOAD_KINDS, scope="container", applies=role_in("web"),
       remediation="With OIDC_ENABLED=true set an https OIDC_ISSUER, OIDC_DISCOVERY=true (or the "
                   "endpoints), OIDC_CLIENT_ID, OIDC_UID_FIELD, an OIDC_SCOPE containing openid, "
                   "OIDC_REDIRECT_URI https://kirchner.social/auth/auth/openid_connect/callback "
@@ -166,7 +168,8 @@ def oidc_consistent(s: Subject, ctx: Context) -> Iterator[Hit]:
     elif not secret.from_secret:
         yield Hit(f"OIDC_CLIENT_SECRET comes from {secret.describe()}, not a Secret", secret.path)
     redirect = env.value("OIDC_REDIRECT_URI")
-    wanted = ctx.config.oidc_redirect_uri
+    wanted = ctx.config.oidc_redirect_uri(env.value("WEB_DOMAIN") or
+                                          env.value("LOCAL_DOMAIN") or "")
     if redirect is None and not _set(env, "OIDC_REDIRECT_URI"):
         yield Hit(f"OIDC_REDIRECT_URI is not set (must be {wanted})", path("OIDC_REDIRECT_URI"))
     elif redirect is not None and redirect != wanted:
@@ -175,7 +178,7 @@ def oidc_consistent(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 @rule("MSTDN-CFG-004", W, "OIDC endpoints are within the instance's domain; OMNIAUTH_ONLY "
       "has a provider",
-      kinds=WORKLOAD_KINDS, scope="container", applies=role_in("web"),
+      profile="baseline", kinds=WORKLOAD_KINDS, scope="container", applies=role_in("web"),
       remediation="Point OIDC_ISSUER and the endpoints at the identity provider under the "
                   "instance's domain (auth.kirchner.social), and set OMNIAUTH_ONLY only with "
                   "OIDC_ENABLED=true.",
@@ -187,7 +190,7 @@ def oidc_domain(s: Subject, ctx: Context) -> Iterator[Hit]:
     c = s.container
     assert c is not None
     env = ctx.env(c)
-    suffix = ctx.config.oidc_suffix
+    suffix = ctx.config.oidc_suffix(env.value("LOCAL_DOMAIN") or "")
     if _oidc_enabled(env):
         for key in ("OIDC_ISSUER", "OIDC_AUTH_ENDPOINT", "OIDC_TOKEN_ENDPOINT",
                     "OIDC_USER_INFO_ENDPOINT", "OIDC_JWKS_URI", "OIDC_END_SESSION_ENDPOINT"):
@@ -205,7 +208,7 @@ def oidc_domain(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-CFG-005", E, "PORT and SOCKET are per process; BIND listens on the pod",
-      kinds=WORKLOAD_KINDS, scope="container", applies=role_in("web", "streaming"),
+      profile="baseline", kinds=WORKLOAD_KINDS, scope="container", applies=role_in("web", "streaming"),
       remediation="Remove PORT/SOCKET from the shared ConfigMap and set PORT per container "
                   "(web 3000, streaming 4000); set BIND to 0.0.0.0 or leave it to the image.",
       refs=(CONFIG_MD + " (PORT and SOCKET are process-specific; BIND defaults to 127.0.0.1)",))
@@ -242,7 +245,7 @@ def per_process_port(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-CFG-006", E, "All Mastodon processes consume the same env sources",
-      kinds=WORKLOAD_KINDS, scope="container",
+      profile="baseline", kinds=WORKLOAD_KINDS, scope="container",
       applies=role_in("sidekiq", "streaming", "migrate", "mastodon"),
       remediation="Give sidekiq, streaming and the migration step the same envFrom "
                   "ConfigMap/Secret list as web.",
@@ -268,7 +271,7 @@ def same_env_sources(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-CFG-007", E, "ALLOWED_PRIVATE_ADDRESSES is not set in the reference deployment",
-      kinds=WORKLOAD_KINDS, scope="container", applies=role_in(*MASTODON),
+      profile="baseline", kinds=WORKLOAD_KINDS, scope="container", applies=role_in(*MASTODON),
       remediation="Remove ALLOWED_PRIVATE_ADDRESSES from the reference manifests; set it only "
                   "in the kind overlay (a source listed under overlay_sources).",
       refs=(CONFIG_MD + " (ALLOWED_PRIVATE_ADDRESSES)",
@@ -288,7 +291,7 @@ def private_addresses(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-CFG-008", E, "SMTP is configured, with the password in a Secret",
-      kinds=WORKLOAD_KINDS, scope="container", applies=role_in("web", "sidekiq"),
+      profile="baseline", kinds=WORKLOAD_KINDS, scope="container", applies=role_in("web", "sidekiq"),
       remediation="Set SMTP_SERVER and SMTP_FROM_ADDRESS in the ConfigMap and SMTP_PASSWORD "
                   "only in the Secret.",
       refs=(CONFIG_MD + " (Email)",))

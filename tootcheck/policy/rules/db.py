@@ -9,7 +9,7 @@ from tootcheck.policy.engine import Context, Subject
 from tootcheck.policy.k8s import WORKLOAD_KINDS, replicas, volumes_by_name
 from tootcheck.policy.registry import Hit, rule
 from tootcheck.policy.rules._common import role_in
-from tootcheck.policy.rules.pv import flag, mount_holding, pgdata, postgres_major, tokens
+from tootcheck.policy.rules.pv import DURABLE_VOLUMES, flag, mount_holding, pgdata, postgres_major, tokens
 
 E, W = Severity.ERROR, Severity.WARN
 PG_DOCS = "docker-library/docs postgres/content.md (PGDATA, NFS, 18+ layout)"
@@ -17,14 +17,16 @@ PG_DOCS = "docker-library/docs postgres/content.md (PGDATA, NFS, 18+ layout)"
 
 @rule("MSTDN-DB-001", E, "PGDATA is a subdirectory of the PostgreSQL claim (18+: the claim "
       "is at /var/lib/postgresql)",
-      kinds=WORKLOAD_KINDS, scope="container", applies=role_in("postgres"),
+      profile="baseline", kinds=WORKLOAD_KINDS, scope="container", applies=role_in("postgres"),
       remediation="Mount the claim at /var/lib/postgresql/data with PGDATA=/var/lib/postgresql/"
                   "data/pgdata (postgres <= 17), or at /var/lib/postgresql (postgres 18+).",
       refs=(PG_DOCS,))
 def pgdata_layout(s: Subject, ctx: Context) -> Iterator[Hit]:
     """initdb refuses a non-empty directory and cannot chown an NFS mount point, so up to
     17 PGDATA must be a subdirectory of the mount; 18+ keeps versioned data under
-    /var/lib/postgresql, where the claim must be mounted."""
+    /var/lib/postgresql, where the claim must be mounted. Otherwise PostgreSQL does not
+    start, or (data off the claim) loses the database with the pod. The chown failure
+    depends on the storage (NFS with root squash)."""
     c = s.container
     assert c is not None
     env = ctx.env(c)
@@ -37,9 +39,9 @@ def pgdata_layout(s: Subject, ctx: Context) -> Iterator[Hit]:
         return
     mount = str(m.get("mountPath", "")).rstrip("/")
     vol = volumes_by_name(s.obj).get(str(m.get("name")), {})
-    if "persistentVolumeClaim" not in vol:
-        yield Hit(f"PGDATA {path} is on volume {m.get('name')}, not a PersistentVolumeClaim",
-                  c.field("volumeMounts"))
+    if not any(k in vol for k in DURABLE_VOLUMES):
+        yield Hit(f"PGDATA {path} is on volume {m.get('name')}, not a PersistentVolumeClaim "
+                  f"or NFS", c.field("volumeMounts"))
     if major is not None and major >= 18:
         if mount != "/var/lib/postgresql":
             yield Hit(f"postgres {major} keeps data under /var/lib/postgresql, but the claim is "
@@ -50,7 +52,7 @@ def pgdata_layout(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-DB-002", E, "PostgreSQL runs once, with a password from a Secret",
-      kinds=WORKLOAD_KINDS, scope="container", applies=role_in("postgres"),
+      profile="baseline", kinds=WORKLOAD_KINDS, scope="container", applies=role_in("postgres"),
       remediation="Read POSTGRES_PASSWORD from the Secret, never use POSTGRES_HOST_AUTH_METHOD="
                   "trust, and run PostgreSQL in one replica (a Deployment needs strategy "
                   "Recreate).",
@@ -83,14 +85,16 @@ def postgres_single(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-DB-003", E, "Redis persists to disk (AOF or RDB) under a volume",
-      kinds=WORKLOAD_KINDS, scope="container", applies=role_in("redis"),
+      profile="baseline", kinds=WORKLOAD_KINDS, scope="container", applies=role_in("redis"),
       remediation="Run redis-server with --appendonly yes (or a non-empty --save) and keep "
                   "--dir (default /data) on the Redis claim.",
       refs=("mastodon/documentation content/en/admin/backups.md (Sidekiq queues live only in "
             "Redis)",))
 def redis_persistence(s: Subject, ctx: Context) -> Iterator[Hit]:
     """Sidekiq's queues and scheduled jobs exist only in Redis; with neither AOF nor RDB
-    snapshots a restart drops every pending delivery."""
+    snapshots a restart drops every pending delivery. Whether an fsynced AOF survives
+    an NFS server restart depends on the storage (checked live by the in-container
+    checks)."""
     c = s.container
     assert c is not None
     words = tokens(c)
@@ -111,7 +115,7 @@ def redis_persistence(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-DB-004", W, "A Redis memory cap never evicts keys",
-      kinds=WORKLOAD_KINDS, scope="container", applies=role_in("redis"),
+      profile="baseline", kinds=WORKLOAD_KINDS, scope="container", applies=role_in("redis"),
       remediation="Use --maxmemory-policy noeviction whenever --maxmemory is set.",
       refs=("sidekiq/sidekiq#4752 (Sidekiq warns unless maxmemory-policy is noeviction)",))
 def redis_eviction(s: Subject, ctx: Context) -> Iterator[Hit]:

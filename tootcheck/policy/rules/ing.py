@@ -16,7 +16,11 @@ from tootcheck.policy.k8s import (
     selector_matches,
 )
 from tootcheck.policy.registry import Hit, rule
-from tootcheck.policy.rules._common import ingress_backends, is_mastodon_serving_ingress
+from tootcheck.policy.rules._common import (
+    ingress_backends,
+    is_mastodon_serving_ingress,
+    serves_port,
+)
 
 E = Severity.ERROR
 STREAMING_PATH = "/api/v1/streaming"
@@ -62,13 +66,12 @@ def _targets(ctx: Context, svc: K8sObject, route: Route) -> Route:
         for c in ctx.containers(pod):
             if c.init and not c.sidecar:
                 continue
-            for p in c.ports():
-                if (isinstance(tp, str) and p.get("name") == tp) or \
-                        (isinstance(tp, int) and p.get("containerPort") == tp):
-                    route.targets.append((c, int(p.get("containerPort", 0))))
+            number = serves_port(c, ctx, tp)
+            if number is not None:
+                route.targets.append((c, number))
     if not route.targets:
-        route.problem = (f"targetPort {tp} of Service {svc.name} is not declared by any "
-                         f"container it selects")
+        route.problem = (f"targetPort {tp} of Service {svc.name} is neither declared nor "
+                         f"listened on by any container it selects")
     return route
 
 
@@ -108,19 +111,20 @@ def _route_hits(ctx: Context, ing: K8sObject, path: str, role: str, port: int) -
 
 
 @rule("MSTDN-ING-001", E, "/ reaches the web container on port 3000",
-      kinds=("Ingress",), applies=is_mastodon_serving_ingress,
+      profile="baseline", kinds=("Ingress",), applies=is_mastodon_serving_ingress,
       remediation="Route the Prefix path / to the Service port whose targetPort is the web "
                   "container's port 3000.",
       refs=("mastodon/chart templates/ingress.yaml", "mastodon/documentation config.md PORT"))
 def root_to_web(s: Subject, ctx: Context) -> Iterator[Hit]:
     """Everything but streaming is served by Puma; the route is followed from the
     Ingress path through the Service port and targetPort to the container that
-    declares it."""
+    declares it or (numeric) listens on it; a wrong hop serves 404/502 or the wrong
+    process."""
     yield from _route_hits(ctx, s.obj, "/", "web", ctx.config.web_port)
 
 
 @rule("MSTDN-ING-002", E, "/api/v1/streaming reaches the streaming container on port 4000",
-      kinds=("Ingress",), applies=is_mastodon_serving_ingress,
+      profile="baseline", kinds=("Ingress",), applies=is_mastodon_serving_ingress,
       remediation="Add a Prefix path /api/v1/streaming routed to the Service port whose "
                   "targetPort is the streaming container's port 4000.",
       refs=("mastodon/chart templates/ingress.yaml",
@@ -132,7 +136,7 @@ def streaming_route(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-ING-003", E, "Backends, selectors and target ports resolve",
-      kinds=("Ingress", "Service", *sorted(CONTROLLER_KINDS)),
+      profile="baseline", kinds=("Ingress", "Service", *sorted(CONTROLLER_KINDS)),
       remediation="Make the Ingress name an existing Service port, the Service selector match "
                   "the pod template labels, its targetPort a declared container port, and each "
                   "workload selector match its own template.",
@@ -142,7 +146,9 @@ def streaming_route(s: Subject, ctx: Context) -> Iterator[Hit]:
             "kube-score deployment-pod-selector-labels-match-template-metadata-labels"))
 def wiring(s: Subject, ctx: Context) -> Iterator[Hit]:
     """A dangling backend or selector renders and applies cleanly and then serves
-    nothing (503 at the Ingress, a Service with no endpoints)."""
+    nothing (503 at the Ingress, a Service with no endpoints). A numeric targetPort
+    routes to a container that listens on it whether or not it declares the port
+    (web: PORT or 3000, streaming: PORT or 4000); a named one must be declared."""
     obj = s.obj
     if obj.kind == "Ingress":
         for fpath, _http_path, name, port in ingress_backends(obj):

@@ -86,28 +86,40 @@ def mount_holding(c: Container, path: str) -> dict | None:
     return mount_for_path(c, path)
 
 
-@rule("MSTDN-PV-001", E, "Media, PGDATA and Redis data live on PersistentVolumeClaims",
-      kinds=WORKLOAD_KINDS, scope="container",
+DURABLE_VOLUMES = ("persistentVolumeClaim", "nfs")  # a claim, or the NFS share mounted inline
+
+
+def durable_volume(c: Container, path: str) -> tuple[dict | None, dict]:
+    """The mount holding ``path`` and its volume ({} when there is none)."""
+    m = mount_holding(c, path)
+    if m is None or str(m.get("mountPath")) == "/":
+        return None, {}
+    return m, volumes_by_name(c.obj).get(str(m.get("name")), {})
+
+
+@rule("MSTDN-PV-001", E, "Media, PGDATA and Redis data live on a claim or the NFS share",
+      profile="baseline", kinds=WORKLOAD_KINDS, scope="container",
       applies=role_in("web", "sidekiq", "mastodon", "postgres", "redis"),
-      remediation="Mount a PersistentVolumeClaim at /opt/mastodon/public/system (web and "
-                  "sidekiq), at the PostgreSQL data directory and at Redis's /data.",
+      remediation="Mount a PersistentVolumeClaim (or the NFS share, inline nfs:) at "
+                  "/opt/mastodon/public/system (web and sidekiq), at the PostgreSQL data "
+                  "directory and at Redis's /data.",
       refs=(BACKUPS_MD, "mastodon/chart templates/deployment-web.yaml (system volume)"))
 def durable_paths(s: Subject, ctx: Context) -> Iterator[Hit]:
     """An emptyDir (or the container's own filesystem) is deleted with the pod: uploaded
-    media, the database and queued jobs would vanish on the next rollout."""
+    media, the database and queued jobs would vanish on the next rollout. A claim and
+    an inline nfs: volume both survive the pod (whether a claim's data survives its
+    deletion depends on the storage: MSTDN-PV-002/003)."""
     c = s.container
     assert c is not None
-    volumes = volumes_by_name(s.obj)
     for what, path in data_paths(c, ctx):
-        m = mount_holding(c, path)
-        if m is None or str(m.get("mountPath")) == "/":
+        m, vol = durable_volume(c, path)
+        if m is None:
             yield Hit(f"{what} at {path} is not on any volume mount", c.field("volumeMounts"))
             continue
-        vol = volumes.get(str(m.get("name")), {})
-        if "persistentVolumeClaim" not in vol:
+        if not any(k in vol for k in DURABLE_VOLUMES):
             kind = next((k for k in vol if k != "name"), "missing volume")
             yield Hit(f"{what} at {path} is on volume {m.get('name')} of type {kind}, not a "
-                      f"PersistentVolumeClaim", c.field("volumeMounts"))
+                      f"PersistentVolumeClaim or NFS", c.field("volumeMounts"))
 
 
 def _claim_templates(obj: K8sObject) -> list[tuple[tuple, dict]]:
@@ -121,7 +133,7 @@ def _is_nfs_pv(pv: K8sObject, ctx: Context) -> bool:
 
 
 @rule("MSTDN-PV-002", E, "Claims use an NFS StorageClass (or bind an NFS volume)",
-      kinds=("PersistentVolumeClaim", "StatefulSet"),
+      profile="baseline", kinds=("PersistentVolumeClaim", "StatefulSet"),
       applies=lambda s, ctx: s.obj.kind == "PersistentVolumeClaim" or bool(
           _claim_templates(s.obj)),
       remediation="Set storageClassName: nfs-csi (or another class from nfs_storage_classes "
@@ -130,8 +142,9 @@ def _is_nfs_pv(pv: K8sObject, ctx: Context) -> bool:
             "kubernetes-csi/csi-driver-nfs (nfs.csi.k8s.io)"))
 def nfs_class(s: Subject, ctx: Context) -> Iterator[Hit]:
     """All persistent data lives on the NFS server; a claim on another (or the default)
-    class lands on node-local storage that the backups do not cover. Live, the claim
-    must be Bound."""
+    class lands on node-local storage that the backups do not cover, and is lost with
+    the node. Live, the claim must be Bound. Depends on the storage (the class's
+    provisioner)."""
     claims = [((), s.obj.data)] if s.obj.kind == "PersistentVolumeClaim" \
         else _claim_templates(s.obj)
     for base, claim in claims:
@@ -164,7 +177,7 @@ def nfs_class(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-PV-003", E, "NFS volumes and classes retain data when claims are deleted",
-      kinds=("PersistentVolume", "StorageClass"),
+      profile="baseline", kinds=("PersistentVolume", "StorageClass"),
       remediation="Set persistentVolumeReclaimPolicy: Retain on PersistentVolumes and "
                   "reclaimPolicy: Retain on the StorageClass (or archiveOnDelete: \"true\" "
                   "for nfs-subdir-external-provisioner).",
@@ -172,7 +185,8 @@ def nfs_class(s: Subject, ctx: Context) -> Iterator[Hit]:
             "kubernetes-sigs/nfs-subdir-external-provisioner archiveOnDelete"))
 def retain(s: Subject, ctx: Context) -> Iterator[Hit]:
     """The reclaim policy defaults to Delete: deleting the namespace or a claim would
-    erase the media and the database on the NFS server."""
+    erase the media and the database on the NFS server. Depends on the storage (the
+    provisioner's reclaim and archive behaviour)."""
     obj = s.obj
     if obj.kind == "PersistentVolume":
         policy = obj.get("spec", "persistentVolumeReclaimPolicy") or "Retain (static default)"
@@ -205,14 +219,15 @@ def _claim_users(ctx: Context) -> dict[tuple[str | None, str], list[tuple[K8sObj
 
 
 @rule("MSTDN-PV-004", W, "Access modes fit how claims are mounted",
-      kinds=("PersistentVolumeClaim",),
+      profile="baseline", kinds=("PersistentVolumeClaim",),
       remediation="Use ReadWriteMany for a claim mounted by several pods (public/system) and "
                   "ReadWriteOnce/ReadWriteOncePod with a single replica for PostgreSQL.",
       refs=("mastodon/chart (pod affinity for RWO system volume)",
             "Kyverno other/enforce-readwriteonce-pod"))
 def access_modes(s: Subject, ctx: Context) -> Iterator[Hit]:
     """A ReadWriteOnce claim mounted by two workloads (or a scaled one) leaves pods
-    Pending on another node; PostgreSQL must never be mounted by two pods at once."""
+    Pending on another node; PostgreSQL must never be mounted by two pods at once.
+    Depends on the cluster (several nodes) and the storage (which modes it honours)."""
     modes = set(s.obj.get("spec", "accessModes") or [])
     users = _claim_users(ctx).get((s.obj.namespace, s.obj.name), [])
     pods = {id(w): w for w, _ in users}
@@ -227,3 +242,24 @@ def access_modes(s: Subject, ctx: Context) -> Iterator[Hit]:
                       ("spec", "accessModes"))
         if many:
             yield Hit("PostgreSQL's claim is used by more than one pod", ("spec", "accessModes"))
+
+
+@rule("MSTDN-PV-005", W, "Durable data is mounted through PersistentVolumeClaims only",
+      profile="hardened", kinds=WORKLOAD_KINDS, scope="container",
+      applies=role_in("web", "sidekiq", "mastodon", "postgres", "redis"),
+      remediation="Replace the inline nfs: volume with a PersistentVolumeClaim bound to a "
+                  "static NFS PersistentVolume (or the nfs-csi StorageClass), so the NFS "
+                  "server and export live in one object.",
+      refs=("Pod Security Standards restricted (volume types)",
+            "Kubernetes: PersistentVolumes decouple storage from pods"))
+def claims_only(s: Subject, ctx: Context) -> Iterator[Hit]:
+    """An inline nfs: volume works, but it repeats the server and export in every pod,
+    bypasses the reclaim policy and is refused by the restricted Pod Security profile;
+    hardened deployments mount claims only."""
+    c = s.container
+    assert c is not None
+    for what, path in data_paths(c, ctx):
+        m, vol = durable_volume(c, path)
+        if m is not None and "nfs" in vol:
+            yield Hit(f"{what} at {path} is on the inline nfs: volume {m.get('name')}, not a "
+                      f"PersistentVolumeClaim", c.field("volumeMounts"))

@@ -51,7 +51,7 @@ def _all_pod_containers(s: Subject, ctx: Context) -> list[tuple[dict, tuple]]:
 
 
 @rule("MSTDN-SEC-001", E, "Pods meet the Pod Security Standards baseline profile",
-      kinds=WORKLOAD_KINDS,
+      profile="baseline", kinds=WORKLOAD_KINDS,
       remediation="Remove the host namespace, privileged flag, added capability, hostPath "
                   "volume, hostPort, unsafe sysctl or custom AppArmor/SELinux/procMount/"
                   "seccomp setting named in the message.",
@@ -60,7 +60,8 @@ def _all_pod_containers(s: Subject, ctx: Context) -> list[tuple[dict, tuple]]:
 def pss_baseline(s: Subject, ctx: Context) -> Iterator[Hit]:
     """The baseline profile forbids the known privilege escalations: host namespaces,
     privileged containers, extra capabilities, hostPath volumes, host ports, unsafe
-    sysctls and custom AppArmor, SELinux, procMount and seccomp settings."""
+    sysctls and custom AppArmor, SELinux, procMount and seccomp settings: a compromised
+    container that has one of them owns the node and every Secret on it."""
     spec = pod_spec(s.obj) or {}
     sp = pod_spec_path(s.obj) or ()
     for key in ("hostNetwork", "hostPID", "hostIPC"):
@@ -126,7 +127,7 @@ def _effective(c: Container, key: str) -> Any:
 
 
 @rule("MSTDN-SEC-002", E, "Containers meet the Pod Security Standards restricted profile",
-      kinds=WORKLOAD_KINDS, scope="container",
+      profile="hardened", kinds=WORKLOAD_KINDS, scope="container",
       remediation="Set allowPrivilegeEscalation: false, runAsNonRoot: true with a non-zero "
                   "runAsUser, capabilities.drop: [ALL] and seccompProfile.type: RuntimeDefault "
                   "(Mastodon images run as 991, postgres and redis as 999).",
@@ -135,7 +136,8 @@ def _effective(c: Container, key: str) -> Any:
             "privilegeEscalationAllowed", "Checkov CKV_K8S_20/CKV_K8S_23/CKV_K8S_28/CKV_K8S_31"))
 def pss_restricted(s: Subject, ctx: Context) -> Iterator[Hit]:
     """The namespace enforces the restricted profile, so a container that does not meet
-    it is refused at admission; catch it before apply, naming the field."""
+    it is refused at admission; catch it before apply, naming the field. Depends on the
+    cluster: only a namespace labelled enforce=restricted refuses it."""
     c = s.container
     assert c is not None
     sc_path = c.field("securityContext")
@@ -160,14 +162,15 @@ def pss_restricted(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-SEC-003", E, "Volumes use only the restricted profile's volume types",
-      kinds=WORKLOAD_KINDS,
+      profile="hardened", kinds=WORKLOAD_KINDS,
       remediation="Replace the volume with a PersistentVolumeClaim (for NFS: a static "
                   "PersistentVolume with spec.nfs, or the nfs-csi StorageClass).",
       refs=(*PSS_REFS, "Kyverno pod-security/restricted/restrict-volume-types"))
 def volume_types(s: Subject, ctx: Context) -> Iterator[Hit]:
     """Restricted admits configMap, csi, downwardAPI, emptyDir, ephemeral,
     persistentVolumeClaim, projected and secret volumes only; an inline nfs: volume is
-    refused, so NFS data must come through a PV/PVC."""
+    refused, so NFS data must come through a PV/PVC. Depends on the cluster: only a
+    namespace labelled enforce=restricted refuses it (MSTDN-PV-005 is the storage view)."""
     sp = pod_spec_path(s.obj) or ()
     for i, vol in enumerate((pod_spec(s.obj) or {}).get("volumes") or []):
         if not isinstance(vol, dict):
@@ -183,7 +186,7 @@ _TMP_PATHS = ("/opt/mastodon/tmp", "/tmp")
 
 
 @rule("MSTDN-SEC-004", W, "Root filesystems are read-only, with writable scratch mounts",
-      kinds=WORKLOAD_KINDS, scope="container",
+      profile="hardened", kinds=WORKLOAD_KINDS, scope="container",
       remediation="Set readOnlyRootFilesystem: true and mount emptyDir volumes at "
                   "/opt/mastodon/tmp and /tmp in the Rails containers.",
       refs=("kube-score container-security-context-readonlyrootfilesystem",
@@ -207,14 +210,15 @@ def read_only_root(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-SEC-005", W, "Objects live in a dedicated namespace that enforces restricted",
-      kinds=None,
+      profile="hardened", kinds=None,
       remediation="Deploy into the dedicated namespace (not default) and label it "
                   "pod-security.kubernetes.io/enforce: restricted.",
       refs=("Pod Security Admission namespace labels", "Checkov CKV_K8S_21",
             "Kyverno best-practices/disallow-default-namespace"))
 def namespace_isolation(s: Subject, ctx: Context) -> Iterator[Hit]:
     """Pod Security Admission only enforces what the namespace label asks for, and the
-    default namespace is shared with everything that forgot to name one."""
+    default namespace is shared with everything that forgot to name one. Depends on the
+    cluster (its namespaces and admission configuration)."""
     obj = s.obj
     if obj.kind == "Namespace":
         labels = obj.labels

@@ -10,42 +10,21 @@ from tootcheck.policy.engine import Context, Subject
 from tootcheck.policy.envmerge import configmap_data, issued_secret, secret_keys
 from tootcheck.policy.k8s import WORKLOAD_KINDS, pod_spec, pod_spec_path
 from tootcheck.policy.registry import Hit, rule
+from tootcheck.redaction import is_secret_key
 
-E = Severity.ERROR
+E, INFO = Severity.ERROR, Severity.INFO
 
-# Mastodon's secret-valued settings (config.md "Secrets"; the ENV reads of config/, app/
-# and lib/), beyond what Polaris's name patterns catch (they miss DB_PASS,
-# REPLICA_DB_PASS, ES_PASS, VAPID_PRIVATE_KEY, SAML_PRIVATE_KEY, SWIFT_TEMP_URL_KEY and
-# ACTIVE_RECORD_*).
-MASTODON_SECRETS = frozenset({
-    "SECRET_KEY_BASE", "OTP_SECRET", "VAPID_PRIVATE_KEY", "DB_PASS", "REPLICA_DB_PASS",
-    "REDIS_PASSWORD", "OIDC_CLIENT_SECRET", "SMTP_PASSWORD", "BULK_SMTP_PASSWORD",
-    "AWS_SECRET_ACCESS_KEY", "ES_PASS", "SIDEKIQ_REDIS_PASSWORD", "CACHE_REDIS_PASSWORD",
-    "POSTGRES_PASSWORD", "LDAP_PASSWORD", "SAML_PRIVATE_KEY", "CACHE_BUSTER_SECRET",
-    "DEEPL_API_KEY", "LIBRE_TRANSLATE_API_KEY", "HCAPTCHA_SECRET_KEY", "SWIFT_PASSWORD",
-    "SWIFT_TEMP_URL_KEY", "AZURE_STORAGE_ACCESS_KEY", "FETCH_REPLIES_TOKEN"})
-_POLARIS_NAME = re.compile(r"(?i)password|token|bearer|secret|^AWS_SECRET_ACCESS_KEY$|"
-                           r"^GOOGLE_APPLICATION_CREDENTIALS$|^AZURE_.+KEY$|"
-                           r"^OCI_CLI_KEY_CONTENT$")
-# Plain settings whose names match those patterns: a public key, URLs, a header name, flags.
-NOT_SECRET = frozenset({
-    "VAPID_PUBLIC_KEY", "OIDC_CLIENT_AUTH_METHOD", "OIDC_TOKEN_ENDPOINT",
-    "OIDC_SEND_SCOPE_TO_TOKEN_ENDPOINT", "CACHE_BUSTER_SECRET_HEADER",
-    "IGNORE_ALREADY_SET_SECRETS"})
 _PEM_KEY = re.compile(r"(?i)-BEGIN\s+.*PRIVATE KEY-")
 _URL_CREDENTIALS = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s/@:]*:[^\s/@]+@")
 
 
 def is_secret_name(name: str) -> bool:
     """A setting whose value is a credential (the value is never looked at)."""
-    if name in NOT_SECRET:
-        return False
-    return (name in MASTODON_SECRETS or name.startswith("ACTIVE_RECORD_ENCRYPTION_")
-            or bool(_POLARIS_NAME.search(name)))
+    return is_secret_key(name)
 
 
 @rule("MSTDN-SECRET-001", E, "No ConfigMap key holds a secret setting",
-      kinds=("ConfigMap",),
+      profile="baseline", kinds=("ConfigMap",),
       remediation="Move the key into the externally provided Secret (mastodon-secrets) and "
                   "delete it from the ConfigMap.",
       refs=("Polaris sensitiveConfigmapContent", "mastodon/documentation content/en/admin/"
@@ -63,7 +42,7 @@ def configmap_secret_keys(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-SECRET-002", E, "No secret setting is a literal env value",
-      kinds=WORKLOAD_KINDS, scope="container",
+      profile="baseline", kinds=WORKLOAD_KINDS, scope="container",
       remediation="Read the variable from the Secret (envFrom secretRef or "
                   "valueFrom.secretKeyRef) instead of a literal value.",
       refs=("Polaris sensitiveContainerEnvVar", "kube-linter env-var-secret"))
@@ -83,7 +62,7 @@ def literal_secret_env(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-SECRET-003", E, "ConfigMap values contain no private keys or URL credentials",
-      kinds=("ConfigMap",),
+      profile="baseline", kinds=("ConfigMap",),
       remediation="Move the credential into a Secret; for databases set DB_HOST/DB_USER/"
                   "DB_NAME in the ConfigMap and DB_PASS in the Secret instead of DATABASE_URL.",
       refs=("Polaris sensitiveConfigmapContent (value pattern)", "mastodon/documentation "
@@ -99,19 +78,22 @@ def configmap_secret_values(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-SECRET-004", E, "Every Secret and ConfigMap reference resolves",
-      kinds=WORKLOAD_KINDS,
-      remediation="Render the referenced ConfigMap/Secret, or list an externally provided "
-                  "Secret and its keys under external_secrets in the policy config; do not "
-                  "mark required references optional.",
+      profile="baseline", kinds=WORKLOAD_KINDS,
+      remediation="Render the referenced ConfigMap (or list it under external_configmaps), "
+                  "give a rendered Secret the keys read from it, and declare an externally "
+                  "provided Secret's keys under external_secrets; do not mark required "
+                  "references optional.",
       refs=("kube-linter env-value-from", "Kubernetes: pods with unresolved references stay in "
             "CreateContainerConfigError"))
 def references_resolve(s: Subject, ctx: Context) -> Iterator[Hit]:
-    """envFrom secretRef/configMapRef, valueFrom secretKeyRef/configMapKeyRef and
-    secret/configMap volumes must name an object the bundle renders (or a Secret a
-    rendered cert-manager Certificate issues), or (offline) one allow-listed as
-    externally provided; live, it must exist and an external Secret must hold every key
-    the config declares. A reference marked optional for a Mastodon secret
-    would start the app without it."""
+    """A pod whose reference does not resolve never starts (CreateContainerConfigError).
+    envFrom configMapRef, valueFrom configMapKeyRef and configMap volumes must name a
+    rendered ConfigMap (or one allow-listed as external), with the key; a rendered Secret
+    must hold the keys read from it. Offline, a Secret that is not rendered (sealed,
+    external, created by hand) is assumed to provide them (MSTDN-SECRET-006 names the
+    keys); live, it must exist and hold every key the config declares for it. A
+    reference marked optional for a Mastodon secret would start the app without it.
+    Depends on the cluster only through Secrets created outside the manifests."""
     seen: set[tuple] = set()
     for c in ctx.containers(s.obj):
         env = ctx.env(c)
@@ -152,9 +134,8 @@ def references_resolve(s: Subject, ctx: Context) -> Iterator[Hit]:
                     kind == "Secret" and ctx.mode == "offline"
                     and issued_secret(ctx.bundle, ns, name)):
                 continue
-            external = (ctx.config.external_secret_keys(ns, name) is not None
-                        if kind == "Secret" else ctx.config.is_external_configmap(ns, name))
-            if external and ctx.mode == "offline":
+            if ctx.mode == "offline" and (kind == "Secret"  # assumed: MSTDN-SECRET-006
+                                          or ctx.config.is_external_configmap(ns, name)):
                 continue
             where = "in the cluster" if ctx.mode == "live" else \
                 f"rendered nor an allow-listed external {kind}"
@@ -177,7 +158,7 @@ def references_resolve(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-SECRET-005", E, "No plaintext Secret with data is committed",
-      kinds=("Secret",), modes=("offline",),
+      profile="baseline", kinds=("Secret",), modes=("offline",),
       remediation="Do not commit Secret data: provide the Secret outside the manifests "
                   "(listed under external_secrets), or commit it SOPS-encrypted or as a "
                   "SealedSecret/ExternalSecret.",
@@ -192,3 +173,33 @@ def committed_secret(s: Subject, ctx: Context) -> Iterator[Hit]:
         section = "stringData" if s.obj.data.get("stringData") else "data"
         yield Hit(f"Secret carries {len(keys)} plaintext key(s): {', '.join(keys[:5])}"
                   + ("..." if len(keys) > 5 else ""), (section,))
+
+
+@rule("MSTDN-SECRET-006", INFO, "Secrets referenced but not rendered are assumed to hold "
+      "their keys", profile="baseline", kinds=WORKLOAD_KINDS, modes=("offline",),
+      remediation="Nothing to fix offline: make sure the Secret exists in the cluster with the "
+                  "keys named (tootcheck policy --live checks it), or declare it with its keys "
+                  "under external_secrets in the policy config.",
+      refs=("Bitnami sealed-secrets, external-secrets.io: Secrets that are not in the render",))
+def assumed_secrets(s: Subject, ctx: Context) -> Iterator[Hit]:
+    """A Secret created outside the manifests (sealed, external, by hand) cannot be
+    checked offline; the gate takes it to provide the keys read from it (for envFrom,
+    Mastodon's secret settings not defined before it) and says which, so a missing key
+    is looked for in the right place. Depends on the cluster: the live gate checks that
+    the Secret exists."""
+    seen: set[str] = set()
+    for c in ctx.containers(s.obj):
+        for a in ctx.env(c).assumed:
+            text = f"Secret {a.name} is not rendered; assumed to provide " + (
+                ", ".join(a.keys) if a.keys else "no key not defined before it")
+            if text not in seen:
+                seen.add(text)
+                yield Hit(text, a.path, c.name)
+    sp = pod_spec_path(s.obj) or ()
+    for i, vol in enumerate((pod_spec(s.obj) or {}).get("volumes") or []):
+        name = (vol.get("secret") or {}).get("secretName") if isinstance(vol, dict) else None
+        if name and ctx.bundle.find("Secret", s.obj.namespace, str(name)) is None and \
+                not issued_secret(ctx.bundle, s.obj.namespace, str(name)) and \
+                ctx.config.external_secret_keys(s.obj.namespace, str(name)) is None:
+            yield Hit(f"volume {vol.get('name')} mounts Secret {name}, which is not rendered; "
+                      f"assumed to exist", (*sp, "volumes", i))

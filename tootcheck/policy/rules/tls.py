@@ -11,6 +11,7 @@ from tootcheck.policy.registry import Hit, rule
 from tootcheck.policy.rules._common import (
     is_https_redirect,
     is_mastodon_ingress,
+    is_mastodon_serving_ingress,
     is_serving_ingress,
     router_entrypoints,
     router_middlewares,
@@ -18,7 +19,7 @@ from tootcheck.policy.rules._common import (
     web_container,
 )
 
-E, W = Severity.ERROR, Severity.WARN
+E, W, INFO = Severity.ERROR, Severity.WARN, Severity.INFO
 
 TRAEFIK_KINDS = ("Middleware", "MiddlewareTCP", "IngressRoute", "IngressRouteTCP",
                  "IngressRouteUDP", "TLSOption", "TLSStore", "TraefikService",
@@ -59,7 +60,7 @@ is_traefik_ingress.text = "Traefik Ingresses"  # type: ignore[attr-defined]
 
 
 @rule("MSTDN-TLS-001", E, "Ingress hosts are explicit; Mastodon's is its web domain",
-      kinds=("Ingress",),
+      profile="baseline", kinds=("Ingress",),
       remediation="Set every rule host explicitly (no empty or wildcard host); Mastodon's "
                   "Ingress serves exactly WEB_DOMAIN, or LOCAL_DOMAIN when WEB_DOMAIN is unset.",
       refs=("Kyverno best-practices/disallow-empty-ingress-host",
@@ -81,7 +82,7 @@ def ingress_hosts(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-TLS-002", E, "TLS covers every Ingress host and names a secret",
-      kinds=("Ingress",), applies=is_serving_ingress,
+      profile="baseline", kinds=("Ingress",), applies=is_serving_ingress,
       remediation="Add a spec.tls entry listing every rule host with the certificate's "
                   "secretName.",
       refs=("Polaris tlsSettingsMissing", "Kyverno other/ingress-host-match-tls"))
@@ -105,32 +106,34 @@ def _certificates_for(ctx: Context, ns: str | None, secret: str) -> list[K8sObje
 
 
 @rule("MSTDN-TLS-003", E, "Each TLS secret has exactly one cert-manager issuance path",
-      kinds=("Ingress", "Certificate"),
+      profile="baseline", kinds=("Ingress", "Certificate"),
       applies=lambda s, ctx: s.obj.kind == "Certificate" or is_serving_ingress(s, ctx),
-      remediation="Either annotate the Ingress with cert-manager.io/cluster-issuer: "
-                  "kirchner-social-issuer, or render a Certificate for the same secretName "
-                  "(dnsNames covering the hosts, an allowed issuerRef), not both.",
+      remediation="Either annotate the Ingress with cert-manager.io/cluster-issuer: <your "
+                  "issuer> (one of allowed_issuers when configured), or render a Certificate "
+                  "for the same secretName (dnsNames covering the hosts, an allowed issuerRef), not both.",
       refs=("cert-manager/website content/docs/usage/ingress.md",
             "Kyverno cert-manager/restrict-issuer", "Kyverno cert-manager/limit-dnsnames"))
 def issuance_path(s: Subject, ctx: Context) -> Iterator[Hit]:
     """The ingress-shim annotation and a hand-written Certificate for the same secret
-    fight over it; with neither, nothing renews the certificate. Only the allowed
-    issuers may sign serving certificates (CA certificates that back an issuer are
-    exempt)."""
+    fight over it; with neither, nothing renews the certificate and the site goes down
+    when it expires. With allowed_issuers in the policy config only those may sign
+    serving certificates (CA certificates that back an issuer are exempt); without,
+    any cert-manager issuer is accepted. Depends on the cluster: the issuer must
+    exist there (checked live by the https certificate check)."""
     allowed = set(ctx.config.allowed_issuers)
     obj = s.obj
     if obj.kind == "Certificate":
         if obj.get("spec", "isCA") is True:
             return  # a CA bootstrap certificate backs an issuer; it serves no host
         name = obj.get("spec", "issuerRef", "name")
-        if name not in allowed:
+        if allowed and name not in allowed:
             yield Hit(f"issuerRef {name} is not an allowed issuer ({', '.join(sorted(allowed))})",
                       ("spec", "issuerRef", "name"))
         return
     ann = obj.annotations
     annotated = ann.get(CM_CLUSTER_ISSUER) or ann.get(CM_ISSUER)
     ann_key = CM_CLUSTER_ISSUER if ann.get(CM_CLUSTER_ISSUER) else CM_ISSUER
-    if annotated and annotated not in allowed:
+    if annotated and allowed and annotated not in allowed:
         yield Hit(f"annotation {ann_key} names {annotated}, not an allowed issuer "
                   f"({', '.join(sorted(allowed))})", ("metadata", "annotations"))
     for j, t in enumerate(tls_entries(obj)):
@@ -153,7 +156,7 @@ def issuance_path(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-TLS-004", E, "Traefik routes over TLS and redirects plain HTTP",
-      kinds=("Ingress",), applies=is_traefik_ingress,
+      profile="hardened", kinds=("Ingress",), applies=is_traefik_ingress,
       remediation="Annotate router.entrypoints explicitly; a websecure router needs "
                   "router.tls: \"true\", a web router needs router.middlewares naming a "
                   "rendered Middleware with redirectScheme {scheme: https, permanent: true} "
@@ -163,7 +166,9 @@ def issuance_path(s: Subject, ctx: Context) -> Iterator[Hit]:
 def traefik_https(s: Subject, ctx: Context) -> Iterator[Hit]:
     """Without router.tls the websecure router serves no certificate; a router on the
     web entrypoint (or on every entrypoint, when none is named) without a permanent
-    https redirect serves Mastodon over plain HTTP."""
+    https redirect serves Mastodon over plain HTTP. Hardened: the manifests must show
+    it; when Traefik's entrypoints do TLS and the redirect (cluster configuration),
+    baseline reports it as MSTDN-TLS-006 for the live check to verify."""
     ann = s.obj.annotations
     entrypoints = router_entrypoints(s.obj)
     if not entrypoints:
@@ -188,14 +193,15 @@ def traefik_https(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-TLS-005", W, "Ingresses name the traefik class; Traefik CRDs use traefik.io",
-      kinds=("Ingress", *TRAEFIK_KINDS),
+      profile="baseline", kinds=("Ingress", *TRAEFIK_KINDS),
       remediation="Set spec.ingressClassName: traefik (not the deprecated annotation) and use "
                   "apiVersion traefik.io/v1alpha1 for Traefik resources.",
       refs=("Kyverno other/restrict-ingress-classes",
             "fluxcd/flagger#1641 (Traefik v3 no longer serves traefik.containo.us)"))
 def traefik_class(s: Subject, ctx: Context) -> Iterator[Hit]:
     """Without a class the Ingress is served by whatever controller is the default (or
-    none); Traefik v3 ignores resources in the old traefik.containo.us group."""
+    none); Traefik v3 ignores resources in the old traefik.containo.us group. Depends on
+    the cluster's default IngressClass."""
     obj = s.obj
     if obj.kind == "Ingress":
         cls = obj.get("spec", "ingressClassName")
@@ -208,3 +214,32 @@ def traefik_class(s: Subject, ctx: Context) -> Iterator[Hit]:
     elif obj.group != "traefik.io":
         yield Hit(f"{obj.kind} uses apiVersion {obj.api_version}; Traefik v3 reads traefik.io",
                   ("apiVersion",))
+
+
+def _is_mastodon_traefik(s: Subject, ctx: Context) -> bool:
+    return is_traefik_ingress(s, ctx) and is_mastodon_serving_ingress(s, ctx)
+
+
+_is_mastodon_traefik.text = "Mastodon's Traefik Ingresses"  # type: ignore[attr-defined]
+LIVE_HTTPS_CHECK = "https.http_semantics"
+
+
+@rule("MSTDN-TLS-006", INFO, "TLS and the HTTP redirect not visible in the manifests are "
+      "verified live", profile="baseline", kinds=("Ingress",), applies=_is_mastodon_traefik,
+      remediation=f"Nothing to fix offline when Traefik's entrypoints terminate TLS and "
+                  f"redirect web to websecure: run the live check {LIVE_HTTPS_CHECK} (make "
+                  f"e2e, or nightly) to prove it; or make them visible with the router "
+                  f"annotations MSTDN-TLS-004 asks for.",
+      refs=("Traefik docs: entryPoints.web.http.redirections, entryPoints.websecure.http.tls",
+            f"tootcheck/checks/https.py {LIVE_HTTPS_CHECK}"))
+def tls_assumed(s: Subject, ctx: Context) -> Iterator[Hit]:
+    """Traefik can terminate TLS and redirect plain HTTP on its entrypoints, outside the
+    Mastodon manifests; then the Ingress shows neither, and only the live check can
+    tell whether Mastodon is served over plain HTTP. Depends on the cluster (Traefik's
+    static configuration)."""
+    problems = [h.message for h in traefik_https(s, ctx)]
+    if problems:
+        hosts = ", ".join(h for _, h in rule_hosts(s.obj) if h) or "its hosts"
+        yield Hit(f"TLS and the HTTP->HTTPS redirect for {hosts} are not visible in the "
+                  f"manifests ({problems[0]}); assumed on Traefik's entrypoints: the live "
+                  f"check {LIVE_HTTPS_CHECK} verifies them", ("metadata", "annotations"))

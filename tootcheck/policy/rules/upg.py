@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from tootcheck.model import Severity
@@ -20,7 +21,7 @@ def _version_text(c: Container) -> str:
 
 @rule("MSTDN-UPG-001", E, "web, sidekiq, streaming and the migration run one Mastodon version "
       "from the official registry",
-      kinds=WORKLOAD_KINDS, scope="container",
+      profile="baseline", kinds=WORKLOAD_KINDS, scope="container",
       applies=role_in("web", "sidekiq", "streaming", "migrate", "mastodon"),
       remediation="Use ghcr.io/mastodon/mastodon:vX.Y.Z for web, sidekiq and the migration and "
                   "ghcr.io/mastodon/mastodon-streaming:vX.Y.Z for streaming, all at the same "
@@ -51,6 +52,9 @@ def one_version(s: Subject, ctx: Context) -> Iterator[Hit]:
                   f"{_version_text(ref)}", c.field("image"))
 
 
+MIGRATE_IN_COMMAND = re.compile(r"\bdb:(migrate|prepare)\b")
+
+
 def _migrations(ctx: Context, s: Subject) -> list[Container]:
     """Migration containers: init containers of this pod, or in any Job of the bundle."""
     own = [c for c in ctx.containers(s.obj) if c.role == "migrate" and c.init]
@@ -61,17 +65,20 @@ def _migrations(ctx: Context, s: Subject) -> list[Container]:
 
 
 @rule("MSTDN-UPG-002", E, "A database migration step runs with the web image and env",
-      kinds=WORKLOAD_KINDS, scope="container", applies=role_in("web"), modes=("offline",),
-      remediation="Run bundle exec rails db:prepare (or db:migrate) before web starts: as an "
-                  "init container after the database sidecars, or as a Job, with the web image "
-                  "and the same envFrom sources.",
+      profile="baseline", kinds=WORKLOAD_KINDS, scope="container", applies=role_in("web"), modes=("offline",),
+      remediation="Run bundle exec rails db:prepare (or db:migrate) before web starts: in "
+                  "web's command before puma, as an init container after the database "
+                  "sidecars, or as a Job, with the web image and the same envFrom sources.",
       refs=(CHART, "mastodon/documentation content/en/admin/upgrading.md"))
 def migration_step(s: Subject, ctx: Context) -> Iterator[Hit]:
-    """A new version started against an unmigrated schema fails or corrupts data. In
-    this deployment the step is an init container db-migrate (rails db:prepare); a
-    Job is accepted as well. It must use exactly web's image and configuration."""
+    """A new version started against an unmigrated schema fails or corrupts data. The
+    step may be an init container (the reference's db-migrate, rails db:prepare), a
+    Job, or web's own command (`rails db:migrate && exec puma ...`); a separate step
+    must use exactly web's image and configuration."""
     web = s.container
     assert web is not None
+    if MIGRATE_IN_COMMAND.search(web.command_line):
+        return  # `rails db:migrate && exec puma ...`: web's own image and env, before it serves
     found = _migrations(ctx, s)
     if not found:
         yield Hit("no migration step: no init container or Job runs rails db:migrate/db:prepare",
@@ -89,7 +96,7 @@ def migration_step(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-UPG-003", W, "The migration step completes once, after the databases",
-      kinds=WORKLOAD_KINDS, applies=has_role_container("migrate"),
+      profile="baseline", kinds=WORKLOAD_KINDS, applies=has_role_container("migrate"),
       remediation="For a Job: set backoffLimit and ttlSecondsAfterFinished (or hook-delete-"
                   "policy before-hook-creation) with restartPolicy Never/OnFailure. For an init "
                   "container: keep it a plain init container placed after the postgres and "

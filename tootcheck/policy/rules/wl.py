@@ -18,7 +18,7 @@ from tootcheck.policy.k8s import (
     selector_matches,
 )
 from tootcheck.policy.registry import Hit, rule
-from tootcheck.policy.rules._common import has_role_container, role_in
+from tootcheck.policy.rules._common import has_role_container, role_in, serves_port
 from tootcheck.policy.schema import validate_object
 
 E, W, INFO = Severity.ERROR, Severity.WARN, Severity.INFO
@@ -34,7 +34,7 @@ def resolve_port(c: Container, port: Any) -> int | None:
 
 
 @rule("MSTDN-WL-001", E, "Containers set CPU and memory requests and a memory limit",
-      kinds=WORKLOAD_KINDS, scope="container",
+      profile="hardened", kinds=WORKLOAD_KINDS, scope="container",
       remediation="Set resources.requests.cpu, resources.requests.memory and "
                   "resources.limits.memory on every container, init containers and Jobs "
                   "included.",
@@ -56,7 +56,8 @@ def container_resources(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 @rule("MSTDN-WL-002", E, "web and streaming have distinct readiness and liveness probes; "
       "sidekiq has a liveness probe",
-      kinds=WORKLOAD_KINDS, scope="container", applies=role_in("web", "streaming", "sidekiq"),
+      profile="hardened", kinds=WORKLOAD_KINDS, scope="container",
+      applies=role_in("web", "streaming", "sidekiq"),
       remediation="Give web and streaming a readinessProbe and a livenessProbe that differ "
                   "(e.g. in thresholds), and sidekiq a livenessProbe.",
       refs=("kube-linter no-readiness-probe/no-liveness-probe", "Checkov CKV_K8S_8/CKV_K8S_9",
@@ -77,16 +78,18 @@ def probes_present(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-WL-003", E, "A probe's port is declared by the same container",
-      kinds=WORKLOAD_KINDS, scope="container",
+      profile="baseline", kinds=WORKLOAD_KINDS, scope="container",
       remediation="Point each tcpSocket/httpGet/grpc probe at a port the same container "
-                  "declares, or use an exec probe (sidekiq).",
+                  "declares or listens on, or use an exec probe (sidekiq).",
       refs=("kube-linter liveness-port/readiness-port/startup-port",
             "bjw-s app-template common _probes.tpl (default probes use the primary service "
             "port)"))
 def probe_port_owned(s: Subject, ctx: Context) -> Iterator[Hit]:
     """In a shared pod a TCP probe on another container's port succeeds for any
-    container, so a probe proves nothing unless it targets a port its own container
-    declares."""
+    container, so a probe proves nothing unless it targets its own process: a port the
+    container declares, or (numeric) the port its Mastodon process listens on (web:
+    PORT or 3000, streaming: PORT or 4000). A sidekiq probe on 3000 only sees web, and a
+    hung sidekiq is never restarted."""
     c = s.container
     assert c is not None
     for kind, probe in iter_probes(c):
@@ -94,16 +97,17 @@ def probe_port_owned(s: Subject, ctx: Context) -> Iterator[Hit]:
         if found is None:
             continue
         handler, port = found
-        if c.port_number(port) is None:
-            yield Hit(f"{kind} probes port {port} that container {c.name!r} does not declare",
-                      c.field(kind, handler, "port"))
+        if serves_port(c, ctx, port) is None:
+            yield Hit(f"{kind} probes port {port}, which container {c.name!r} neither "
+                      f"declares nor listens on", c.field(kind, handler, "port"))
 
 
 _HEALTH = {"web": "/health", "streaming": "/api/v1/streaming/health"}
 
 
 @rule("MSTDN-WL-004", W, "Probes use Mastodon's health endpoints",
-      kinds=WORKLOAD_KINDS, scope="container", applies=role_in("web", "streaming", "sidekiq"),
+      profile="baseline", kinds=WORKLOAD_KINDS, scope="container",
+      applies=role_in("web", "streaming", "sidekiq"),
       remediation="Probe web with httpGet /health on 3000, streaming with httpGet "
                   "/api/v1/streaming/health on 4000 (tcpSocket is acceptable for liveness), "
                   "and sidekiq with an exec command that checks the sidekiq process.",
@@ -142,7 +146,7 @@ def probe_endpoints(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-WL-005", E, "Images carry an explicit tag that is not latest",
-      kinds=WORKLOAD_KINDS, scope="container",
+      profile="baseline", kinds=WORKLOAD_KINDS, scope="container",
       remediation="Pin every image to an explicit version tag (or a digest), never latest.",
       refs=("kube-score container-image-tag", "Polaris tagNotSpecified", "kube-linter latest-tag",
             "Kyverno best-practices/disallow-latest-tag", "Checkov CKV_K8S_14/CKV_K8S_43"))
@@ -163,7 +167,7 @@ def image_tag(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-WL-006", E, "No environment variable is defined twice with different values",
-      kinds=WORKLOAD_KINDS, scope="container",
+      profile="baseline", kinds=WORKLOAD_KINDS, scope="container",
       remediation="Define each variable once: remove the duplicate from env[] or from the "
                   "ConfigMap/Secret it shadows.",
       refs=("kube-score environment-variable-key-duplication", "kube-linter duplicate-env-var"))
@@ -199,7 +203,7 @@ def env_duplicates(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-WL-007", W, "Services are ClusterIP; exposure is through the Ingress only",
-      kinds=("Service",),
+      profile="baseline", kinds=("Service",),
       remediation="Use type ClusterIP (the default) and expose the service through the "
                   "Ingress.",
       refs=("kube-score service-type", "Kyverno best-practices/restrict-node-port"))
@@ -211,13 +215,14 @@ def service_type(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-WL-008", INFO, "A NetworkPolicy restricts who reaches PostgreSQL and Redis",
-      kinds=WORKLOAD_KINDS, applies=has_role_container("postgres", "redis"),
+      profile="hardened", kinds=WORKLOAD_KINDS, applies=has_role_container("postgres", "redis"),
       remediation="Add a NetworkPolicy selecting the pod that runs PostgreSQL/Redis and "
                   "admitting only the Mastodon pod and the migration step.",
       refs=("kube-score pod-networkpolicy", "Polaris missingNetworkPolicy", "Checkov CKV2_K8S_6"))
 def network_policy(s: Subject, ctx: Context) -> Iterator[Hit]:
     """The databases hold every account and every queued job; nothing else in the
-    cluster needs to reach them."""
+    cluster needs to reach them, and without a policy any compromised pod can. Depends on
+    the cluster: only a CNI that enforces NetworkPolicy applies it."""
     labels = pod_template_labels(s.obj)
     for np in ctx.bundle.in_namespace("NetworkPolicy", s.obj.namespace):
         types = np.get("spec", "policyTypes") or ["Ingress"]
@@ -228,7 +233,7 @@ def network_policy(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-WL-009", W, "Pods do not mount a service account token",
-      kinds=WORKLOAD_KINDS,
+      profile="hardened", kinds=WORKLOAD_KINDS,
       remediation="Set automountServiceAccountToken: false in the pod spec (or on its "
                   "ServiceAccount).",
       refs=("Polaris automountServiceAccountToken", "Checkov CKV_K8S_38"))
@@ -252,7 +257,7 @@ def sa_token(s: Subject, ctx: Context) -> Iterator[Hit]:
 
 
 @rule("MSTDN-WL-010", E, "Objects validate strictly against the target Kubernetes version",
-      kinds=None,
+      profile="baseline", kinds=None,
       remediation="Fix the field named in the message so the object validates strictly for "
                   "the target Kubernetes version; for a custom resource, add or correct its "
                   "schema under manifests/schemas/<group>/<kind>.json.",
@@ -262,7 +267,9 @@ def schema_valid(s: Subject, ctx: Context) -> Iterator[Hit]:
     """Every object is validated strictly (unknown fields are errors, as with kubectl's
     default --validate=strict) against the schemas of the stated Kubernetes version;
     custom resources against the project-written schemas. A kind without any schema
-    and an object defined twice in one bundle are findings too."""
+    and an object defined twice in one bundle are findings too. Otherwise the apply is
+    refused (or a field silently dropped). Depends on the cluster's Kubernetes version
+    (--kube-version)."""
     for first, dup in ctx.bundle.duplicates:
         if dup is s.obj:
             yield Hit(f"defined twice: {dup.source} document {dup.doc + 1} repeats "
