@@ -30,7 +30,7 @@ CHECK_MODULES = (
     "tootcheck.checks.webpush",
     "tootcheck.checks.incontainer",
     "tootcheck.checks.drift",
-    "tootcheck.checks.policy_live",
+    "tootcheck.policy.live_check",
     "tootcheck.rehearsal.checks",
 )
 

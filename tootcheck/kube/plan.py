@@ -123,31 +123,84 @@ class Step:
     reason: str = ""
 
 
-def steps(ordered: Sequence[Phase], is_done: Callable[[str], bool], *, reuse: bool) -> Iterator[Step]:
-    """Run or skip each phase, lazily: ``is_done`` is asked only when a phase comes
-    up, after the phases before it ran, so it sees their effects (renders, state).
+def decide(phase: Phase, ran: Iterable[str], cascading: Iterable[str], is_done: Callable[[str], bool],
+           *, reuse: bool) -> Step:
+    """Run or skip ``phase`` once its needs are through; ``ran`` holds the phases that
+    ran in this bring-up. Without ``reuse`` everything runs. With ``reuse`` a phase
+    found done is skipped, unless a cascading phase it needs ran (its inputs changed,
+    so its state cannot be trusted). ``always`` phases run every time. ``is_done``
+    is asked last, after the phases before it ran, so it sees their effects."""
+    ran_set, cascading_set = set(ran), set(cascading)
+    rerun_deps = [n for n in phase.needs if n in ran_set and n in cascading_set]
+    if phase.always:
+        return Step(phase, "run", "runs every time")
+    if not reuse:
+        return Step(phase, "run")
+    if rerun_deps:
+        return Step(phase, "run", f"{', '.join(rerun_deps)} ran again")
+    if is_done(phase.name):
+        return Step(phase, "skip", "already done")
+    return Step(phase, "run", "not done yet")
 
-    Without ``reuse`` everything runs. With ``reuse`` a phase found done is
-    skipped, unless a cascading phase it needs ran in this bring-up (its inputs
-    changed, so its state cannot be trusted). ``always`` phases run every time.
-    """
+
+def steps(ordered: Sequence[Phase], is_done: Callable[[str], bool], *, reuse: bool) -> Iterator[Step]:
+    """:func:`decide` for each phase in order, lazily (one at a time)."""
     running: set[str] = set()
     cascading = {p.name for p in ordered if p.cascade}
     for phase in ordered:
-        rerun_deps = [n for n in phase.needs if n in running and n in cascading]
-        if phase.always:
-            step = Step(phase, "run", "runs every time")
-        elif not reuse:
-            step = Step(phase, "run")
-        elif rerun_deps:
-            step = Step(phase, "run", f"{', '.join(rerun_deps)} ran again")
-        elif is_done(phase.name):
-            step = Step(phase, "skip", "already done")
-        else:
-            step = Step(phase, "run", "not done yet")
+        step = decide(phase, running, cascading, is_done, reuse=reuse)
         if step.action == "run":
             running.add(phase.name)
         yield step
+
+
+def ready(ordered: Sequence[Phase], finished: Iterable[str], started: Iterable[str]) -> list[Phase]:
+    """The phases that may start now, in plan order: not started, and every need that is
+    part of ``ordered`` finished (needs outside it were done by an earlier call)."""
+    names = {p.name for p in ordered}
+    done, begun = set(finished), set(started)
+    return [p for p in ordered if p.name not in begun
+            and all(n in done for n in p.needs if n in names)]
+
+
+def simulate(phases: Sequence[Phase], durations: Mapping[str, float], *,
+             workers: int) -> dict[str, tuple[float, float]]:
+    """(start, end) of each phase when ``workers`` phases may run at once and each takes
+    ``durations[name]`` seconds: the engine's scheduling (:func:`ready`, plan order first)
+    on a simulated clock (pure)."""
+    ordered = order(phases)
+    finished: list[str] = []
+    started: set[str] = set()
+    running: dict[str, float] = {}  # name -> end time
+    times: dict[str, tuple[float, float]] = {}
+    now = 0.0
+    while len(finished) < len(ordered):
+        for phase in ready(ordered, finished, started):
+            if len(running) >= max(1, workers):
+                break
+            started.add(phase.name)
+            end = now + max(0.0, durations.get(phase.name, 0.0))
+            running[phase.name] = end
+            times[phase.name] = (now, end)
+        name = min(running, key=lambda n: (running[n], n))
+        now = running.pop(name)
+        finished.append(name)
+    return times
+
+
+def critical_path(phases: Sequence[Phase], durations: Mapping[str, float]) -> tuple[list[str], float]:
+    """The chain of needs with the longest total duration, and that total (pure)."""
+    best: dict[str, tuple[float, list[str]]] = {}
+    for phase in order(phases):
+        before = max((best[n] for n in phase.needs), default=(0.0, []), key=lambda b: b[0])
+        best[phase.name] = (before[0] + durations.get(phase.name, 0.0), [*before[1], phase.name])
+    total, path = max(best.values(), key=lambda b: b[0], default=(0.0, []))
+    return path, total
+
+
+def budget(phase: Phase, timeouts: Mapping[str, float]) -> float:
+    """The phase's wait budget in seconds (its timeout, a number or a TIMEOUTS key)."""
+    return timeouts[phase.timeout] if isinstance(phase.timeout, str) else float(phase.timeout)
 
 
 def schedule(ordered: Sequence[Phase], done: Mapping[str, bool], *, reuse: bool) -> list[Step]:
@@ -165,6 +218,9 @@ def render_digest(texts: Iterable[str]) -> str:
 
 
 STATE_KEY_PREFIX = "phase."
+# Phases at once: they mostly wait on the cluster, so more than the 2 cores of a CI
+# runner; the cluster's own work is what the cores are for.
+WORKERS = 4
 
 
 def is_phase_current(state: Mapping[str, str], phase: str, digest: str | None) -> bool:
