@@ -20,7 +20,6 @@ import pytest
 
 from tests.peers.databases import PostgresPeer, RedisPeer, free_port, scratch_dir
 from tests.peers.mastodon_rest import MastodonRestPeer, running_rest_peer
-from tootcheck.clients.mastodon import api_as
 from tootcheck.checks.markers import (
     AccountMarker,
     FollowMarker,
@@ -38,6 +37,7 @@ from tootcheck.checks.markers import (
     verify_markers_db,
     write_markers,
 )
+from tootcheck.clients.mastodon import api_as
 from tootcheck.target import Target
 
 DUE = 1_800_000_000.0

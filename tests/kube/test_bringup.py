@@ -87,7 +87,7 @@ def _in_tmp(tmp_path, monkeypatch):
 def test_fresh_cluster_is_created_with_substituted_ports_and_marked(tmp_path, kind_bin):
     kube = FakeKube()
     ctx = make_ctx(tmp_path, kind_bin, kube, https_port=8443, http_port=8080)
-    bringup.execute(ctx, [PHASES["cluster"]], total=16)
+    bringup.execute(ctx, [PHASES["cluster"]], total=len(plan.KIND_PLAN))
     calls = (tmp_path / "clusters.calls").read_text()
     assert "create cluster --name=tootcheck" in calls and "--config" in calls
     config = yaml.safe_load((tmp_path / "cache" / "kind-config.yaml").read_text())
@@ -95,7 +95,7 @@ def test_fresh_cluster_is_created_with_substituted_ports_and_marked(tmp_path, ki
     assert ports == {443: 8443, 80: 8080}
     marker = kube.objects[("ConfigMap", "kube-system", safety.MARKER_NAME)]
     assert marker["data"]["cluster"] == "tootcheck" and ctx.created and not ctx.reused
-    assert re.fullmatch(r"bring-up \[ 1/16\] cluster +\d+\.\ds ran: created \(kindest/node:v1\.34\.0.*",
+    assert re.fullmatch(r"bring-up \[ 1/17\] cluster +\d+\.\ds ran: created \(kindest/node:v1\.34\.0.*",
                         ctx.progress.lines[0])
 
 
@@ -176,7 +176,8 @@ def test_render_puts_the_run_vapid_key_into_the_configmap(tmp_path, kind_bin):
     written = (ctx.out_dir / "render" / "overlays-kind.yaml").read_text()
     assert ctx.secrets.vapid_public_key in written
     assert ctx.secrets["VAPID_PRIVATE_KEY"].reveal() not in written
-    assert "ghcr.io/mastodon/mastodon:v4.7.2" in bringup_cluster.wanted_images(ctx)
+    assert "ghcr.io/mastodon/mastodon:v4.7.2" in bringup_cluster.wanted_images(
+        ctx, plan.Phase("app-images", paths=("manifests/overlays/kind",)))
 
 
 def test_target_pins_the_served_hosts_to_the_mapped_ports(tmp_path, kind_bin):

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tootcheck.kube import plan
+
 REPO = Path(__file__).resolve().parents[2]
 
 FAKE_KIND = """#!/bin/sh
@@ -142,14 +144,14 @@ def test_bring_up_prints_a_line_per_phase_and_serves_the_target(passing):
     done, directory = passing
     assert done.returncode == 0, done.stdout + done.stderr
     phase_lines = [ln for ln in done.stdout.splitlines() if ln.startswith("bring-up [")]
-    assert len(phase_lines) == 16
-    assert phase_lines[0].startswith("bring-up [ 1/16] cluster")
+    assert len(phase_lines) == len(plan.KIND_PLAN) == 17
+    assert phase_lines[0].startswith("bring-up [ 1/17] cluster")
     # Phases run several at once, so lines come as phases end; the number is the plan's.
-    assert sorted(ln[:16] for ln in phase_lines) == [f"bring-up [{i:2}/16]" for i in range(1, 17)]
-    peers = next(ln for ln in phase_lines if ln.startswith("bring-up [16/16] peers"))
+    assert sorted(ln[:16] for ln in phase_lines) == [f"bring-up [{i:2}/17]" for i in range(1, 18)]
+    peers = next(ln for ln in phase_lines if ln.startswith("bring-up [17/17] peers"))
     assert peers.endswith("ran: stubbed")
     timings = json.loads((directory / "reports" / "timings.json").read_text())
-    assert timings["outcome"] == "ok" and len(timings["phases"]) == 16
+    assert timings["outcome"] == "ok" and len(timings["phases"]) == 17
 
 
 def test_a_passing_run_deletes_the_cluster_and_says_so(passing):

@@ -18,7 +18,6 @@ from dataclasses import replace
 
 import requests
 
-from tootcheck.checks.registry import live_check
 from tootcheck.checks.markers import (
     DEFAULT_PUBLISH_GRACE_S,
     DEFAULT_SCHEDULED_IN_S,
@@ -32,6 +31,7 @@ from tootcheck.checks.markers import (
     rest_outcomes,
     write_markers,
 )
+from tootcheck.checks.registry import live_check
 from tootcheck.model import CheckResult, CheckRun
 from tootcheck.target import Target
 from tootcheck.waiting import Poll, WaitTimeout, wait_until

@@ -252,6 +252,11 @@ def e2e_checks(probe: Probe, *, cluster: str, config_path: Path,
 
 
 def run_e2e(args: argparse.Namespace, probe: Probe | None = None) -> int:
+    if getattr(args, "plan", False):  # the time on paper; needs no Docker
+        from tootcheck.kube.timeline import lines, timeline
+
+        print("\n".join(lines(timeline())))
+        return 0
     cluster = args.cluster_name or active().cluster_name
     checks = e2e_checks(probe or Probe(), cluster=cluster, config_path=Path(args.kind_config))
     failed = [c.name for c in checks if not c.ok]
@@ -293,6 +298,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     e2e = sub.add_parser("e2e", help="Docker, kind/kubectl/helm, host NFS client, free ports")
     common(e2e)
+    e2e.add_argument("--plan", action="store_true",
+                     help="print the bring-up phases, their needs, the critical path and the "
+                          "expected time (no checks run)")
     e2e.set_defaults(func=run_e2e)
     rehearse = sub.add_parser("rehearse", help="validate FROM/TO, then the e2e checks")
     rehearse.add_argument("--from", dest="from_version", default="", help="release deployed first")

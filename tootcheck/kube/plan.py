@@ -29,8 +29,12 @@ class Phase:
 
     ``needs`` names the phases that must be complete first; ``ready`` says in one
     line what the phase waits for; ``timeout`` is seconds or a key of
-    :data:`tootcheck.waiting.TIMEOUTS`; ``paths`` are the kustomizations (relative
-    to the repository) the phase renders and applies, in order.
+    :data:`tootcheck.waiting.TIMEOUTS` (the wait's budget, the worst case);
+    ``paths`` are the kustomizations (relative to the repository) the phase renders
+    and applies, in order (for an image phase: whose images it loads); ``expected``
+    is the seconds it is expected to take on a 2-core runner with a warm image cache
+    (an estimate for ``tootcheck preflight e2e --plan``; reports/timings.json has the
+    measured figures of a run).
     """
 
     name: str
@@ -44,6 +48,7 @@ class Phase:
     # Whether running this phase again invalidates the phases that need it. False
     # for phases whose effect dependents do not consume (image preload, render).
     cascade: bool = True
+    expected: float = 0.0
 
 
 def order(phases: Sequence[Phase]) -> list[Phase]:
@@ -256,50 +261,60 @@ class Timings:
 # manifests themselves are documented in docs/kind.md (manifests helper) and the
 # bring-up in docs/bringup.md.
 
+INFRA = ("manifests/kind/coredns", "manifests/infra/cert-manager", "manifests/infra/issuers",
+         "manifests/infra/nfs", "manifests/infra/traefik", "manifests/infra/authentik")
+APP = ("manifests/overlays/kind", "manifests/infra/mailpit", "manifests/infra/fediverse-peer")
+
 KIND_PLAN: tuple[Phase, ...] = (
-    Phase("cluster", always=True, cascade=False, timeout=900,
+    Phase("cluster", always=True, cascade=False, timeout=900, expected=60,
           ready="kind cluster exists (created, or reused with --reuse-cluster), its kubeconfig "
                 "is exported and the API server answers"),
-    Phase("secrets", ("cluster",), always=True, cascade=False, timeout="apply",
+    Phase("secrets", ("cluster",), always=True, cascade=False, timeout="apply", expected=2,
           ready="the run's secrets are in kube-system/tootcheck-run-secrets (generated now, or "
                 "read back from a reused cluster)"),
-    Phase("render", ("secrets",), always=True, cascade=False, timeout=600,
+    Phase("render", ("secrets",), always=True, cascade=False, timeout=600, expected=25,
           ready="every kustomization renders (kubectl kustomize --enable-helm) and parses",
-          paths=("manifests/kind/coredns", "manifests/infra/cert-manager", "manifests/infra/issuers",
-                 "manifests/infra/nfs", "manifests/infra/traefik", "manifests/infra/authentik",
-                 "manifests/overlays/kind", "manifests/infra/mailpit",
-                 "manifests/infra/fediverse-peer")),
-    Phase("images", ("render", "cluster"), cascade=False, timeout=3600,
-          ready="every image of the renders is on the node (Node.status.images), loaded from the "
-                "host's Docker store"),
-    Phase("nodes", ("cluster",), timeout="pod-ready",
+          paths=(*INFRA, *APP)),
+    # Two image phases: the infrastructure's images load while the app's still load,
+    # and Traefik, cert-manager and the NFS server start on the first.
+    Phase("images", ("render", "cluster"), cascade=False, timeout=3600, expected=45, paths=INFRA,
+          ready="every image of the infrastructure renders is on the node (Node.status.images), "
+                "loaded from the host's Docker store"),
+    Phase("app-images", ("render", "cluster"), cascade=False, timeout=3600, expected=75, paths=APP,
+          ready="every image of Mastodon's render and the peers' is on the node, loaded from the "
+                "host's Docker store (a rehearsal adds TO's images)"),
+    Phase("nodes", ("cluster",), timeout="pod-ready", expected=15,
           ready="every Node Ready, kube-system DaemonSets (kindnet CNI, kube-proxy) rolled out"),
     Phase("coredns", ("nodes", "render"), timeout="rollout", paths=("manifests/kind/coredns",),
+          expected=15,
           ready="CoreDNS rewrites kirchner.social and auth.kirchner.social to Traefik; restarted"),
-    Phase("cert-manager", ("nodes", "images"), timeout="rollout",
+    Phase("cert-manager", ("nodes", "images"), timeout="rollout", expected=45,
           paths=("manifests/infra/cert-manager",),
           ready="CRDs Established, Deployments rolled out, the webhook Service has a ready endpoint"),
     Phase("issuers", ("cert-manager",), timeout="certificate", paths=("manifests/infra/issuers",),
+          expected=15,
           ready="ClusterIssuers Ready=True, root CA Certificate cert-manager/tootcheck-root-ca Ready"),
     Phase("storage", ("nodes", "images"), timeout="rollout", paths=("manifests/infra/nfs",),
-          ready="NFS-Ganesha server/provisioner rolled out, StorageClass nfs-csi exists"),
+          expected=30, ready="NFS-Ganesha server/provisioner rolled out, StorageClass nfs-csi exists"),
     Phase("traefik", ("nodes", "images"), timeout="rollout", paths=("manifests/infra/traefik",),
-          ready="Traefik rolled out (hostPorts 80/443 on the node)"),
-    Phase("authentik-secrets", ("nodes", "secrets", "render"), timeout="apply",
+          expected=25, ready="Traefik rolled out (hostPorts 80/443 on the node)"),
+    Phase("authentik-secrets", ("nodes", "secrets", "render"), timeout="apply", expected=2,
           ready="Secret authentik/authentik-bootstrap holds the run's values"),
-    Phase("authentik", ("authentik-secrets", "traefik", "issuers", "coredns"),
-          timeout="rollout", paths=("manifests/infra/authentik",),
+    Phase("authentik", ("authentik-secrets", "traefik", "issuers", "coredns", "images"),
+          timeout="rollout", paths=("manifests/infra/authentik",), expected=120,
           ready="PostgreSQL, server and worker rolled out, TLS Certificate Ready, blueprint "
                 "applied: OIDC discovery answers with the issuer"),
-    Phase("mastodon-secrets", ("issuers", "secrets", "render"), timeout="apply",
+    Phase("mastodon-secrets", ("issuers", "secrets", "render"), timeout="apply", expected=2,
           ready="Secret mastodon/mastodon-secrets and ConfigMap mastodon/tootcheck-ca exist"),
-    Phase("mastodon", ("mastodon-secrets", "authentik", "traefik", "storage", "coredns"),
-          timeout="rollout", paths=("manifests/overlays/kind",),
+    # Not after Authentik: Mastodon reads the OIDC discovery at sign-in (omniauth_openid_connect's
+    # request phase), not at boot, so the two largest rollouts overlap.
+    Phase("mastodon", ("mastodon-secrets", "traefik", "storage", "coredns", "app-images"),
+          timeout="rollout", paths=("manifests/overlays/kind",), expected=150,
           ready="db-migrate completed, every container and sidecar ready, PVCs Bound, TLS "
                 "Certificate Ready, https://<domain>/health answers 200"),
-    Phase("accounts", ("mastodon",), timeout=900,
+    Phase("accounts", ("mastodon",), timeout=900, expected=40,
           ready="test, second and admin accounts exist and their API tokens verify"),
-    Phase("peers", ("issuers", "images"), timeout="rollout",
+    Phase("peers", ("issuers", "app-images"), timeout="rollout", expected=20,
           paths=("manifests/infra/mailpit", "manifests/infra/fediverse-peer"),
           ready="Mailpit and the fediverse peer rolled out, the peer's TLS Certificate Ready"),
 )

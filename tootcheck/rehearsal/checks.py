@@ -21,8 +21,8 @@ from typing import Any
 import psycopg
 
 from tootcheck.checks import markers as markers_mod
-from tootcheck.checks.registry import live_check
 from tootcheck.checks.markers import MarkerSet, Outcome
+from tootcheck.checks.registry import live_check
 from tootcheck.model import CheckResult, CheckRun
 from tootcheck.rehearsal import downtime, verify
 from tootcheck.target import Target

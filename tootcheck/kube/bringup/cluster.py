@@ -14,6 +14,7 @@ from tootcheck.kube import kindconfig, objects, plan, safety
 from tootcheck.kube.apply import SAFE_DUMPER, images, split_documents
 from tootcheck.kube.bringup.context import (
     KIND_CONFIG,
+    OVERLAY,
     BringUpFailed,
     Context,
     Rendered,
@@ -85,7 +86,7 @@ def run_render(ctx: Context, phase: plan.Phase) -> str:
         override = ctx.hooks.render_override(path)
         text = override if override is not None else render_fn(REPO_ROOT / path)
         docs = split_documents(text, path)
-        if path == "manifests/overlays/kind":
+        if path == OVERLAY:
             docs = objects.with_env(docs, {"VAPID_PUBLIC_KEY": ctx.secrets.vapid_public_key})
         applied = yaml.dump_all(docs, Dumper=SAFE_DUMPER, sort_keys=False)
         out = ctx.out_dir / "render" / (path.removeprefix("manifests/").replace("/", "-") + ".yaml")
@@ -96,23 +97,32 @@ def run_render(ctx: Context, phase: plan.Phase) -> str:
     return f"{len(phase.paths)} kustomizations, {total} objects (applied copies in {ctx.out_dir / 'render'})"
 
 
-def wanted_images(ctx: Context) -> list[str]:
-    wanted = images([d for r in ctx.renders.values() for d in r.docs])
-    # A rehearsal also preloads TO's images, so the measured downtime excludes pulling them.
-    return wanted + [i for i in ctx.hooks.extra_images() if i not in wanted]
+def wanted_images(ctx: Context, phase: plan.Phase) -> list[str]:
+    """The images of the renders an image phase loads (its ``paths``); the phase that
+    loads the app's also loads what the hooks add (a rehearsal's TO images, so the
+    measured downtime excludes pulling them)."""
+    wanted = images(ctx.docs(*phase.paths))
+    if OVERLAY in phase.paths:
+        wanted += [i for i in ctx.hooks.extra_images() if i not in wanted]
+    return wanted
 
 
-def missing_images(ctx: Context) -> list[str]:
+def missing_images(ctx: Context, phase: plan.Phase) -> list[str]:
     present = img.node_image_names(ctx.kube.list("v1", "Node"))
-    return img.missing_on_node(wanted_images(ctx), present)
+    return img.missing_on_node(wanted_images(ctx, phase), present)
+
+
+def _keep_report(ctx: Context, phase: plan.Phase, report: img.PreloadReport) -> None:
+    with ctx.lock:
+        ctx.image_reports[phase.name] = report
 
 
 def run_images(ctx: Context, phase: plan.Phase) -> str:
-    wanted = wanted_images(ctx)
-    missing = missing_images(ctx)
+    wanted = wanted_images(ctx, phase)
+    missing = missing_images(ctx, phase)
     report = img.PreloadReport(wanted=len(wanted), already_on_node=len(wanted) - len(missing),
                                images=list(wanted))
-    ctx.image_report = report
+    _keep_report(ctx, phase, report)
     if missing:
         docker = ctx.docker or shutil.which("docker")
         if docker is None:
@@ -123,13 +133,13 @@ def run_images(ctx: Context, phase: plan.Phase) -> str:
 
 
 def done_images(ctx: Context, phase: plan.Phase) -> bool:
-    return not missing_images(ctx)
+    return not missing_images(ctx, phase)
 
 
 def after_skip_images(ctx: Context, phase: plan.Phase) -> None:
-    wanted = wanted_images(ctx)
-    ctx.image_report = img.PreloadReport(wanted=len(wanted), already_on_node=len(wanted),
-                                         images=list(wanted))
+    wanted = wanted_images(ctx, phase)
+    _keep_report(ctx, phase, img.PreloadReport(wanted=len(wanted), already_on_node=len(wanted),
+                                               images=list(wanted)))
 
 
 NODE_WATCHES = (Watch("v1", "Node"), Watch("apps/v1", "DaemonSet", "kube-system"))

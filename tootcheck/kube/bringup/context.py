@@ -30,6 +30,7 @@ from tootcheck.target import Account, Target
 
 KIND_CONFIG = REPO_ROOT / "manifests" / "kind" / "cluster.yaml"
 BLUEPRINT = REPO_ROOT / "manifests" / "infra" / "authentik" / "blueprints" / "mastodon.yaml"
+OVERLAY = "manifests/overlays/kind"  # Mastodon's kind overlay
 MASTODON_POD = "app.kubernetes.io/name=mastodon,app.kubernetes.io/controller=mastodon"
 HTTP_TIMEOUT_S = 15.0
 BLUEPRINT_NUDGE_S = 20.0
@@ -87,7 +88,7 @@ class Context:
     kind_config: dict[str, Any] = field(default_factory=dict)
     ca_file: Path | None = None
     accounts: dict[str, Account] = field(default_factory=dict)
-    image_report: img.PreloadReport | None = None
+    image_reports: dict[str, img.PreloadReport] = field(default_factory=dict)  # per image phase
     docker: Path | None = None
     connect: Callable[[Path, str], Any] | None = None  # (kubeconfig, context) -> Kube
     render_fn: Callable[[Path], str] | None = None  # kustomization dir -> YAML (tests swap it)

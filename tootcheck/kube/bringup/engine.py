@@ -16,6 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from tootcheck.errors import BadInput
+from tootcheck.kube import images as img
 from tootcheck.kube import plan, safety
 from tootcheck.kube import timings as timing_file
 from tootcheck.kube.bringup.context import BringUpFailed, Context, Impl
@@ -100,8 +101,10 @@ def _safe_done(ctx: Context, phase: plan.Phase, impl: Impl) -> bool:
 
 
 def write_timings(ctx: Context, outcome: str) -> Path:
+    reports = list(ctx.image_reports.values())
+    images = img.PreloadReport.combined(reports).to_json() if reports else None
     data = timing_file.document(ctx.timings, cluster=ctx.name, reused=ctx.reused, outcome=outcome,
-                                images=ctx.image_report.to_json() if ctx.image_report else None)
+                                images=images)
     return timing_file.write(ctx.settings.reports_dir / "timings.json", data)
 
 

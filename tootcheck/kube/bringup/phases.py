@@ -56,6 +56,7 @@ IMPLS: dict[str, Impl] = {
     "secrets": Impl(run_secrets),
     "render": Impl(run_render),
     "images": Impl(run_images, done_images, after_skip_images),
+    "app-images": Impl(run_images, done_images, after_skip_images),
     "nodes": Impl(run_nodes, done_nodes),
     "coredns": Impl(run_coredns, done_when(COREDNS_WATCHES)),
     "cert-manager": Impl(run_cert_manager, done_when(CERT_MANAGER_WATCHES, webhook_endpoints)),
