@@ -16,7 +16,7 @@ PYTEST_REPORTS := --junitxml=reports/junit.xml -o junit_family=xunit2
 
 .PHONY: help
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 # ------------------------------------------------------------------ set-up
 
@@ -49,8 +49,10 @@ test: $(STAMP) ## the offline gate plus the suite's own tests
 	$(BIN)/pytest tests suites/policy/test_policy.py $(PYTEST_REPORTS) --check-coverage $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: $(STAMP) ## ruff
+lint: $(STAMP) ## ruff, mypy (strict, settings in pyproject.toml) and the dead-code check
 	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python scripts/deadcode
 
 .PHONY: render
 render: $(STAMP) ## re-render the snapshots in manifests/rendered/ (kubectl kustomize --enable-helm)

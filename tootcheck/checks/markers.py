@@ -48,7 +48,6 @@ from tootcheck.model import CheckResult, CheckRun
 from tootcheck.target import Target
 from tootcheck.waiting import Poll, WaitTimeout, wait_until
 
-KINDS = ("account", "status", "media", "scheduled", "follow")
 CHECK = "persistence.markers_survive"
 SCHEDULE_MINIMUM_OFFSET_S = 300.0  # ScheduledStatus::MINIMUM_OFFSET
 SCHEDULER_INTERVAL_S = 300.0  # scheduled_statuses_scheduler: every 5m
@@ -537,7 +536,10 @@ def cleanup_markers(target: Target, markers: MarkerSet) -> list[str]:
                 problems.append(f"{what}: {_client_error(exc)}")
 
     for status in markers.statuses:
-        attempt(status.key, lambda s=status: api_as(target, s.author_role).status_delete(s.id))
+        def delete(s: StatusMarker = status) -> None:
+            api_as(target, s.author_role).status_delete(s.id)
+
+        attempt(status.key, delete)
     for scheduled in markers.scheduled:
         api = api_as(target, scheduled.author_role)
 
@@ -552,8 +554,10 @@ def cleanup_markers(target: Target, markers: MarkerSet) -> list[str]:
         attempt(scheduled.key, drop)
     for follow in markers.follows:
         if not follow.preexisting:
-            attempt(follow.key, lambda f=follow: api_as(target, f.follower_role)
-                    .account_unfollow(f.target_account_id))
+            def unfollow(f: FollowMarker = follow) -> None:
+                api_as(target, f.follower_role).account_unfollow(f.target_account_id)
+
+            attempt(follow.key, unfollow)
     return problems
 
 

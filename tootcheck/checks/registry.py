@@ -46,10 +46,6 @@ class CheckSpec:
     mutating: bool
     summary: str
 
-    @property
-    def read_only(self) -> bool:
-        return not self.mutating
-
 
 REGISTRY: dict[str, CheckSpec] = {}
 
@@ -81,7 +77,6 @@ def live_check(
             mutating=mutating,
             summary=doc[0] if doc else name,
         )
-        func.check_spec = REGISTRY[name]  # type: ignore[attr-defined]
         return func
 
     return register

@@ -18,11 +18,12 @@ The mutating checks delete every status they post, also when they fail.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 from mastodon import MastodonError
 
@@ -210,7 +211,7 @@ async def _delete_quietly(run: CheckRun, client: Any, status_ids: Sequence[str])
     """Clean-up deletes; failures are ``rest-failed`` (a probe left on the instance)."""
     for status_id in status_ids:
         await _rest(run, f"clean-up DELETE /api/v1/statuses/{status_id}",
-                    lambda sid=status_id: client.status_delete(sid))
+                    functools.partial(client.status_delete, status_id))
 
 
 # --------------------------------------------------------------------- health
@@ -242,7 +243,7 @@ def check_health(target: Target, *, timeout: float = 10.0) -> CheckResult:
 # ----------------------------------------------------------------------- auth
 
 
-def _is_gateway_error(outcome: StreamingSession | Rejection) -> bool:
+def _is_gateway_error(outcome: StreamingSession | Rejection) -> TypeGuard[Rejection]:
     """A 502/503/504: the ingress answered for a streaming server that is not there."""
     return isinstance(outcome, Rejection) and outcome.status in (502, 503, 504)
 

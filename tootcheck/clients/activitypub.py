@@ -311,7 +311,7 @@ class PeerAdmin:
         return response.json()
 
     def health(self) -> dict[str, Any]:
-        return self._call("GET", "/_peer/health")
+        return dict(self._call("GET", "/_peer/health"))
 
     def put_actor(self, name: str, public_key_pem: str) -> str:
         """Serve actor ``name`` with this key; returns its id."""

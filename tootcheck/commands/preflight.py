@@ -284,7 +284,7 @@ def run_rehearse(args: argparse.Namespace, probe: Probe | None = None) -> int:
     return run_e2e(args, probe)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "preflight", help="check that this machine can run the kind suites (make e2e, make rehearse)")
     sub = parser.add_subparsers(dest="preflight", metavar="WHAT")

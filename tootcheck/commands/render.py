@@ -8,7 +8,7 @@ import sys
 from tootcheck.rendering import SNAPSHOTS, body, render, write_snapshot
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "render", help="render the kustomizations into manifests/rendered/ (make render)")
     parser.add_argument("--check", action="store_true",

@@ -11,6 +11,7 @@ API's own JSON shape (camelCase dicts) so the pure judges in
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,7 @@ class ExecResult:
         return self.rc == 0
 
 
-def _kube():
+def _kube() -> Any:  # the kubernetes package, imported on first use (it is slow to import)
     import kubernetes
 
     return kubernetes
@@ -153,8 +154,8 @@ class Kube:
         if isinstance(obj, dict):
             return obj
         if isinstance(obj, _kube().dynamic.resource.ResourceInstance):
-            return obj.to_dict()
-        return self.api.sanitize_for_serialization(obj)
+            return dict(obj.to_dict())
+        return dict(self.api.sanitize_for_serialization(obj))
 
     # -- objects
 
@@ -208,10 +209,11 @@ class Kube:
             return False
         return True
 
-    def namespaces(self) -> list[str]:
+    # ``builtins.list`` below: inside the class, ``list`` names the method above.
+    def namespaces(self) -> builtins.list[str]:
         return [n["metadata"]["name"] for n in self.list("v1", "Namespace")]
 
-    def events(self, namespace: str | None = None) -> list[dict[str, Any]]:
+    def events(self, namespace: str | None = None) -> builtins.list[dict[str, Any]]:
         return self.list("v1", "Event", namespace)
 
     # -- pods

@@ -21,8 +21,9 @@ from tootcheck.policy.bundle import Bundle, K8sObject, parse_stream
 from tootcheck.policy.config import PolicyConfig, load_config
 from tootcheck.policy.engine import Finding, PolicyRun, evaluate
 from tootcheck.policy.registry import all_rules
-from tootcheck.policy.sources import display_path, split_overlays
+from tootcheck.policy.sources import split_overlays
 from tootcheck.policy.waivers import load_waivers
+from tootcheck.rendering import display_path
 from tootcheck.settings import REPO_ROOT
 from tootcheck.versions import KUBERNETES
 

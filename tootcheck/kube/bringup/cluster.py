@@ -54,8 +54,9 @@ def run_cluster(ctx: Context, phase: plan.Phase) -> str:
         ctx.cluster.create(config_file)
         ctx.created = True
         note = f"created ({kindconfig.node_image(ctx.kind_config) or 'default node image'})"
-    assert ctx.connect is not None
-    ctx.kube = wait_until(lambda: ctx.connect(ctx.kubeconfig, ctx.context_name),
+    connect = ctx.connect
+    assert connect is not None
+    ctx.kube = wait_until(lambda: connect(ctx.kubeconfig, ctx.context_name),
                           what=f"API server of kind cluster {ctx.name}", timeout=120, interval=2.0,
                           retry_on=(BadInput,))
     if ctx.created:

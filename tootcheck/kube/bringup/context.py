@@ -99,7 +99,7 @@ class Context:
 
     @property
     def name(self) -> str:
-        return self.cluster.name
+        return str(self.cluster.name)
 
     @property
     def context_name(self) -> str:

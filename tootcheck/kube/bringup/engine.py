@@ -35,8 +35,10 @@ def execute(ctx: Context, phases: Sequence[plan.Phase], *, offset: int = 0,
     number = {p.name: offset + i for i, p in enumerate(ordered, start=1)}
     cascading = {p.name for p in ordered if p.cascade}
 
-    def is_done(phase: plan.Phase) -> bool:
-        return ctx.kube is not None and _safe_done(ctx, phase, table[phase.name])
+    by_name = {p.name: p for p in ordered}
+
+    def is_done(name: str) -> bool:
+        return ctx.kube is not None and _safe_done(ctx, by_name[name], table[name])
 
     ran: set[str] = set()
     finished: set[str] = set()
@@ -49,8 +51,7 @@ def execute(ctx: Context, phases: Sequence[plan.Phase], *, offset: int = 0,
                 if len(running) >= max(1, ctx.workers):
                     break
                 started.add(phase.name)
-                step = plan.decide(phase, ran, cascading, lambda _n, p=phase: is_done(p),
-                                   reuse=ctx.settings.reuse_cluster)
+                step = plan.decide(phase, ran, cascading, is_done, reuse=ctx.settings.reuse_cluster)
                 if step.action == "run":
                     ran.add(phase.name)
                 running[pool.submit(_run_step, ctx, step, table[phase.name], number[phase.name],

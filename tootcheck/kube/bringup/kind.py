@@ -69,7 +69,7 @@ class SuiteKindCluster(KindCluster):
 def run_kind_config(config: Mapping[str, Any], https_port: int, http_port: int) -> dict[str, Any]:
     """The kind config with the host ports of the 443/80 mappings substituted (pure);
     manifests/kind/cluster.yaml names exactly these two substitution points."""
-    out = yaml.safe_load(yaml.safe_dump(dict(config)))
+    out: dict[str, Any] = yaml.safe_load(yaml.safe_dump(dict(config)))
     for node in out.get("nodes") or []:
         for mapping in node.get("extraPortMappings") or []:
             if mapping.get("containerPort") == 443:
