@@ -59,9 +59,10 @@ render: $(STAMP) ## re-render the snapshots in manifests/rendered/ (kubectl kust
 	$(BIN)/tootcheck render
 
 .PHONY: rules-doc
-rules-doc: $(STAMP) ## regenerate docs/rules.md and the README's rule table from the registry
+rules-doc: $(STAMP) ## regenerate docs/rules.md, the README's rule table and its option tables
 	$(BIN)/tootcheck rules --markdown > docs/rules.md
 	$(BIN)/tootcheck rules --update-readme README.md
+	$(BIN)/tootcheck options --update-readme README.md
 
 .PHONY: bench
 bench: $(STAMP) ## policy engine speed, and Checkov side by side where installable
