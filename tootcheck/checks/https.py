@@ -18,6 +18,9 @@ What Mastodon itself sets, from Mastodon source (~4.5.0-alpha; see docs/https.md
 
 Every check is read-only and never sends credentials; evidence holds certificate facts and
 status lines only.
+
+One module of about 670 lines on purpose: the five HTTPS checks share the pinned
+session, the expectations above and their judges; split, each part would import the rest.
 """
 
 from __future__ import annotations

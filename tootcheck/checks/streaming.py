@@ -13,6 +13,9 @@
   burst of N statuses, against a bound.
 
 The mutating checks delete every status they post, also when they fail.
+
+One module of about 600 lines on purpose: the four streaming checks share one
+connection helper, the REST probes that trigger events and the event matching.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ parses the certificates from the bytes received. The verification still fails;
 the certificates are only read for the diagnosis, never trusted.
 
 This module only reports; judging is the job of ``tootcheck.checks.https``.
+
+One module of about 510 lines on purpose: the handshake, the certificate reading and
+the test-CA helpers are one client, used together by the HTTPS checks and their tests.
 """
 
 from __future__ import annotations
