@@ -97,3 +97,14 @@ def test_a_failure_stops_new_phases_and_names_the_phase(tmp_path, kind_bin):  # 
     with pytest.raises(bringup.BringUpFailed, match="bring-up phase images failed: kind load failed"):
         bringup.execute(ctx, plan.KIND_PLAN, impls={p.name: bringup.Impl(run) for p in plan.KIND_PLAN})
     assert "cert-manager" not in started and "mastodon" not in started
+
+
+def test_docs_e2e_shows_the_current_plan():
+    """docs/e2e.md's "Time" section quotes `tootcheck preflight e2e --plan`; it must be current."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "e2e.md").read_text()
+    section = text.split("## Time", 1)[1]
+    quoted = section.split("```\n", 2)[1]
+    assert quoted.rstrip("\n").splitlines() == timeline.lines(timeline.timeline()), (
+        "docs/e2e.md's plan is stale: paste `tootcheck preflight e2e --plan` into it")
