@@ -18,7 +18,7 @@ PYTEST_REPORTS := --junitxml=reports/junit.xml -o junit_family=xunit2
 
 .PHONY: help
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 # ------------------------------------------------------------------ set-up
 
@@ -51,17 +51,20 @@ test: $(STAMP) ## the offline gate plus the suite's own tests
 	$(BIN)/pytest tests suites/policy/test_policy.py $(PYTEST_REPORTS) --check-coverage $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: $(STAMP) ## ruff
+lint: $(STAMP) ## ruff, mypy (strict, settings in pyproject.toml) and the dead-code check
 	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python scripts/deadcode
 
 .PHONY: render
 render: $(STAMP) ## re-render the snapshots in manifests/rendered/ (kubectl kustomize --enable-helm)
 	$(BIN)/tootcheck render --infra
 
 .PHONY: rules-doc
-rules-doc: $(STAMP) ## regenerate docs/rules.md and the README's rule table from the registry
+rules-doc: $(STAMP) ## regenerate docs/rules.md, the README's rule table and its option tables
 	$(BIN)/tootcheck rules --markdown > docs/rules.md
 	$(BIN)/tootcheck rules --update-readme README.md
+	$(BIN)/tootcheck options --update-readme README.md
 
 .PHONY: bench
 bench: $(STAMP) ## policy engine speed, and Checkov side by side where installable

@@ -18,6 +18,7 @@ from tootcheck.errors import BadInput
 COMMAND_MODULES = (
     "tootcheck.commands.policy",
     "tootcheck.commands.rules",
+    "tootcheck.commands.options",
     "tootcheck.commands.render",
     "tootcheck.commands.preflight",
     "tootcheck.commands.report",

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 MASK = "***"
 _MIN_LEN = 6  # shorter values would mask ordinary words
@@ -32,10 +31,6 @@ class Redactor:
             if value not in self._values:
                 self._values.add(value)
                 self._pattern = None
-
-    def register_all(self, values: Iterable[str]) -> None:
-        for value in values:
-            self.register(value)
 
     def redact(self, text: str) -> str:
         with self._lock:
@@ -81,7 +76,7 @@ class Secret:
     def __hash__(self) -> int:
         return hash(self._value)
 
-    def __reduce__(self):
+    def __reduce__(self) -> NoReturn:
         raise TypeError("Secret values are not picklable")
 
 
@@ -165,7 +160,8 @@ def register_secret_settings(value: Any) -> list[str]:
     """Register the secret-valued settings in ``value`` with :data:`REDACTOR`, so every
     report writer masks them too; returns them."""
     values = secret_setting_values(value)
-    REDACTOR.register_all(values)
+    for secret_value in values:
+        REDACTOR.register(secret_value)
     return values
 
 

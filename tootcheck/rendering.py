@@ -16,6 +16,7 @@ import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -111,7 +112,7 @@ def kustomization_file(directory: Path) -> Path | None:
     return None
 
 
-def _kustomization(directory: Path) -> dict:
+def _kustomization(directory: Path) -> dict[str, Any]:
     path = kustomization_file(directory)
     if path is None:
         raise BadInput(f"{display_path(directory)}: no kustomization file")

@@ -125,11 +125,6 @@ class SecretSet:
         """Public by design (it is served to browsers); goes to the ConfigMap."""
         return self.values["VAPID_PUBLIC_KEY"].reveal()
 
-    def reveal_many(self, names: tuple[str, ...] | list[str]) -> dict[str, str]:
-        """Plain values for a Kubernetes Secret's ``stringData``. Callers hand the
-        result straight to the API; never log it."""
-        return {name: self.values[name].reveal() for name in names}
-
     def secret_data(self, names: tuple[str, ...] | list[str] | None = None) -> dict[str, str]:
         """base64 ``data`` for a Kubernetes Secret (all names by default)."""
         chosen = list(self.values) if names is None else list(names)

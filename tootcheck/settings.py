@@ -105,8 +105,8 @@ def _read_secret(env: Mapping[str, str], name: str) -> Secret | None:
         except OSError as exc:
             raise BadInput(f"{key}_FILE={path}: cannot read: {exc.strerror}") from None
         return Secret(value, name)
-    value = env.get(key)
-    return Secret(value, name) if value else None
+    found = env.get(key)
+    return Secret(found, name) if found else None
 
 
 def load(

@@ -7,6 +7,7 @@ what they need from it and never read settings or the environment themselves.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -60,7 +61,7 @@ class Target:
         """A fresh session that trusts this target's CA only and honours the pins."""
         return pinned_session(self.pins, self.ca_file)
 
-    def ssl_context(self):
+    def ssl_context(self) -> ssl.SSLContext:
         return client_ssl_context(self.ca_file)
 
     def account(self, role: str) -> Account:

@@ -46,10 +46,6 @@ def expect_fault(result: CheckResult, code: str, *, mentions: str | None = None)
     return result
 
 
-def proven() -> set[tuple[str, str]]:
-    return set(_PROVEN)
-
-
 def missing_proofs() -> list[str]:
     """Declared (check, fault) pairs and healthy runs that no test proved."""
     from tootcheck.checks.registry import all_checks

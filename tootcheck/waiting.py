@@ -69,7 +69,7 @@ def wait_until(
     timeout: float | str,
     interval: float = 1.0,
     clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], object] = time.sleep,
     describe_error: Callable[[BaseException], str] = lambda e: f"{type(e).__name__}: {e}",
     retry_on: tuple[type[BaseException], ...] = (),
 ) -> T | None:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tootcheck.checks.markers import MarkerSet
 from tootcheck.kube.pods import MASTODON_SELECTOR, kube_for, restart_pod, restart_pods
-from tootcheck.markers import MarkerSet
 from tootcheck.settings import Settings
 from tootcheck.target import Target
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from suites.persistence.conftest import RestartSteps
+from tootcheck.checks.markers import DEFAULT_PUBLISH_GRACE_S, DEFAULT_SCHEDULED_IN_S, MarkerSet
 from tootcheck.checks.persistence import check_markers_survive
-from tootcheck.markers import DEFAULT_PUBLISH_GRACE_S, DEFAULT_SCHEDULED_IN_S, MarkerSet
 from tootcheck.target import Target
 
 pytestmark = [pytest.mark.needs_target, pytest.mark.destructive]

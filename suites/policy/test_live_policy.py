@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tootcheck.checks.policy_live import check_live_objects
+from tootcheck.policy.live_check import check_live_objects
 from tootcheck.settings import Settings
 from tootcheck.target import Target
 

@@ -28,8 +28,8 @@ import redis
 from tests.peers.databases import PostgresPeer, RedisPeer, scratch_dir
 from tests.peers.mastodon_rest import MastodonRestPeer, running_rest_peer
 from tests.peers.sidekiq import SidekiqPeer
+from tootcheck.checks.markers import MarkerSet, verify_markers_db
 from tootcheck.checks.persistence import check_markers_survive
-from tootcheck.markers import MarkerSet, verify_markers_db
 from tootcheck.model import CheckResult
 from tootcheck.redaction import Secret
 from tootcheck.target import Account, Target

@@ -15,10 +15,15 @@ import yaml
 from tests.kube.fakes import FakeKube
 from tootcheck import secretgen
 from tootcheck.kube import bringup, objects, plan, safety
+from tootcheck.kube.bringup import app as bringup_app
+from tootcheck.kube.bringup import cluster as bringup_cluster
+from tootcheck.kube.bringup import context as bringup_context
+from tootcheck.kube.bringup import identity as bringup_identity
 from tootcheck.kube.client import ExecResult
 from tootcheck.kube.timings import compare
 from tootcheck.redaction import Secret
 from tootcheck.settings import Settings
+from tootcheck.target import Account
 from tootcheck.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,7 +94,7 @@ def _in_tmp(tmp_path, monkeypatch):
 def test_fresh_cluster_is_created_with_substituted_ports_and_marked(tmp_path, kind_bin):
     kube = FakeKube()
     ctx = make_ctx(tmp_path, kind_bin, kube, https_port=8443, http_port=8080)
-    bringup.execute(ctx, [PHASES["cluster"]], total=16)
+    bringup.execute(ctx, [PHASES["cluster"]], total=len(plan.KIND_PLAN))
     calls = (tmp_path / "clusters.calls").read_text()
     assert "create cluster --name=tootcheck" in calls and "--config" in calls
     config = yaml.safe_load((tmp_path / "cache" / "kind-config.yaml").read_text())
@@ -97,7 +102,7 @@ def test_fresh_cluster_is_created_with_substituted_ports_and_marked(tmp_path, ki
     assert ports == {443: 8443, 80: 8080}
     marker = kube.objects[("ConfigMap", "kube-system", safety.MARKER_NAME)]
     assert marker["data"]["cluster"] == "tootcheck" and ctx.created and not ctx.reused
-    assert re.fullmatch(r"bring-up \[ 1/16\] cluster +\d+\.\ds ran: created \(kindest/node:v1\.34\.0.*",
+    assert re.fullmatch(r"bring-up \[ 1/17\] cluster +\d+\.\ds ran: created \(kindest/node:v1\.34\.0.*",
                         ctx.progress.lines[0])
 
 
@@ -178,7 +183,8 @@ def test_render_puts_the_run_vapid_key_into_the_configmap(tmp_path, kind_bin):
     written = (ctx.out_dir / "render" / "overlays-kind.yaml").read_text()
     assert ctx.secrets.vapid_public_key in written
     assert ctx.secrets["VAPID_PRIVATE_KEY"].reveal() not in written
-    assert "ghcr.io/mastodon/mastodon:v4.7.2" in bringup.wanted_images(ctx)
+    assert "ghcr.io/mastodon/mastodon:v4.7.2" in bringup_cluster.wanted_images(
+        ctx, plan.Phase("app-images", paths=("manifests/overlays/kind",)))
 
 
 def test_target_pins_the_served_hosts_to_the_mapped_ports(tmp_path, kind_bin):
@@ -204,7 +210,7 @@ def test_apply_phase_records_its_digest_and_is_skipped_on_reuse(tmp_path, kind_b
     kube = FakeKube([ready_deployment("traefik", "traefik")])
     ctx = up_to_render(tmp_path, kind_bin, kube, paths=("manifests/infra/traefik",))
     bringup.execute(ctx, [PHASES["traefik"]])
-    digest = bringup.phase_digest(ctx, PHASES["traefik"])
+    digest = bringup_context.phase_digest(ctx, PHASES["traefik"])
     assert kube.objects[("ConfigMap", "kube-system", objects.STATE)]["data"]["phase.traefik"] == digest
     applied = {(d["kind"], d["metadata"]["name"]) for d in kube.applied}
     assert ("Deployment", "traefik") in applied and ("Namespace", "traefik") in applied
@@ -300,7 +306,7 @@ def test_accounts_are_created_tokens_minted_verified_and_stored(tmp_path, kind_b
 
     kube.exec_handler = handler
     verified = []
-    monkeypatch.setattr(bringup, "verify_token",
+    monkeypatch.setattr(bringup_app, "verify_token",
                         lambda ctx, token, username: verified.append(username) or None)
     ctx = up_to_render(tmp_path, kind_bin, kube)
     bringup.execute(ctx, [PHASES["accounts"]])
@@ -371,7 +377,7 @@ def test_ca_configmap_matches_the_overlay_patch():
 
 def test_blueprint_name_and_oidc_user_match_the_blueprint():
     text = (REPO / "manifests/infra/authentik/blueprints/mastodon.yaml").read_text()
-    assert bringup.blueprint_name(text) == "tootcheck - Mastodon OIDC"
+    assert bringup_identity.blueprint_name(text) == "tootcheck - Mastodon OIDC"
     assert f"username: {objects.OIDC_USERNAME}" in text
 
 
@@ -450,7 +456,7 @@ def test_timings_cli(tmp_path, capsys):
 
 def test_secret_wrapping_survives_account_objects():
     token = Secret("a-token-value-that-is-long", "token")
-    assert "a-token-value" not in repr(bringup.Account("u", token))
+    assert "a-token-value" not in repr(Account("u", token))
 
 
 def test_render_with_app_dir_composes_the_overlay_around_it(tmp_path, kind_bin):

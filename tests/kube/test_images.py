@@ -105,3 +105,22 @@ def test_failures_leave_the_image_to_the_node_and_say_why():
                                "kind load multi:1: ctr: content digest not found"]
     assert "2 left to the node's own pull" in report.summary()
     assert set(report.to_json()["seconds"]) == {"host", "load"}
+
+
+def test_a_warm_host_cache_loads_without_pulling():
+    tools = FakeTools(on_host={"a:1", "b:1"})
+    report = images.preload(["a:1", "b:1"], docker=Path("docker"), kind=Path("kind"), cluster="t",
+                            report=images.PreloadReport(wanted=2), runner=tools)
+    assert not [c for c in tools.calls if c[1] == "pull"] and report.pulled == []
+    assert report.host_hits == 2 and report.loaded == ["a:1", "b:1"]
+
+
+def test_reports_of_both_image_phases_combine():
+    infra = images.PreloadReport(wanted=2, already_on_node=1, images=["a", "b"], host_hits=1,
+                                 loaded=["b"], seconds={"host": 1.0, "load": 2.0})
+    app = images.PreloadReport(wanted=1, images=["c"], pulled=["c"], loaded=["c"],
+                               seconds={"host": 3.0, "load": 4.0})
+    both = images.PreloadReport.combined([infra, app])
+    assert (both.wanted, both.already_on_node, both.host_hits) == (3, 1, 1)
+    assert both.images == ["a", "b", "c"] and both.loaded == ["b", "c"] and both.pulled == ["c"]
+    assert both.seconds == {"host": 4.0, "load": 6.0}

@@ -126,7 +126,8 @@ def test_timings():
 class TestTheKindPlan:
     def test_orders_without_cycle_in_the_issue_order(self):
         assert plan.phase_names() == [
-            "cluster", "secrets", "render", "images", "nodes", "coredns", "cert-manager", "issuers",
+            "cluster", "secrets", "render", "images", "app-images", "nodes", "coredns", "cert-manager",
+            "issuers",
             "storage", "traefik", "authentik-secrets", "authentik", "mastodon-secrets", "mastodon",
             "accounts", "peers"]
 
@@ -143,6 +144,7 @@ class TestTheKindPlan:
     def test_dependencies_follow_the_stack(self):
         needs = {p.name: set(p.needs) for p in plan.KIND_PLAN}
         assert "cert-manager" in needs["issuers"]
-        assert {"mastodon-secrets", "authentik", "storage", "traefik", "coredns"} <= needs["mastodon"]
+        assert {"mastodon-secrets", "storage", "traefik", "coredns", "app-images"} <= needs["mastodon"]
+        assert "authentik" not in needs["mastodon"]  # independent: they roll out at the same time
         assert "issuers" in needs["mastodon-secrets"]  # the CA ConfigMap comes from the root CA
         assert "mastodon" in needs["accounts"]

@@ -8,7 +8,7 @@ from pathlib import Path
 from pytest_httpserver import HTTPServer
 
 from tests.policy.test_live import SECRET_VALUE, cluster_objects, kubeconfig, serve
-from tootcheck.checks.policy_live import check_live_objects
+from tootcheck.policy.live_check import check_live_objects
 from tootcheck.target import Target
 from tootcheck.testing import expect_fault, expect_ok
 

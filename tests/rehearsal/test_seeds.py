@@ -1,7 +1,7 @@
 """rehearsal.seeds_intact against real data: the Mastodon REST peer over a real
 PostgreSQL (tables and columns of Mastodon's db/schema.rb) and Redis.
 
-The rehearsal's seed step (``run.seed`` -> ``tootcheck.markers.write_markers``)
+The rehearsal's seed step (``run.seed`` -> ``tootcheck.checks.markers.write_markers``)
 writes accounts, a follow, a status with a PNG attachment and a scheduled status
 through REST. The "upgrade" here is what it does to the data underneath: PostgreSQL
 killed (SIGKILL) and started again (crash recovery), then a schema migration like
@@ -22,7 +22,7 @@ import pytest
 
 from tests.peers.databases import PostgresPeer, RedisPeer, scratch_dir
 from tests.peers.mastodon_rest import MastodonRestPeer, running_rest_peer
-from tootcheck.markers import MarkerSet
+from tootcheck.checks.markers import MarkerSet
 from tootcheck.rehearsal import run
 from tootcheck.rehearsal.checks import check_seeds_intact
 from tootcheck.target import Target

@@ -18,6 +18,9 @@ What Mastodon itself sets, from Mastodon source (~4.5.0-alpha; see docs/https.md
 
 Every check is read-only and never sends credentials; evidence holds certificate facts and
 status lines only.
+
+One module of about 670 lines on purpose: the five HTTPS checks share the pinned
+session, the expectations above and their judges; split, each part would import the rest.
 """
 
 from __future__ import annotations
@@ -498,7 +501,8 @@ def _judge_webfinger(run: CheckRun, response: requests.Response, acct: str, doma
         subject = doc.get("subject") if isinstance(doc, dict) else None
         run.fail("webfinger-wrong", f"webfinger for {acct} names subject {subject!r}")
         return
-    links = doc.get("links") if isinstance(doc.get("links"), list) else []
+    found = doc.get("links")
+    links = found if isinstance(found, list) else []
     selves = [link.get("href", "") for link in links if isinstance(link, dict)
               and link.get("rel") == "self" and link.get("type") == "application/activity+json"]
     on_domain = [h for h in selves if urlsplit(h).scheme == "https" and urlsplit(h).hostname == domain]
@@ -548,13 +552,14 @@ def _nodeinfo_link(run: CheckRun, response: requests.Response, domain: str) -> s
 
 
 def _judge_nodeinfo(run: CheckRun, response: requests.Response) -> None:
-    path = urlsplit(response.request.url).path
+    path = urlsplit(str(response.request.url or "")).path
     doc = _json_body(response) if response.status_code == 200 else None
     if not isinstance(doc, dict):
         run.fail("nodeinfo-missing", f"{path} answered {response.status_code} {response.reason} "
                  "without a JSON object")
         return
-    software = doc.get("software") if isinstance(doc.get("software"), dict) else {}
+    found = doc.get("software")
+    software = found if isinstance(found, dict) else {}
     run.evidence["nodeinfo_software"] = software
     if software.get("name") != "mastodon":
         run.fail("nodeinfo-wrong", f"{path} reports software {software.get('name')!r}, "

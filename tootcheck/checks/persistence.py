@@ -1,6 +1,6 @@
 """Persistence: data written before restarts is all there after them.
 
-The check writes one marker of every kind through REST (``tootcheck.markers``:
+The check writes one marker of every kind through REST (``tootcheck.checks.markers``:
 an account, a status, an image with its served bytes' checksum and URL, a
 scheduled status, a follow), confirms they read back, then runs the restart
 steps it is given (the suite passes "delete the Mastodon pod and wait for its
@@ -18,8 +18,7 @@ from dataclasses import replace
 
 import requests
 
-from tootcheck.checks.registry import live_check
-from tootcheck.markers import (
+from tootcheck.checks.markers import (
     DEFAULT_PUBLISH_GRACE_S,
     DEFAULT_SCHEDULED_IN_S,
     MarkerSet,
@@ -32,6 +31,7 @@ from tootcheck.markers import (
     rest_outcomes,
     write_markers,
 )
+from tootcheck.checks.registry import live_check
 from tootcheck.model import CheckResult, CheckRun
 from tootcheck.target import Target
 from tootcheck.waiting import Poll, WaitTimeout, wait_until

@@ -30,7 +30,7 @@ CHECK_MODULES = (
     "tootcheck.checks.webpush",
     "tootcheck.checks.incontainer",
     "tootcheck.checks.drift",
-    "tootcheck.checks.policy_live",
+    "tootcheck.policy.live_check",
     "tootcheck.rehearsal.checks",
 )
 
@@ -45,10 +45,6 @@ class CheckSpec:
     modes: frozenset[str]
     mutating: bool
     summary: str
-
-    @property
-    def read_only(self) -> bool:
-        return not self.mutating
 
 
 REGISTRY: dict[str, CheckSpec] = {}
@@ -81,7 +77,6 @@ def live_check(
             mutating=mutating,
             summary=doc[0] if doc else name,
         )
-        func.check_spec = REGISTRY[name]  # type: ignore[attr-defined]
         return func
 
     return register

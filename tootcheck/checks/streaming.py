@@ -13,16 +13,20 @@
   burst of N statuses, against a bound.
 
 The mutating checks delete every status they post, also when they fail.
+
+One module of about 600 lines on purpose: the four streaming checks share one
+connection helper, the REST probes that trigger events and the event matching.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 from mastodon import MastodonError
 
@@ -210,7 +214,7 @@ async def _delete_quietly(run: CheckRun, client: Any, status_ids: Sequence[str])
     """Clean-up deletes; failures are ``rest-failed`` (a probe left on the instance)."""
     for status_id in status_ids:
         await _rest(run, f"clean-up DELETE /api/v1/statuses/{status_id}",
-                    lambda sid=status_id: client.status_delete(sid))
+                    functools.partial(client.status_delete, status_id))
 
 
 # --------------------------------------------------------------------- health
@@ -242,7 +246,7 @@ def check_health(target: Target, *, timeout: float = 10.0) -> CheckResult:
 # ----------------------------------------------------------------------- auth
 
 
-def _is_gateway_error(outcome: StreamingSession | Rejection) -> bool:
+def _is_gateway_error(outcome: StreamingSession | Rejection) -> TypeGuard[Rejection]:
     """A 502/503/504: the ingress answered for a streaming server that is not there."""
     return isinstance(outcome, Rejection) and outcome.status in (502, 503, 504)
 

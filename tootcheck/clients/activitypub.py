@@ -1,9 +1,8 @@
 """ActivityPub as the suite speaks it: draft-cavage HTTP signatures, actors, the peer's API.
 
-The byte-level pieces (Signature header parsing, the signing string, Digest, actor
-and WebFinger documents) live in the standard-library peer program
-``tootcheck.peers.fediverse_peer`` because they must also run in a stock Python image;
-this module adds RSA signing and verification with ``cryptography`` and the HTTP calls.
+The byte-level pieces (Signature header parsing, the signing string, Digest) are in
+``tootcheck.clients.httpsig``; this module adds RSA signing and verification with
+``cryptography``, actors, and the HTTP calls.
 
 Signatures follow Mastodon (app/lib/http_signature_draft.rb, app/lib/signed_request.rb):
 ``keyId``, ``algorithm="rsa-sha256"``, ``headers`` naming (request-target), host, date,
@@ -27,7 +26,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from tootcheck.peers.fediverse_peer import (
+from tootcheck.clients.httpsig import (
     ACTIVITY_JSON,
     AS_CONTEXT,
     REQUEST_TARGET,
@@ -312,7 +311,7 @@ class PeerAdmin:
         return response.json()
 
     def health(self) -> dict[str, Any]:
-        return self._call("GET", "/_peer/health")
+        return dict(self._call("GET", "/_peer/health"))
 
     def put_actor(self, name: str, public_key_pem: str) -> str:
         """Serve actor ``name`` with this key; returns its id."""

@@ -432,7 +432,7 @@ def strict_host_cookies(session: requests.Session) -> None:
             strict_ns_domain=DefaultCookiePolicy.DomainStrictNonDomain))
         jar.update(session.cookies)
         prepared.headers.pop("Cookie", None)
-        header = get_cookie_header(jar, prepared)
+        header = get_cookie_header(jar, prepared)  # type: ignore[no-untyped-call]  # untyped in types-requests
         if header:
             prepared.headers["Cookie"] = header
         return prepared

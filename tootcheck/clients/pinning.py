@@ -13,6 +13,7 @@ verification off.
 
 from __future__ import annotations
 
+import socket
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -80,7 +81,7 @@ class PinMap:
         return cls(pins)
 
 
-def _connect(conn: HTTPConnection, pins: PinMap):
+def _connect(conn: HTTPConnection, pins: PinMap) -> socket.socket:
     address, port = pins.resolve(conn.host, conn.port or 0)
     try:
         return urllib3_connection.create_connection(
@@ -98,11 +99,11 @@ def _connect(conn: HTTPConnection, pins: PinMap):
 
 def _pool_classes(pins: PinMap) -> dict[str, type]:
     class PinnedHTTPConnection(HTTPConnection):
-        def _new_conn(self):
+        def _new_conn(self) -> socket.socket:
             return _connect(self, pins)
 
     class PinnedHTTPSConnection(HTTPSConnection):
-        def _new_conn(self):
+        def _new_conn(self) -> socket.socket:
             return _connect(self, pins)
 
     class PinnedHTTPPool(HTTPConnectionPool):

@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -386,6 +386,7 @@ def read_failures_since(conn: redis.Redis, since: float,
                         limit: int = FAILURE_SCAN_LIMIT) -> Failures:
     """Retry entries scheduled after ``since`` (a new failure is always rescheduled
     into the future) and dead entries that died after ``since``, at most ``limit`` each."""
-    retry = conn.zrangebyscore("retry", since, "+inf", start=0, num=limit)
-    dead = conn.zrangebyscore("dead", since, "+inf", start=0, num=limit)
+    # Without withscores redis-py returns the members: a list of bytes or str.
+    retry = cast("list[Raw]", conn.zrangebyscore("retry", since, "+inf", start=0, num=limit))
+    dead = cast("list[Raw]", conn.zrangebyscore("dead", since, "+inf", start=0, num=limit))
     return failures_since(since, retry, dead)

@@ -14,6 +14,9 @@ parses the certificates from the bytes received. The verification still fails;
 the certificates are only read for the diagnosis, never trusted.
 
 This module only reports; judging is the job of ``tootcheck.checks.https``.
+
+One module of about 510 lines on purpose: the handshake, the certificate reading and
+the test-CA helpers are one client, used together by the HTTPS checks and their tests.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -131,12 +135,14 @@ def handshake(
     timeout: float = HANDSHAKE_TIMEOUT_S,
 ) -> Handshake:
     """Connect to ``address``, handshake with SNI ``server_name`` and report what happened."""
-    base = {"host": server_name, "port": port, "address": address}
+    def made(**fields: Any) -> Handshake:
+        return Handshake(host=server_name, port=port, address=address, **fields)
+
     deadline = time.monotonic() + timeout
     try:
         sock = socket.create_connection(address, timeout=timeout)
     except OSError as exc:
-        return Handshake(**base, outcome=Outcome.UNREACHABLE, error=_os_error(exc))
+        return made(outcome=Outcome.UNREACHABLE, error=_os_error(exc))
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     tls = context.wrap_bio(incoming, outgoing, server_hostname=server_name)
     received = bytearray()
@@ -149,18 +155,18 @@ def handshake(
                 pass
             except ssl.SSLCertVerificationError as exc:
                 _flush(sock, outgoing)
-                return Handshake(**base, outcome=Outcome.UNVERIFIED, verify_code=exc.verify_code,
+                return made(outcome=Outcome.UNVERIFIED, verify_code=exc.verify_code,
                                  verify_message=exc.verify_message or str(exc),
                                  error=_ssl_error(exc), received=bytes(received))
             except ssl.SSLError as exc:
                 _flush(sock, outgoing)
                 outcome = Outcome.CLIENT_UNSUPPORTED if sent == 0 else Outcome.FAILED
-                return Handshake(**base, outcome=outcome, error=_ssl_error(exc),
+                return made(outcome=outcome, error=_ssl_error(exc),
                                  received=bytes(received))
             else:
                 _flush(sock, outgoing)  # TLS 1.3: our Finished is still in the BIO
                 cipher = tls.cipher()
-                return Handshake(**base, outcome=Outcome.OK, version=tls.version(),
+                return made(outcome=Outcome.OK, version=tls.version(),
                                  cipher=cipher[0] if cipher else None,
                                  leaf_der=tls.getpeercert(binary_form=True),
                                  received=bytes(received))
@@ -172,7 +178,7 @@ def handshake(
                 sock.settimeout(remaining)
                 data = sock.recv(65536)
             except OSError as exc:
-                return Handshake(**base, outcome=Outcome.FAILED,
+                return made(outcome=Outcome.FAILED,
                                  error=f"during the handshake: {_os_error(exc)}",
                                  received=bytes(received))
             if data:

@@ -110,8 +110,8 @@ class DecryptError(Exception):
 def decrypt(body: bytes, keys: SubscriptionKeys) -> bytes:
     """Decrypt an RFC 8291 ``aes128gcm`` Web Push body."""
     try:
-        return http_ece.decrypt(body, private_key=keys.private_key, auth_secret=keys.auth,
-                                version="aes128gcm")
+        return bytes(http_ece.decrypt(body, private_key=keys.private_key, auth_secret=keys.auth,
+                                      version="aes128gcm"))
     except (http_ece.ECEException, InvalidTag, ValueError, IndexError) as exc:
         raise DecryptError(type(exc).__name__ + (f": {exc}" if str(exc) else "")) from exc
 

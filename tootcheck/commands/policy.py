@@ -21,14 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from tootcheck.errors import BadInput
-from tootcheck.policy.config_loader import PROFILES, load_project
+from tootcheck.policy.config import PROFILES
+from tootcheck.policy.config_loader import load_project
 from tootcheck.policy.engine import evaluate
 from tootcheck.policy.junit import write_junit
 from tootcheck.policy.registry import all_rules
 from tootcheck.policy.render_summary import as_json, human
 from tootcheck.policy.sarif import write_sarif
 from tootcheck.policy.sources import load_bundle, split_overlays
-from tootcheck.policy.waivers import load_waivers
+from tootcheck.policy.waivers import Waivers, load_waivers
 from tootcheck.settings import Settings, active
 from tootcheck.versions import KUBERNETES
 
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         config = replace(config, domain=active().domain)
     if args.profile is not None:
         config = replace(config, profile=args.profile)
-    waivers = project.waivers
+    waivers: Waivers | None = project.waivers
     if args.waivers is not None:
         waivers = load_waivers(args.waivers, [r.id for r in rules])
     if args.no_waivers:

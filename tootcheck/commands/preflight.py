@@ -257,6 +257,11 @@ def run_e2e(args: argparse.Namespace, probe: Probe | None = None) -> int:
         from tootcheck.kube.overlay import check_app_dir
 
         print(f"app: {check_app_dir(Path(args.app))} (kind overlay composed around it)")
+    if getattr(args, "plan", False):  # the time on paper; needs no Docker
+        from tootcheck.kube.timeline import lines, timeline
+
+        print("\n".join(lines(timeline())))
+        return 0
     cluster = args.cluster_name or active().cluster_name
     checks = e2e_checks(probe or Probe(), cluster=cluster, config_path=Path(args.kind_config))
     failed = [c.name for c in checks if not c.ok]
@@ -284,7 +289,7 @@ def run_rehearse(args: argparse.Namespace, probe: Probe | None = None) -> int:
     return run_e2e(args, probe)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "preflight", help="check that this machine can run the kind suites (make e2e, make rehearse)")
     sub = parser.add_subparsers(dest="preflight", metavar="WHAT")
@@ -300,6 +305,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e2e.add_argument("--app", default="", help="the apps/mastodon directory to bring up (make e2e "
                      "APP=DIR); checked first")
     common(e2e)
+    e2e.add_argument("--plan", action="store_true",
+                     help="print the bring-up phases, their needs, the critical path and the "
+                          "expected time (no checks run)")
     e2e.set_defaults(func=run_e2e)
     rehearse = sub.add_parser("rehearse", help="validate FROM/TO, then the e2e checks")
     rehearse.add_argument("--from", dest="from_version", default="", help="release deployed first")

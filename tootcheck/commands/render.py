@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from tootcheck.config_file import project_root
 from tootcheck.errors import BadInput
 from tootcheck.rendering import INFRA_SNAPSHOTS, REFERENCE, Snapshot, body, render, write_snapshot
 
 
-def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "render", help="render the kustomizations into manifests/rendered/ (make render)")
     parser.add_argument("--check", action="store_true",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,8 @@ class EvidencePlugin:
     # -- the hook
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[Any]):
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[Any],
+                                  ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report: pytest.TestReport = yield
         if not report.failed or hasattr(report, "wasxfail") or not self.is_enabled():
             return report

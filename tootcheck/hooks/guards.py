@@ -25,7 +25,7 @@ import pytest
 
 from tootcheck.redaction import redact
 
-ASSERTS = pytest.StashKey[Counter]()
+ASSERTS = pytest.StashKey[Counter[str]]()
 NO_ASSERT = "made no assertion: a test that asserts nothing proves nothing"
 
 
@@ -34,7 +34,7 @@ _SESSIONS: list[pytest.Config] = []
 _ORIGINAL_FILL = pytest.ExceptionInfo.fill_unfilled
 
 
-def _counting_fill(self: pytest.ExceptionInfo, exc_info: object) -> None:
+def _counting_fill(self: pytest.ExceptionInfo[BaseException], exc_info: object) -> None:
     _ORIGINAL_FILL(self, exc_info)  # type: ignore[arg-type]
     if _CURRENT:
         item = _CURRENT[-1]
@@ -61,7 +61,7 @@ def _counting_enabled(config: pytest.Config) -> bool:
     return bool(config.getini("enable_assertion_pass_hook"))
 
 
-def pytest_assertion_pass(item: pytest.Item, lineno: int, orig: str, expl: str) -> None:
+def pytest_assertion_pass(item: pytest.Item) -> None:  # pytest passes only the arguments named
     item.config.stash[ASSERTS][item.nodeid] += 1
 
 

@@ -53,8 +53,7 @@ class PolicyItem(pytest.Item):
             for line in case.message.splitlines():
                 warnings.warn(PolicyWarning(line), stacklevel=1)
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
-                     style: Any = None) -> str:
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], *_: Any) -> str:
         if isinstance(excinfo.value, PolicyFailure):
             return str(excinfo.value)
         return str(super().repr_failure(excinfo))
@@ -73,8 +72,7 @@ class BadInputItem(pytest.Item):
     def runtest(self) -> None:
         raise PolicyFailure(self.message)
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
-                     style: Any = None) -> str:
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], *_: Any) -> str:
         return f"bad input: {excinfo.value}"
 
     def reportinfo(self) -> tuple[Path, int | None, str]:

@@ -11,6 +11,8 @@ API's own JSON shape (camelCase dicts) so the pure judges in
 
 from __future__ import annotations
 
+import builtins
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +38,7 @@ class ExecResult:
         return self.rc == 0
 
 
-def _kube():
+def _kube() -> Any:  # the kubernetes package, imported on first use (it is slow to import)
     import kubernetes
 
     return kubernetes
@@ -93,6 +95,10 @@ class Kube:
         self.context = context
         self.kubeconfig = kubeconfig
         self._dynamic: Any = None
+        # Discovery (the dynamic client's lazy, cached resource list) is not thread-safe, and
+        # the bring-up runs phases in threads: lookups and refreshes take turns; the API
+        # calls themselves run in parallel.
+        self._discovery = threading.RLock()
         # How long an unknown kind may take to appear in discovery (a fresh CRD);
         # evidence collection sets 0 to fail fast on kinds that are not installed.
         self.discovery_timeout = 30.0
@@ -118,14 +124,19 @@ class Kube:
 
     @property
     def dynamic(self) -> Any:
-        if self._dynamic is None:
-            k = _kube()
-            self._dynamic = k.dynamic.DynamicClient(self.api)
-        return self._dynamic
+        with self._discovery:
+            if self._dynamic is None:
+                k = _kube()
+                self._dynamic = k.dynamic.DynamicClient(self.api)
+            return self._dynamic
 
     def resource(self, api_version: str, kind: str) -> Any:
         """The dynamic resource. Discovery is refreshed (bounded) when the kind is
         unknown, since a CRD installed a moment ago takes a while to be served."""
+        with self._discovery:
+            return self._resource(api_version, kind)
+
+    def _resource(self, api_version: str, kind: str) -> Any:
         k = _kube()
         missing = BadInput(f"cluster {self.server} serves no {kind} in {api_version} "
                            "(a CRD missing or not installed yet?)")
@@ -153,8 +164,8 @@ class Kube:
         if isinstance(obj, dict):
             return obj
         if isinstance(obj, _kube().dynamic.resource.ResourceInstance):
-            return obj.to_dict()
-        return self.api.sanitize_for_serialization(obj)
+            return dict(obj.to_dict())
+        return dict(self.api.sanitize_for_serialization(obj))
 
     # -- objects
 
@@ -208,10 +219,11 @@ class Kube:
             return False
         return True
 
-    def namespaces(self) -> list[str]:
+    # ``builtins.list`` below: inside the class, ``list`` names the method above.
+    def namespaces(self) -> builtins.list[str]:
         return [n["metadata"]["name"] for n in self.list("v1", "Namespace")]
 
-    def events(self, namespace: str | None = None) -> list[dict[str, Any]]:
+    def events(self, namespace: str | None = None) -> builtins.list[dict[str, Any]]:
         return self.list("v1", "Event", namespace)
 
     # -- pods

@@ -83,6 +83,24 @@ class PreloadReport:
     seconds: dict[str, float] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
+    @classmethod
+    def combined(cls, reports: Sequence[PreloadReport]) -> PreloadReport:
+        """One report for several image phases (they load disjoint renders; an image
+        two renders share counts once per phase)."""
+        out = cls()
+        for r in reports:
+            out.wanted += r.wanted
+            out.already_on_node += r.already_on_node
+            out.host_hits += r.host_hits
+            out.images += [i for i in r.images if i not in out.images]
+            out.pulled += r.pulled
+            out.loaded += r.loaded
+            out.left_to_node += r.left_to_node
+            out.problems += r.problems
+            for key, seconds in r.seconds.items():
+                out.seconds[key] = round(out.seconds.get(key, 0.0) + seconds, 2)
+        return out
+
     def summary(self) -> str:
         parts = [f"{self.wanted} images: {self.already_on_node} already on the node",
                  f"{self.host_hits} from the host cache", f"{len(self.pulled)} pulled"]

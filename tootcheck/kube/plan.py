@@ -29,8 +29,12 @@ class Phase:
 
     ``needs`` names the phases that must be complete first; ``ready`` says in one
     line what the phase waits for; ``timeout`` is seconds or a key of
-    :data:`tootcheck.waiting.TIMEOUTS`; ``paths`` are the kustomizations (relative
-    to the repository) the phase renders and applies, in order.
+    :data:`tootcheck.waiting.TIMEOUTS` (the wait's budget, the worst case);
+    ``paths`` are the kustomizations (relative to the repository) the phase renders
+    and applies, in order (for an image phase: whose images it loads); ``expected``
+    is the seconds it is expected to take on a 2-core runner with a warm image cache
+    (an estimate for ``tootcheck preflight e2e --plan``; reports/timings.json has the
+    measured figures of a run).
     """
 
     name: str
@@ -44,6 +48,7 @@ class Phase:
     # Whether running this phase again invalidates the phases that need it. False
     # for phases whose effect dependents do not consume (image preload, render).
     cascade: bool = True
+    expected: float = 0.0
 
 
 def order(phases: Sequence[Phase]) -> list[Phase]:
@@ -123,31 +128,84 @@ class Step:
     reason: str = ""
 
 
-def steps(ordered: Sequence[Phase], is_done: Callable[[str], bool], *, reuse: bool) -> Iterator[Step]:
-    """Run or skip each phase, lazily: ``is_done`` is asked only when a phase comes
-    up, after the phases before it ran, so it sees their effects (renders, state).
+def decide(phase: Phase, ran: Iterable[str], cascading: Iterable[str], is_done: Callable[[str], bool],
+           *, reuse: bool) -> Step:
+    """Run or skip ``phase`` once its needs are through; ``ran`` holds the phases that
+    ran in this bring-up. Without ``reuse`` everything runs. With ``reuse`` a phase
+    found done is skipped, unless a cascading phase it needs ran (its inputs changed,
+    so its state cannot be trusted). ``always`` phases run every time. ``is_done``
+    is asked last, after the phases before it ran, so it sees their effects."""
+    ran_set, cascading_set = set(ran), set(cascading)
+    rerun_deps = [n for n in phase.needs if n in ran_set and n in cascading_set]
+    if phase.always:
+        return Step(phase, "run", "runs every time")
+    if not reuse:
+        return Step(phase, "run")
+    if rerun_deps:
+        return Step(phase, "run", f"{', '.join(rerun_deps)} ran again")
+    if is_done(phase.name):
+        return Step(phase, "skip", "already done")
+    return Step(phase, "run", "not done yet")
 
-    Without ``reuse`` everything runs. With ``reuse`` a phase found done is
-    skipped, unless a cascading phase it needs ran in this bring-up (its inputs
-    changed, so its state cannot be trusted). ``always`` phases run every time.
-    """
+
+def steps(ordered: Sequence[Phase], is_done: Callable[[str], bool], *, reuse: bool) -> Iterator[Step]:
+    """:func:`decide` for each phase in order, lazily (one at a time)."""
     running: set[str] = set()
     cascading = {p.name for p in ordered if p.cascade}
     for phase in ordered:
-        rerun_deps = [n for n in phase.needs if n in running and n in cascading]
-        if phase.always:
-            step = Step(phase, "run", "runs every time")
-        elif not reuse:
-            step = Step(phase, "run")
-        elif rerun_deps:
-            step = Step(phase, "run", f"{', '.join(rerun_deps)} ran again")
-        elif is_done(phase.name):
-            step = Step(phase, "skip", "already done")
-        else:
-            step = Step(phase, "run", "not done yet")
+        step = decide(phase, running, cascading, is_done, reuse=reuse)
         if step.action == "run":
             running.add(phase.name)
         yield step
+
+
+def ready(ordered: Sequence[Phase], finished: Iterable[str], started: Iterable[str]) -> list[Phase]:
+    """The phases that may start now, in plan order: not started, and every need that is
+    part of ``ordered`` finished (needs outside it were done by an earlier call)."""
+    names = {p.name for p in ordered}
+    done, begun = set(finished), set(started)
+    return [p for p in ordered if p.name not in begun
+            and all(n in done for n in p.needs if n in names)]
+
+
+def simulate(phases: Sequence[Phase], durations: Mapping[str, float], *,
+             workers: int) -> dict[str, tuple[float, float]]:
+    """(start, end) of each phase when ``workers`` phases may run at once and each takes
+    ``durations[name]`` seconds: the engine's scheduling (:func:`ready`, plan order first)
+    on a simulated clock (pure)."""
+    ordered = order(phases)
+    finished: list[str] = []
+    started: set[str] = set()
+    running: dict[str, float] = {}  # name -> end time
+    times: dict[str, tuple[float, float]] = {}
+    now = 0.0
+    while len(finished) < len(ordered):
+        for phase in ready(ordered, finished, started):
+            if len(running) >= max(1, workers):
+                break
+            started.add(phase.name)
+            end = now + max(0.0, durations.get(phase.name, 0.0))
+            running[phase.name] = end
+            times[phase.name] = (now, end)
+        name = min(running, key=lambda n: (running[n], n))
+        now = running.pop(name)
+        finished.append(name)
+    return times
+
+
+def critical_path(phases: Sequence[Phase], durations: Mapping[str, float]) -> tuple[list[str], float]:
+    """The chain of needs with the longest total duration, and that total (pure)."""
+    best: dict[str, tuple[float, list[str]]] = {}
+    for phase in order(phases):
+        before = max((best[n] for n in phase.needs), default=(0.0, []), key=lambda b: b[0])
+        best[phase.name] = (before[0] + durations.get(phase.name, 0.0), [*before[1], phase.name])
+    total, path = max(best.values(), key=lambda b: b[0], default=(0.0, []))
+    return path, total
+
+
+def budget(phase: Phase, timeouts: Mapping[str, float]) -> float:
+    """The phase's wait budget in seconds (its timeout, a number or a TIMEOUTS key)."""
+    return timeouts[phase.timeout] if isinstance(phase.timeout, str) else float(phase.timeout)
 
 
 def schedule(ordered: Sequence[Phase], done: Mapping[str, bool], *, reuse: bool) -> list[Step]:
@@ -165,6 +223,9 @@ def render_digest(texts: Iterable[str]) -> str:
 
 
 STATE_KEY_PREFIX = "phase."
+# Phases at once: they mostly wait on the cluster, so more than the 2 cores of a CI
+# runner; the cluster's own work is what the cores are for.
+WORKERS = 4
 
 
 def is_phase_current(state: Mapping[str, str], phase: str, digest: str | None) -> bool:
@@ -200,50 +261,60 @@ class Timings:
 # manifests themselves are documented in docs/kind.md (manifests helper) and the
 # bring-up in docs/bringup.md.
 
+INFRA = ("manifests/kind/coredns", "manifests/infra/cert-manager", "manifests/infra/issuers",
+         "manifests/infra/nfs", "manifests/infra/traefik", "manifests/infra/authentik")
+APP = ("manifests/overlays/kind", "manifests/infra/mailpit", "manifests/infra/fediverse-peer")
+
 KIND_PLAN: tuple[Phase, ...] = (
-    Phase("cluster", always=True, cascade=False, timeout=900,
+    Phase("cluster", always=True, cascade=False, timeout=900, expected=60,
           ready="kind cluster exists (created, or reused with --reuse-cluster), its kubeconfig "
                 "is exported and the API server answers"),
-    Phase("secrets", ("cluster",), always=True, cascade=False, timeout="apply",
+    Phase("secrets", ("cluster",), always=True, cascade=False, timeout="apply", expected=2,
           ready="the run's secrets are in kube-system/tootcheck-run-secrets (generated now, or "
                 "read back from a reused cluster)"),
-    Phase("render", ("secrets",), always=True, cascade=False, timeout=600,
+    Phase("render", ("secrets",), always=True, cascade=False, timeout=600, expected=25,
           ready="every kustomization renders (kubectl kustomize --enable-helm) and parses",
-          paths=("manifests/kind/coredns", "manifests/infra/cert-manager", "manifests/infra/issuers",
-                 "manifests/infra/nfs", "manifests/infra/traefik", "manifests/infra/authentik",
-                 "manifests/overlays/kind", "manifests/infra/mailpit",
-                 "manifests/infra/fediverse-peer")),
-    Phase("images", ("render", "cluster"), cascade=False, timeout=3600,
-          ready="every image of the renders is on the node (Node.status.images), loaded from the "
-                "host's Docker store"),
-    Phase("nodes", ("cluster",), timeout="pod-ready",
+          paths=(*INFRA, *APP)),
+    # Two image phases: the infrastructure's images load while the app's still load,
+    # and Traefik, cert-manager and the NFS server start on the first.
+    Phase("images", ("render", "cluster"), cascade=False, timeout=3600, expected=45, paths=INFRA,
+          ready="every image of the infrastructure renders is on the node (Node.status.images), "
+                "loaded from the host's Docker store"),
+    Phase("app-images", ("render", "cluster"), cascade=False, timeout=3600, expected=75, paths=APP,
+          ready="every image of Mastodon's render and the peers' is on the node, loaded from the "
+                "host's Docker store (a rehearsal adds TO's images)"),
+    Phase("nodes", ("cluster",), timeout="pod-ready", expected=15,
           ready="every Node Ready, kube-system DaemonSets (kindnet CNI, kube-proxy) rolled out"),
     Phase("coredns", ("nodes", "render"), timeout="rollout", paths=("manifests/kind/coredns",),
+          expected=15,
           ready="CoreDNS rewrites kirchner.social and auth.kirchner.social to Traefik; restarted"),
-    Phase("cert-manager", ("nodes", "images"), timeout="rollout",
+    Phase("cert-manager", ("nodes", "images"), timeout="rollout", expected=45,
           paths=("manifests/infra/cert-manager",),
           ready="CRDs Established, Deployments rolled out, the webhook Service has a ready endpoint"),
     Phase("issuers", ("cert-manager",), timeout="certificate", paths=("manifests/infra/issuers",),
+          expected=15,
           ready="ClusterIssuers Ready=True, root CA Certificate cert-manager/tootcheck-root-ca Ready"),
     Phase("storage", ("nodes", "images"), timeout="rollout", paths=("manifests/infra/nfs",),
-          ready="NFS-Ganesha server/provisioner rolled out, StorageClass nfs-csi exists"),
+          expected=30, ready="NFS-Ganesha server/provisioner rolled out, StorageClass nfs-csi exists"),
     Phase("traefik", ("nodes", "images"), timeout="rollout", paths=("manifests/infra/traefik",),
-          ready="Traefik rolled out (hostPorts 80/443 on the node)"),
-    Phase("authentik-secrets", ("nodes", "secrets", "render"), timeout="apply",
+          expected=25, ready="Traefik rolled out (hostPorts 80/443 on the node)"),
+    Phase("authentik-secrets", ("nodes", "secrets", "render"), timeout="apply", expected=2,
           ready="Secret authentik/authentik-bootstrap holds the run's values"),
-    Phase("authentik", ("authentik-secrets", "traefik", "issuers", "coredns"),
-          timeout="rollout", paths=("manifests/infra/authentik",),
+    Phase("authentik", ("authentik-secrets", "traefik", "issuers", "coredns", "images"),
+          timeout="rollout", paths=("manifests/infra/authentik",), expected=120,
           ready="PostgreSQL, server and worker rolled out, TLS Certificate Ready, blueprint "
                 "applied: OIDC discovery answers with the issuer"),
-    Phase("mastodon-secrets", ("issuers", "secrets", "render"), timeout="apply",
+    Phase("mastodon-secrets", ("issuers", "secrets", "render"), timeout="apply", expected=2,
           ready="Secret mastodon/mastodon-secrets and ConfigMap mastodon/tootcheck-ca exist"),
-    Phase("mastodon", ("mastodon-secrets", "authentik", "traefik", "storage", "coredns"),
-          timeout="rollout", paths=("manifests/overlays/kind",),
+    # Not after Authentik: Mastodon reads the OIDC discovery at sign-in (omniauth_openid_connect's
+    # request phase), not at boot, so the two largest rollouts overlap.
+    Phase("mastodon", ("mastodon-secrets", "traefik", "storage", "coredns", "app-images"),
+          timeout="rollout", paths=("manifests/overlays/kind",), expected=150,
           ready="db-migrate completed, every container and sidecar ready, PVCs Bound, TLS "
                 "Certificate Ready, https://<domain>/health answers 200"),
-    Phase("accounts", ("mastodon",), timeout=900,
+    Phase("accounts", ("mastodon",), timeout=900, expected=40,
           ready="test, second and admin accounts exist and their API tokens verify"),
-    Phase("peers", ("issuers", "images"), timeout="rollout",
+    Phase("peers", ("issuers", "app-images"), timeout="rollout", expected=20,
           paths=("manifests/infra/mailpit", "manifests/infra/fediverse-peer"),
           ready="Mailpit and the fediverse peer rolled out, the peer's TLS Certificate Ready"),
 )

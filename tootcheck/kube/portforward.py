@@ -179,8 +179,9 @@ def port_forward(target: Target, pod_selector: str, remote_port: int, *,
     # one bounded dial up front, so a refused stream fails here and not in the test
     first = wait_until(lambda: dial(), what=f"port-forward to {pod}:{remote_port}",
                        timeout=ready_timeout, interval=1.0, retry_on=(Exception,))
-    with contextlib.suppress(OSError):
-        first.close()
+    if first is not None:
+        with contextlib.suppress(OSError):
+            first.close()
     relay = Relay(dial)
     port = relay.start()
     try:

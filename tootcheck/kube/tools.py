@@ -234,7 +234,7 @@ Fetch = Callable[[str], bytes]
 def http_fetch(url: str) -> bytes:
     try:
         with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-            return response.read()
+            return bytes(response.read())
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise BadInput(f"cannot download {url}: {reason} (no network? put a compatible "

@@ -4,7 +4,9 @@ The ActivityPub peer and Web Push receiver is one standard-library program that 
 a stock Python image. Its single source is ``manifests/infra/fediverse-peer/fediverse_peer.py``
 (kustomize mounts it from a generated ConfigMap and cannot read outside its directory),
 shipped as package data (:mod:`tootcheck.resources`); this package loads that file as
-``tootcheck.peers.fediverse_peer``. The constants below
+``tootcheck.peers.fediverse_peer`` for the suite's tests. The clients do not import it:
+``tootcheck.clients.httpsig`` carries the same protocol helpers, and
+``tests/checks/test_httpsig.py`` shows the two agree. The constants below
 must agree with ``manifests/infra/mailpit/`` and ``manifests/infra/fediverse-peer/``;
 ``tests/checks/test_federation.py`` and ``tests/checks/test_mail.py`` check that.
 """

@@ -28,7 +28,7 @@ from tootcheck.config_file import project_root
 from tootcheck.policy.bundle import Bundle, K8sObject, parse_stream
 from tootcheck.policy.config import MASTODON_SECRET_KEYS, PolicyConfig
 from tootcheck.policy.engine import evaluate
-from tootcheck.policy.registry import all_rules
+from tootcheck.policy.registry import Rule, all_rules
 
 ROOT = project_root()  # make bench runs in the repository
 REFERENCE = ROOT / "manifests" / "rendered" / "mastodon.yaml"
@@ -69,7 +69,7 @@ def to_bundle(docs: list[dict[str, Any]]) -> Bundle:
                              default_namespace="mastodon") for i, d in enumerate(docs)])
 
 
-def engine_seconds(docs: list[dict[str, Any]], config: PolicyConfig, rules: list) -> float:
+def engine_seconds(docs: list[dict[str, Any]], config: PolicyConfig, rules: list[Rule]) -> float:
     """CPU seconds of one evaluation: every size does the same total work (smaller
     bundles are evaluated several times) and the best of 3 rounds counts, so the figure
     holds steady on a busy machine."""

@@ -192,7 +192,7 @@ class Bundle:
             for obj in self.of_kind(kind):
                 index.setdefault(obj.namespace, []).append(obj)
             self.cache[key] = index
-        return index.get(namespace, [])
+        return list(index.get(namespace, []))
 
     def find(self, kind: str, namespace: str | None, name: str) -> K8sObject | None:
         return self._by_key.get((kind, namespace, name))
@@ -219,7 +219,7 @@ def parse_stream(text: str, source: str, *, default_namespace: str = "mastodon",
     try:
         loader = _Loader(text)
     except UnicodeError as exc:  # e.g. undecodable bytes from stdin (surrogate escapes)
-        raise BadInput(f"{source}: not UTF-8 text: {exc.reason}") from None
+        raise BadInput(f"{source}: not UTF-8 text: {getattr(exc, 'reason', exc)}") from None
     doc = -1
     anchors = _ANCHOR.search(text) is not None  # without anchors nothing can be aliased
     try:
@@ -278,7 +278,7 @@ def _expanded_size(root: Any, limit: int) -> int:
     return sizes.get(id(root), 1)
 
 
-def _expand(data: Any, node: Any, source: str, doc: int) -> Iterator[tuple[dict, Any]]:
+def _expand(data: Any, node: Any, source: str, doc: int) -> Iterator[tuple[dict[str, Any], Any]]:
     if not isinstance(data, dict):
         raise _not_object(source, doc, f"a {type(data).__name__}, not a mapping")
     if not data.get("apiVersion") or not data.get("kind"):

@@ -60,8 +60,6 @@ class PolicyConfig:
         "manifests/overlays/*", "manifests/kind/*", "manifests/rendered/*kind*.yaml",
         "manifests/rendered/overlay*.yaml",
     )
-    # The render that is the reference deployment (gate ids carry no suffix for it).
-    reference_render: str = "mastodon.yaml"
 
     @property
     def web_host(self) -> str:

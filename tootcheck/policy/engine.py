@@ -22,8 +22,6 @@ from tootcheck.policy.schema import SCHEMA_DIR, schema_version
 from tootcheck.policy.waivers import Waiver, WaiverProblem, Waivers
 from tootcheck.versions import KUBERNETES
 
-NO_MATCH = "no matching objects"
-
 
 @dataclass(frozen=True, eq=False)
 class Subject:
@@ -105,9 +103,6 @@ class Finding:
         return (f"{where} {self.message} (rule: {self.rule.id}, severity: "
                 f"{self.severity.value}, path: {self.path_text or '-'}, remediation: "
                 f"{self.rule.remediation})")
-
-
-STATUS_ORDER = ("fail", "warn", "info", "suppressed", "pass")
 
 
 @dataclass
@@ -256,11 +251,11 @@ def evaluate(bundles: Sequence[Bundle], config: PolicyConfig, *,
                                                   if subject.container else None)
                     finding = Finding(r, sid, subject.obj, container, hit.path,
                                       " ".join(hit.message.split()), ctx.bundle.label)
-                    w = waivers.find(r.id, subject.obj.id, container, ctx.bundle.label)
-                    if w is not None:
-                        w.matched += 1
-                        finding.waiver = w
-                        finding.waiver_expired = w.is_expired(today)
+                    waiver = waivers.find(r.id, subject.obj.id, container, ctx.bundle.label)
+                    if waiver is not None:
+                        waiver.matched += 1
+                        finding.waiver = waiver
+                        finding.waiver_expired = waiver.is_expired(today)
                     res.findings.append(finding)
             outcome.results.extend(results.values())
     present = {obj.id for bundle in bundles for obj in bundle}

@@ -11,6 +11,7 @@ envFrom: Mastodon's secret settings), and the assumption is recorded.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 from tootcheck.policy.bundle import Bundle, FieldPath, K8sObject
 from tootcheck.policy.config import MASTODON_SECRET_KEYS, PolicyConfig
@@ -101,7 +102,7 @@ def merge_env(c: Container, bundle: Bundle, config: PolicyConfig) -> MergedEnv:
     key = ("env", id(c))
     if key not in bundle.cache:
         bundle.cache[key] = _merge(c, bundle, config)
-    return bundle.cache[key]
+    return cast(MergedEnv, bundle.cache[key])
 
 
 def _merge(c: Container, bundle: Bundle, config: PolicyConfig) -> MergedEnv:

@@ -22,9 +22,10 @@ from tootcheck.policy.config import PolicyConfig
 from tootcheck.policy.config_loader import load_project
 from tootcheck.policy.engine import Finding, PolicyRun, evaluate
 from tootcheck.policy.registry import all_rules, check_profile
-from tootcheck.policy.sources import display_path, split_overlays
+from tootcheck.policy.sources import split_overlays
 from tootcheck.policy.waivers import load_waivers
 from tootcheck.redaction import register_secret_settings
+from tootcheck.rendering import display_path
 from tootcheck.versions import KUBERNETES
 
 # Relative to the project root (the config file's directory, else the working directory).

@@ -7,7 +7,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from tootcheck.policy.engine import PolicyRun
+from tootcheck.policy.engine import PolicyRun, SubjectResult
 from tootcheck.redaction import redact
 
 
@@ -15,7 +15,7 @@ def to_junit(run: PolicyRun, strict: bool = False) -> ET.Element:
     suite = ET.Element("testsuite", name="tootcheck.policy")
     counts = {"tests": 0, "failures": 0, "skipped": 0}
     for o in run.outcomes:
-        cases = [(r.test_id, r) for r in o.results] or [
+        cases: list[tuple[str, SubjectResult | None]] = [(r.test_id, r) for r in o.results] or [
             (f"{o.rule.id}[{'not run' if o.not_run else 'no matching objects'}]", None)]
         for name, res in cases:
             counts["tests"] += 1

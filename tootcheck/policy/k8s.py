@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 from tootcheck.policy.bundle import Bundle, FieldPath, K8sObject
 
@@ -22,7 +22,6 @@ _POD_SPEC_PATH: dict[str, FieldPath] = {
        ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")},
 }
 
-MASTODON_IMAGE_NAMES = frozenset({"mastodon", "mastodon-streaming"})
 POSTGRES_IMAGE_NAMES = frozenset({"postgres", "postgresql"})
 REDIS_IMAGE_NAMES = frozenset({"redis", "valkey"})
 RAILS_ROLES = frozenset({"web", "sidekiq", "migrate"})
@@ -176,7 +175,7 @@ def workloads(bundle: Bundle) -> list[K8sObject]:
                  and not (o.kind == "Pod" and o.meta.get("ownerReferences"))
                  and not (o.kind == "Job" and _owned_by_cronjob(o))]
         bundle.cache[key] = found
-    return bundle.cache[key]
+    return cast("list[K8sObject]", bundle.cache[key])
 
 
 def _owned_by_cronjob(obj: K8sObject) -> bool:
@@ -188,14 +187,14 @@ def all_containers(bundle: Bundle) -> list[Container]:
     key = ("containers",)
     if key not in bundle.cache:
         bundle.cache[key] = [c for w in workloads(bundle) for c in containers_of(bundle, w)]
-    return bundle.cache[key]
+    return cast("list[Container]", bundle.cache[key])
 
 
 def containers_of(bundle: Bundle, obj: K8sObject) -> list[Container]:
     key = ("containers-of", id(obj))
     if key not in bundle.cache:
         bundle.cache[key] = containers(obj)
-    return bundle.cache[key]
+    return cast("list[Container]", bundle.cache[key])
 
 
 # ---------------------------------------------------------------- roles
@@ -289,7 +288,7 @@ def workloads_in(bundle: Bundle, namespace: str | None) -> list[K8sObject]:
         for w in workloads(bundle):
             index.setdefault(w.namespace, []).append(w)
         bundle.cache[key] = index
-    return index.get(namespace, [])
+    return cast("list[K8sObject]", index.get(namespace, []))
 
 
 def pods_selected_by(bundle: Bundle, service: K8sObject) -> list[K8sObject]:

@@ -10,6 +10,7 @@ bad input (tootcheck.kube.client.connect).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ CUSTOM = (
 )
 
 
-def clean(data: dict[str, Any], kind: str, api_version: str) -> tuple[dict[str, Any], dict]:
+def clean(data: dict[str, Any], kind: str, api_version: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The object without status/managedFields/last-applied; returns (object, kept status)."""
     data = dict(data)
     data["kind"] = kind
@@ -89,12 +90,12 @@ def _call(what: str, fn: Callable[[], Any], *, missing_ok: bool = False) -> Any:
         raise BadInput(f"cannot list {what}: {' '.join(str(exc).split())[:200]}") from None
 
 
-def live_objects(kube: Kube, namespace: str) -> list[tuple[dict[str, Any], dict]]:
+def live_objects(kube: Kube, namespace: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     import kubernetes
 
     api = kube.api
     sanitize = api.sanitize_for_serialization
-    out: list[tuple[dict[str, Any], dict]] = []
+    out: list[tuple[dict[str, Any], dict[str, Any]]] = []
     ns_obj = _call(f"namespace {namespace}", lambda: kubernetes.client.CoreV1Api(
         api).read_namespace(namespace, _request_timeout=TIMEOUT_S), missing_ok=True)
     if ns_obj is None:
@@ -102,8 +103,8 @@ def live_objects(kube: Kube, namespace: str) -> list[tuple[dict[str, Any], dict]
     out.append(clean(sanitize(ns_obj), "Namespace", "v1"))
     for api_version, kind, cls, method in NAMESPACED:
         client = getattr(kubernetes.client, cls)(api)
-        listed = _call(f"{kind} in {namespace}", lambda c=client, m=method: getattr(c, m)(
-            namespace, _request_timeout=TIMEOUT_S))
+        listed = _call(f"{kind} in {namespace}", functools.partial(
+            getattr(client, method), namespace, _request_timeout=TIMEOUT_S))
         for item in listed.items or []:
             if kind == "Secret":
                 out.append((secret_keys_only(item, sanitize), {}))
@@ -129,19 +130,19 @@ def live_objects(kube: Kube, namespace: str) -> list[tuple[dict[str, Any], dict]
     custom = kubernetes.client.CustomObjectsApi(api)
     for group, version, plural, kind, namespaced in CUSTOM:
         if namespaced:
-            listed = _call(f"{kind} in {namespace}", lambda g=group, v=version, p=plural:
-                           custom.list_namespaced_custom_object(
-                               g, v, namespace, p, _request_timeout=TIMEOUT_S), missing_ok=True)
+            listed = _call(f"{kind} in {namespace}", functools.partial(
+                               custom.list_namespaced_custom_object, group, version, namespace,
+                               plural, _request_timeout=TIMEOUT_S), missing_ok=True)
         else:
-            listed = _call(kind, lambda g=group, v=version, p=plural:
-                           custom.list_cluster_custom_object(
-                               g, v, p, _request_timeout=TIMEOUT_S), missing_ok=True)
+            listed = _call(kind, functools.partial(
+                               custom.list_cluster_custom_object, group, version, plural,
+                               _request_timeout=TIMEOUT_S), missing_ok=True)
         for item in (listed or {}).get("items") or []:  # None: the CRD is not installed
             out.append(clean(item, kind, f"{group}/{version}"))
     return out
 
 
-def to_bundle(items: Iterable[tuple[dict[str, Any], dict]], source: str,
+def to_bundle(items: Iterable[tuple[dict[str, Any], dict[str, Any]]], source: str,
               default_namespace: str) -> Bundle:
     objects = [K8sObject(data=data, source=source, doc=i, line=0,
                          default_namespace=default_namespace, live_status=status)

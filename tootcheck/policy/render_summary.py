@@ -15,7 +15,7 @@ from tootcheck.redaction import redact
 def location(finding: Any) -> str:
     obj = finding.obj
     if not obj.line:
-        return obj.source
+        return str(obj.source)
     return f"{obj.source}:{finding.line}"
 
 
@@ -27,7 +27,8 @@ def summary_rows(run: PolicyRun) -> list[tuple[str, ...]]:
     areas: dict[str, list[RuleOutcome]] = {}
     for o in run.outcomes:
         areas.setdefault(o.rule.area, []).append(o)
-    rows = [("area", "rules", "checked", "fail", "warn", "info", "waived", "pass", "no match")]
+    rows: list[tuple[str, ...]] = [
+        ("area", "rules", "checked", "fail", "warn", "info", "waived", "pass", "no match")]
     for area, outs in areas.items():
         rows.append((area, str(len(outs)), str(sum(o.matched for o in outs)),
                      *(str(sum(o.count(s) for o in outs)) for s in

@@ -11,7 +11,7 @@ downtime.
 - :mod:`~tootcheck.rehearsal.checks`: the live checks ``rehearsal.upgrade`` and
   ``rehearsal.seeds_intact``;
 - :mod:`~tootcheck.rehearsal.run`: thin orchestration over ``tootcheck.kube`` and
-  ``tootcheck.markers``.
+  ``tootcheck.checks.markers``.
 
 Documented in docs/modes.md.
 """

@@ -6,7 +6,7 @@
   old pod ran beside a new one), and /health and streaming were available again at
   the end. Migration time and downtime are its metrics.
 - ``rehearsal.seeds_intact`` checks every seeded marker through REST (media bytes
-  compared) and in PostgreSQL (``tootcheck.markers``).
+  compared) and in PostgreSQL (``tootcheck.checks.markers``).
 
 Both run in rehearsal mode only; they never assert (the suites do).
 """
@@ -20,9 +20,9 @@ from typing import Any
 
 import psycopg
 
-from tootcheck import markers as markers_mod
+from tootcheck.checks import markers as markers_mod
+from tootcheck.checks.markers import MarkerSet, Outcome
 from tootcheck.checks.registry import live_check
-from tootcheck.markers import MarkerSet, Outcome
 from tootcheck.model import CheckResult, CheckRun
 from tootcheck.rehearsal import downtime, verify
 from tootcheck.target import Target

@@ -242,7 +242,7 @@ STEPS: tuple[Step, ...] = (
     Step("bring-up", "the kind cluster and infrastructure, then the kind overlay rendered with "
                      "the Mastodon images at FROM (and the chart at CHART_FROM)"),
     Step("seed", "through REST as the test accounts: both accounts, a follow, a status with a "
-                 "PNG attachment, a status scheduled a day ahead (tootcheck.markers)"),
+                 "PNG attachment, a status scheduled a day ahead (tootcheck.checks.markers)"),
     Step("upgrade", "server-side apply of the render at TO; Recreate: the old pod terminates, "
                     "then the new pod starts postgres and redis (native sidecars), db-migrate "
                     "(rails db:prepare: every migration, post-deployment ones included), then "

@@ -1,4 +1,4 @@
-"""The rehearsal, orchestrated: thin over ``tootcheck.kube`` and ``tootcheck.markers``.
+"""The rehearsal, orchestrated: thin over ``tootcheck.kube`` and ``tootcheck.checks.markers``.
 
 Rendering never edits committed manifests: :func:`workspace` copies the reference
 (``manifests/apps/mastodon``) and the kind overlay into a scratch directory, sets the
@@ -30,14 +30,15 @@ from typing import Any
 from urllib.parse import quote
 
 from tootcheck import versions
+from tootcheck.checks.markers import MarkerSet, MarkerWriteError, write_markers
 from tootcheck.config_file import project_root
 from tootcheck.errors import BadInput
 from tootcheck.kube.apply import apply_documents, images, split_documents
+from tootcheck.kube.bringup.context import BringUpHooks
 from tootcheck.kube.images import missing_on_node, node_image_names
 from tootcheck.kube.pods import MASTODON_SELECTOR, is_terminating, kube_for
 from tootcheck.kube.readiness import Readiness, pod_readiness
 from tootcheck.kube.waits import NotReady, Watch, wait_ready
-from tootcheck.markers import MarkerSet, MarkerWriteError, write_markers
 from tootcheck.redaction import Secret
 from tootcheck.rehearsal import plan as plan_mod
 from tootcheck.rehearsal.downtime import Observation, Poller, Probe, availability_probes
@@ -128,6 +129,19 @@ def rehearsal_images(settings: Settings) -> list[str]:
     for version, chart in ((plan.source, plan.chart_from), (plan.target, plan.chart_to)):
         found += [i for i in images(render_docs(version, chart)) if i not in found]
     return found
+
+
+def bringup_hooks(settings: Settings) -> BringUpHooks:
+    """What the rehearsal adds to the kind bring-up: the kind overlay at FROM instead of
+    its render, and TO's images preloaded too (so the downtime excludes pulling them)."""
+    if settings.mode != "rehearsal":
+        return BringUpHooks()
+
+    def render_override(path: str) -> str | None:
+        return mastodon_render(settings) if path == OVERLAY_DIR else None
+
+    return BringUpHooks(render_override=render_override,
+                        extra_images=lambda: rehearsal_images(settings))
 
 
 @dataclass(frozen=True)

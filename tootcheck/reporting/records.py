@@ -115,12 +115,6 @@ class RecordBook:
         counts.update(r.outcome for r in self.records.values())
         return counts
 
-    def by_suite(self) -> dict[str, list[TestRecord]]:
-        suites: dict[str, list[TestRecord]] = {}
-        for record in self.records.values():
-            suites.setdefault(record.suite, []).append(record)
-        return dict(sorted(suites.items()))
-
     @property
     def ok(self) -> bool:
         counts = self.counts()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, cast
 
 from tootcheck.policy.bundle import K8sObject
 from tootcheck.policy.engine import Context, Subject
@@ -97,10 +98,10 @@ def mastodon_services(ctx: Context) -> set[int]:
                     ids.add(id(svc))
                     break
         ctx.bundle.cache[key] = ids
-    return ctx.bundle.cache[key]
+    return cast("set[int]", ctx.bundle.cache[key])
 
 
-def ingress_backends(ing: K8sObject) -> list[tuple[tuple, str, str, str | int | None]]:
+def ingress_backends(ing: K8sObject) -> list[tuple[tuple[Any, ...], str, str, str | int | None]]:
     """(path-in-object, http path, service name, service port) for every rule path."""
     out = []
     for i, rule in enumerate(ing.get("spec", "rules") or []):
@@ -145,7 +146,7 @@ def traefik_middlewares(ctx: Context) -> dict[str, K8sObject]:
         ctx.bundle.cache[key] = {f"{m.namespace}-{m.name}@kubernetescrd": m
                                  for m in ctx.bundle.of_kind("Middleware")
                                  if m.group == "traefik.io"}
-    return ctx.bundle.cache[key]
+    return cast("dict[str, K8sObject]", ctx.bundle.cache[key])
 
 
 def is_https_redirect(mw: K8sObject | None) -> bool:

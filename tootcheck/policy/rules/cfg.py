@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlparse
 
 from tootcheck.model import Severity
@@ -33,7 +34,7 @@ def _set(env: MergedEnv, name: str) -> bool:
                                 or bool(var.value))
 
 
-def _env_path(c: Container, env: MergedEnv, name: str) -> tuple:
+def _env_path(c: Container, env: MergedEnv, name: str) -> tuple[Any, ...]:
     var = env.get(name)
     return var.path if var else c.field("env")
 
@@ -141,7 +142,7 @@ def oidc_consistent(s: Subject, ctx: Context) -> Iterator[Hit]:
     env = ctx.env(c)
     if not _oidc_enabled(env):
         return
-    def path(name: str) -> tuple:
+    def path(name: str) -> tuple[Any, ...]:
         return _env_path(c, env, name)
     issuer = env.value("OIDC_ISSUER")
     if not _set(env, "OIDC_ISSUER"):

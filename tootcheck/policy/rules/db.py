@@ -33,7 +33,8 @@ def pgdata_layout(s: Subject, ctx: Context) -> Iterator[Hit]:
     path = pgdata(c, env.value("PGDATA"))
     m = mount_holding(c, path)
     major = postgres_major(c)
-    pgdata_path = env.get("PGDATA").path if env.get("PGDATA") else c.field("env")
+    pgdata_var = env.get("PGDATA")
+    pgdata_path = pgdata_var.path if pgdata_var else c.field("env")
     if m is None:
         yield Hit(f"PGDATA {path} is not under any volume mount", pgdata_path)
         return

@@ -76,7 +76,7 @@ def _targets(ctx: Context, svc: K8sObject, route: Route) -> Route:
 
 
 def _paths(ing: K8sObject, wanted: str) -> list[tuple[FieldPath, str, str | int | None, str]]:
-    out = []
+    out: list[tuple[FieldPath, str, str | int | None, str]] = []
     for i, rule_ in enumerate(ing.get("spec", "rules") or []):
         if not isinstance(rule_, dict):
             continue
@@ -159,9 +159,9 @@ def wiring(s: Subject, ctx: Context) -> Iterator[Hit]:
                 yield Hit(route.problem, (*fpath, "backend"))
         default = obj.get("spec", "defaultBackend", "service")
         if isinstance(default, dict):
-            port = (default.get("port") or {})
+            default_port = (default.get("port") or {})
             route = resolve_backend(ctx, obj.namespace, str(default.get("name", "")),
-                                    port.get("number", port.get("name")))
+                                    default_port.get("number", default_port.get("name")))
             if route.problem:
                 yield Hit(route.problem, ("spec", "defaultBackend"))
     elif obj.kind == "Service":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Iterator
+from typing import Any, cast
 
 from tootcheck.model import Severity
 from tootcheck.policy.bundle import K8sObject
@@ -79,7 +80,7 @@ def data_paths(c: Container, ctx: Context) -> list[tuple[str, str]]:
     return []
 
 
-def mount_holding(c: Container, path: str) -> dict | None:
+def mount_holding(c: Container, path: str) -> dict[str, Any] | None:
     if path.startswith("/opt/mastodon/"):
         return mount_for_path(c, path) or mount_for_path(c, path.replace("/opt/mastodon/",
                                                                          "/mastodon/", 1))
@@ -89,7 +90,7 @@ def mount_holding(c: Container, path: str) -> dict | None:
 DURABLE_VOLUMES = ("persistentVolumeClaim", "nfs")  # a claim, or the NFS share mounted inline
 
 
-def durable_volume(c: Container, path: str) -> tuple[dict | None, dict]:
+def durable_volume(c: Container, path: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """The mount holding ``path`` and its volume ({} when there is none)."""
     m = mount_holding(c, path)
     if m is None or str(m.get("mountPath")) == "/":
@@ -122,7 +123,7 @@ def durable_paths(s: Subject, ctx: Context) -> Iterator[Hit]:
                       f"PersistentVolumeClaim or NFS", c.field("volumeMounts"))
 
 
-def _claim_templates(obj: K8sObject) -> list[tuple[tuple, dict]]:
+def _claim_templates(obj: K8sObject) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
     return [(("spec", "volumeClaimTemplates", i), t) for i, t in
             enumerate(obj.get("spec", "volumeClaimTemplates") or []) if isinstance(t, dict)]
 
@@ -206,7 +207,7 @@ def retain(s: Subject, ctx: Context) -> Iterator[Hit]:
 def _claim_users(ctx: Context) -> dict[tuple[str | None, str], list[tuple[K8sObject, Container]]]:
     key = ("claim-users",)
     if key not in ctx.bundle.cache:
-        users: dict = {}
+        users: dict[tuple[str | None, str], list[tuple[K8sObject, Container]]] = {}
         for c in all_containers(ctx.bundle):
             vols = volumes_by_name(c.obj)
             for m in c.mounts():
@@ -215,7 +216,7 @@ def _claim_users(ctx: Context) -> dict[tuple[str | None, str], list[tuple[K8sObj
                     users.setdefault((c.obj.namespace, str(claim["claimName"])), []).append(
                         (c.obj, c))
         ctx.bundle.cache[key] = users
-    return ctx.bundle.cache[key]
+    return cast("dict[tuple[str | None, str], list[tuple[K8sObject, Container]]]", ctx.bundle.cache[key])
 
 
 @rule("MSTDN-PV-004", W, "Access modes fit how claims are mounted",

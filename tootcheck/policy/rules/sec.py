@@ -41,7 +41,7 @@ def _sc(data: dict[str, Any]) -> dict[str, Any]:
     return sc if isinstance(sc, dict) else {}
 
 
-def _all_pod_containers(s: Subject, ctx: Context) -> list[tuple[dict, tuple]]:
+def _all_pod_containers(s: Subject, ctx: Context) -> list[tuple[dict[str, Any], tuple[Any, ...]]]:
     out = [(c.data, c.path) for c in ctx.containers(s.obj)]
     spec_path = pod_spec_path(s.obj) or ()
     for i, c in enumerate((pod_spec(s.obj) or {}).get("ephemeralContainers") or []):
@@ -100,7 +100,7 @@ def pss_baseline(s: Subject, ctx: Context) -> Iterator[Hit]:
                           cname)
 
 
-def _baseline_sc(sc: dict[str, Any], path: tuple, cname: str | None) -> Iterator[Hit]:
+def _baseline_sc(sc: dict[str, Any], path: tuple[Any, ...], cname: str | None) -> Iterator[Hit]:
     seccomp = (sc.get("seccompProfile") or {}).get("type")
     if seccomp == "Unconfined":
         yield Hit("seccompProfile.type is Unconfined", (*path, "seccompProfile", "type"), cname)

@@ -94,7 +94,7 @@ def references_resolve(s: Subject, ctx: Context) -> Iterator[Hit]:
     keys); live, it must exist and hold every key the config declares for it. A
     reference marked optional for a Mastodon secret would start the app without it.
     Depends on the cluster only through Secrets created outside the manifests."""
-    seen: set[tuple] = set()
+    seen: set[tuple[str, ...]] = set()
     for c in ctx.containers(s.obj):
         env = ctx.env(c)
         for u in env.unresolved:
@@ -144,14 +144,14 @@ def references_resolve(s: Subject, ctx: Context) -> Iterator[Hit]:
     if ctx.mode == "live":
         for c in ctx.containers(s.obj):
             for kind, name in ctx.env(c).env_from:
-                declared = ctx.config.external_secret_keys(ns, name)
-                if kind != "Secret" or declared is None or (c.name, name) in seen:
+                listed = ctx.config.external_secret_keys(ns, name)
+                if kind != "Secret" or listed is None or (c.name, name) in seen:
                     continue
                 found = ctx.bundle.find("Secret", ns, name)
                 if found is None:
                     continue
                 seen.add((c.name, name))
-                missing = sorted(set(declared) - secret_keys(found))
+                missing = sorted(set(listed) - secret_keys(found))
                 if missing:
                     yield Hit(f"Secret {name} in the cluster lacks key(s) {', '.join(missing)}",
                               c.field("envFrom"), c.name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from tootcheck.model import Severity
 from tootcheck.policy.bundle import K8sObject
@@ -34,7 +35,7 @@ def rule_hosts(ing: K8sObject) -> list[tuple[int, str]]:
             if isinstance(r, dict)]
 
 
-def tls_entries(ing: K8sObject) -> list[dict]:
+def tls_entries(ing: K8sObject) -> list[dict[str, Any]]:
     return [t for t in ing.get("spec", "tls") or [] if isinstance(t, dict)]
 
 

@@ -186,7 +186,7 @@ def env_duplicates(s: Subject, ctx: Context) -> Iterator[Hit]:
                       c.field("env", i))
         elif name:
             seen_literal[name] = i
-    by_name: dict[str, list] = {}
+    by_name: dict[str, list[Any]] = {}
     for var in env.definitions:
         by_name.setdefault(var.name, []).append(var)
     for name, defs in by_name.items():

@@ -1,4 +1,4 @@
-"""tootcheck.markers: the marker set, its verdicts, and both verifiers on a real stack.
+"""tootcheck.checks.markers: the marker set, its verdicts, and both verifiers on a real stack.
 
 Pure parts on literal data (JSON round trip without secrets, the scheduled-status
 verdict with restart windows, counts, the PNG). Then markers written through the
@@ -20,8 +20,7 @@ import pytest
 
 from tests.peers.databases import PostgresPeer, RedisPeer, free_port, scratch_dir
 from tests.peers.mastodon_rest import MastodonRestPeer, running_rest_peer
-from tootcheck.clients.mastodon import api_as
-from tootcheck.markers import (
+from tootcheck.checks.markers import (
     AccountMarker,
     FollowMarker,
     MarkerSet,
@@ -38,6 +37,7 @@ from tootcheck.markers import (
     verify_markers_db,
     write_markers,
 )
+from tootcheck.clients.mastodon import api_as
 from tootcheck.target import Target
 
 DUE = 1_800_000_000.0

@@ -1,0 +1,110 @@
+"""Phases run at the same time where the plan allows: on paper (simulate) and in the engine."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from tests.kube.test_bringup import kind_bin, make_ctx  # noqa: F401 (kind_bin is a fixture)
+from tootcheck.kube import bringup, plan, timeline
+
+INDEPENDENT = {"traefik", "cert-manager", "storage", "authentik", "app-images"}
+
+
+def expected() -> dict[str, float]:
+    return {p.name: p.expected for p in plan.KIND_PLAN}
+
+
+def overlaps(times: dict[str, tuple[float, float]], a: str, b: str) -> bool:
+    return times[a][0] < times[b][1] and times[b][0] < times[a][1]
+
+
+def test_independent_phases_overlap_on_paper():
+    times = plan.simulate(plan.KIND_PLAN, expected(), workers=plan.WORKERS)
+    assert overlaps(times, "traefik", "cert-manager") and overlaps(times, "storage", "traefik")
+    assert overlaps(times, "app-images", "cert-manager")  # image loading beside the infrastructure
+    assert overlaps(times, "authentik", "mastodon")
+    for phase in plan.KIND_PLAN:  # nothing starts before what it needs has ended
+        assert all(times[n][1] <= times[phase.name][0] for n in phase.needs), phase.name
+
+
+def test_one_worker_is_the_plan_order():
+    times = plan.simulate(plan.KIND_PLAN, expected(), workers=1)
+    assert sorted(times, key=lambda n: times[n][0]) == plan.phase_names()
+    assert max(e for _, e in times.values()) == pytest.approx(sum(expected().values()))
+
+
+def test_workers_shorten_the_bring_up_to_no_less_than_the_critical_path():
+    path, critical = plan.critical_path(plan.KIND_PLAN, expected())
+    serial = max(e for _, e in plan.simulate(plan.KIND_PLAN, expected(), workers=1).values())
+    parallel = max(e for _, e in plan.simulate(plan.KIND_PLAN, expected(), workers=plan.WORKERS).values())
+    assert critical <= parallel < serial
+    assert path[0] == "cluster" and path[-1] == "accounts"
+
+
+def test_critical_path_of_a_small_graph():
+    phases = [plan.Phase("a"), plan.Phase("b", ("a",)), plan.Phase("c", ("a",)), plan.Phase("d", ("b", "c"))]
+    assert plan.critical_path(phases, {"a": 1, "b": 5, "c": 2, "d": 1}) == (["a", "b", "d"], 7)
+    times = plan.simulate(phases, {"a": 1, "b": 5, "c": 2, "d": 1}, workers=2)
+    assert times == {"a": (0, 1), "b": (1, 6), "c": (1, 3), "d": (6, 7)}
+
+
+def test_the_plan_printout_names_phases_budgets_and_the_critical_path():
+    t = timeline.timeline()
+    text = "\n".join(timeline.lines(t))
+    for phase in plan.KIND_PLAN:
+        assert f" {phase.name} " in text
+    assert "critical path (*): cluster -> " in text and "zero to verdict:" in text
+    assert t.verdict_s == t.bringup_s + t.suites_s and t.critical_s <= t.bringup_s
+    assert t.worst_case_s > t.critical_s  # budgets are the worst case
+
+
+def test_the_engine_runs_independent_phases_at_the_same_time(tmp_path, kind_bin):  # noqa: F811
+    """Each of the independent phases waits until all of them have started: this passes
+    only if the engine runs them at once (a sequential engine times out on the barrier)."""
+    barrier = threading.Barrier(len(INDEPENDENT), timeout=10)
+    seen: list[str] = []
+
+    def run(ctx, phase):
+        if phase.name in INDEPENDENT:
+            barrier.wait()
+        seen.append(phase.name)
+        return "stubbed"
+
+    impls = {p.name: bringup.Impl(run) for p in plan.KIND_PLAN}
+    ctx = make_ctx(tmp_path, kind_bin)
+    ctx.workers = len(INDEPENDENT)
+    # authentik and mastodon overlap; the barrier needs authentik beside the infrastructure
+    # phases, so here authentik needs only what they need.
+    phases = [plan.Phase(p.name, ("images",)) if p.name == "authentik" else p for p in plan.KIND_PLAN]
+    bringup.execute(ctx, phases, impls=impls)
+    assert sorted(seen) == sorted(p.name for p in plan.KIND_PLAN)
+    assert all(ln.endswith("ran: stubbed") for ln in ctx.progress.lines)
+
+
+def test_a_failure_stops_new_phases_and_names_the_phase(tmp_path, kind_bin):  # noqa: F811
+    started: list[str] = []
+
+    def run(ctx, phase):
+        started.append(phase.name)
+        if phase.name == "images":
+            raise RuntimeError("kind load failed")
+        return "ok"
+
+    ctx = make_ctx(tmp_path, kind_bin)
+    ctx.workers = 4
+    with pytest.raises(bringup.BringUpFailed, match="bring-up phase images failed: kind load failed"):
+        bringup.execute(ctx, plan.KIND_PLAN, impls={p.name: bringup.Impl(run) for p in plan.KIND_PLAN})
+    assert "cert-manager" not in started and "mastodon" not in started
+
+
+def test_docs_e2e_shows_the_current_plan():
+    """docs/e2e.md's "Time" section quotes `tootcheck preflight e2e --plan`; it must be current."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "e2e.md").read_text()
+    section = text.split("## Time", 1)[1]
+    quoted = section.split("```\n", 2)[1]
+    assert quoted.rstrip("\n").splitlines() == timeline.lines(timeline.timeline()), (
+        "docs/e2e.md's plan is stale: paste `tootcheck preflight e2e --plan` into it")
