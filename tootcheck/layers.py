@@ -17,7 +17,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # Plain data, errors, bounded waiting, settings and secret handling: no I/O clients.
     ("base", ("tootcheck", "tootcheck.model", "tootcheck.errors", "tootcheck.waiting",
               "tootcheck.redaction", "tootcheck.settings", "tootcheck.secretgen",
-              "tootcheck.versions", "tootcheck.layers")),
+              "tootcheck.versions", "tootcheck.layers", "tootcheck.config_file",
+              "tootcheck.resources")),
     # Protocol clients of the services under test, and the target they are pointed at.
     ("clients", ("tootcheck.clients", "tootcheck.target")),
     # The cluster: kubernetes access, kind bring-up, rendering and the pinned tools.

@@ -112,7 +112,7 @@ def test_bad_waiver_files(text: str, message: str) -> None:
 
 
 def test_unreadable_waivers_and_config_files_are_bad_input(tmp_path) -> None:
-    from tootcheck.policy.config import load_config
+    from tootcheck.policy.config_loader import load_config
     from tootcheck.policy.waivers import load_waivers
 
     binary = tmp_path / "binary.yaml"

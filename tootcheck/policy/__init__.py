@@ -9,7 +9,8 @@ cases), and the renderers ``render_summary``, ``sarif``, ``junit``, ``docs``; ``
 is ``make bench``.
 """
 
-from tootcheck.policy.config import PolicyConfig, load_config
+from tootcheck.policy.config import PolicyConfig
+from tootcheck.policy.config_loader import load_config
 from tootcheck.policy.engine import Finding, PolicyRun, evaluate
 from tootcheck.policy.registry import Rule, all_rules, rule
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 # Rule profiles, smallest first: baseline holds what breaks Mastodon, loses data, leaks
 # secrets or misroutes traffic; hardened adds the hardening preferences.
@@ -85,10 +84,3 @@ class PolicyConfig:
 
     def is_overlay_source(self, source: str) -> bool:
         return any(fnmatch.fnmatch(source, pattern) for pattern in self.overlay_sources)
-
-
-def load_config(path: Path | None = None, *, start: Path | None = None) -> PolicyConfig:
-    """The settings of the config file (``path``, else the one found from ``start``)."""
-    from tootcheck.policy.config_loader import load_project
-
-    return load_project(path, start=start).config

@@ -117,6 +117,11 @@ def settings_from_table(table: Mapping[str, Any], file: ConfigFile,
         raise BadInput(f"{file.shown}: {exc}") from None
 
 
+def load_config(path: Path | None = None, *, start: Path | None = None) -> PolicyConfig:
+    """The settings of the config file (``path``, else the one found from ``start``)."""
+    return load_project(path, start=start).config
+
+
 def config_from_mapping(raw: Mapping[str, Any], base: PolicyConfig | None = None,
                         origin: str = "policy config") -> PolicyConfig:
     """Settings from a plain mapping (e.g. a test case's header), validated the same way."""
