@@ -141,6 +141,10 @@ def preflight(plan: RehearsalPlan) -> Renders:
     after = render_docs(plan.target, plan.chart_to)
     problems = plan_mod.requirement_problems(plan, plan_mod.inspect_render(after))
     problems += plan_mod.immutable_changes(before, after)
+    problems += [p for p in (plan_mod.workload_renamed(before, after),
+                             plan_mod.postgres_major_change(plan_mod.inspect_render(before),
+                                                            plan_mod.inspect_render(after)))
+                 if p is not None]
     if problems:
         raise BadInput(f"rehearsal {plan.describe()} cannot work: {'; '.join(problems)}")
     notes = tuple(f"{obj} is in the FROM render only and stays in the cluster (apply does "
@@ -294,7 +298,9 @@ def write_evidence(result: RehearsalResult, reports_dir: Path) -> Path:
     (directory / "plan.json").write_text(json.dumps({
         "from": plan.source.tag, "to": plan.target.tag, "chart_from": plan.chart_from.tag,
         "chart_to": plan.chart_to.tag, "lines_entered": [r.name for r in plan.lines],
-        "stops": [s.tag for s in plan.stops], "notes": list(result.notes),
+        "notes": list(result.notes), "warnings": list(plan.warnings),
+        "procedure": [{"name": s.name, "does": s.does, "source": s.cite}
+                      for s in plan.procedure()],
         "steps": [{"name": s.name, "does": s.does} for s in plan.steps],
         "timings": result.timings, "seed_error": result.seed_error}, indent=2))
     if result.markers is not None:
