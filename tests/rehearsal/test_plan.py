@@ -355,3 +355,49 @@ def test_preflight_refuses_what_cannot_work(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(BadInput, match=r"spec\.selector changes") as refused:
         run.preflight(p.make_plan("v4.6.3", versions.MASTODON))
     assert "\n" not in str(refused.value)
+
+
+# ------------------------------------------- exact ranges and render refusals
+
+
+@pytest.mark.parametrize(("found", "verdict"), [
+    ((14, 0), "inside the excluded range 14.0-14.3"), ((14, 3), "inside the excluded range"),
+    ((14, 4), None), ((13, 20), "older than 14"), ((17, 11), None),
+    ((14,), "does not say its minor version"),
+])
+def test_postgres_range_excludes_14_0_to_14_3(found: tuple[int, ...], verdict: str | None) -> None:
+    minimum = p.make_plan("v4.2.10", "v4.7.2").postgres
+    problem = minimum.problem(found)
+    assert (problem is None) if verdict is None else (verdict in (problem or ""))
+
+
+def test_postgres_14_2_in_the_render_is_refused_with_its_source() -> None:
+    docs = at(overlay_docs(), "v4.5.0")
+    pod = deployment(docs)["spec"]["template"]["spec"]
+    next(c for c in pod["initContainers"] if c["name"] == "postgres")["image"] = "postgres:14.2"
+    problems = p.requirement_problems(p.make_plan("v4.3.5", "v4.5.0"), p.inspect_render(docs))
+    assert any("14.2 (inside the excluded range 14.0-14.3" in x and "https://" in x
+               for x in problems)
+
+
+def test_postgres_major_change_and_renamed_workload_are_refused() -> None:
+    before = overlay_docs()
+    after = copy.deepcopy(before)
+    pod = deployment(after)["spec"]["template"]["spec"]
+    next(c for c in pod["initContainers"] if c["name"] == "postgres")["image"] = "postgres:18.1"
+    change = p.postgres_major_change(p.inspect_render(before), p.inspect_render(after))
+    assert change is not None and "pg_upgrade" in change and "\n" not in change
+    assert p.postgres_major_change(p.inspect_render(before), p.inspect_render(before)) is None
+    deployment(after)["metadata"]["name"] = "mastodon-main"
+    renamed = p.workload_renamed(before, after)
+    assert renamed is not None and "mastodon -> mastodon-main" in renamed and "\n" not in renamed
+    assert p.workload_renamed(before, before) is None
+
+
+def test_from_4_2_runs_streaming_from_the_mastodon_image() -> None:
+    old = {o["name"]: o for o in p.image_overrides(p.v("v4.2.10"))}
+    assert old[versions.MASTODON_STREAMING_IMAGE] == {
+        "name": versions.MASTODON_STREAMING_IMAGE, "newName": versions.MASTODON_IMAGE,
+        "newTag": "v4.2.10"}
+    new = {o["name"]: o for o in p.image_overrides(p.v("v4.3.0"))}
+    assert "newName" not in new[versions.MASTODON_STREAMING_IMAGE]
