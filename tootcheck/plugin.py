@@ -84,6 +84,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="rehearsal: app-template chart version deployed first (default pinned)")
     modes.addoption("--rehearse-chart-to", default=None,
                     help="rehearsal: app-template chart version upgraded to (default: chart from)")
+    modes.addoption("--rehearse-allow-migration-restart", action="store_true", default=None,
+                    help="rehearsal: accept a migration that passed only after a restart")
 
     reports = parser.getgroup("tootcheck-reports", "tootcheck: reports")
     reports.addoption("--reports-dir", default=None,
@@ -129,6 +131,7 @@ def _options(config: pytest.Config) -> dict[str, object]:
         "rehearse_to": config.getoption("rehearse_to"),
         "rehearse_chart_from": config.getoption("rehearse_chart_from"),
         "rehearse_chart_to": config.getoption("rehearse_chart_to"),
+        "rehearse_allow_migration_restart": config.getoption("rehearse_allow_migration_restart"),
         "allow_mutating": (tuple(a.strip() for a in allow.split(",") if a.strip())
                            if allow else None),
         "policy_strict": config.getoption("policy_strict"),

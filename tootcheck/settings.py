@@ -62,6 +62,7 @@ class Settings:
     rehearse_to: str = ""
     rehearse_chart_from: str = ""  # app-template chart; empty: the pinned version
     rehearse_chart_to: str = ""
+    rehearse_allow_migration_restart: bool = False  # a migration passing after a restart is ok
     # policy and reports
     policy_strict: bool = False
     reports_dir: Path = REPO_ROOT / "reports"

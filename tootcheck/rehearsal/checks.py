@@ -24,7 +24,7 @@ from tootcheck import markers as markers_mod
 from tootcheck.checks.registry import live_check
 from tootcheck.markers import MarkerSet, Outcome
 from tootcheck.model import CheckResult, CheckRun
-from tootcheck.rehearsal import downtime, verify
+from tootcheck.rehearsal import downtime, failfast, verify
 from tootcheck.target import Target
 
 UPGRADE = "rehearsal.upgrade"
@@ -66,7 +66,9 @@ def check_upgrade(record: verify.UpgradeRecord) -> CheckResult:
         run.metrics["upgrade_s"] = round(record.ready_at - record.applied_at, 1)
     run.observe()
     if record.error:
-        run.fail("rollout-failed", f"{step}: {_one_line(record.error)}")
+        # a failed migration's message ends with its log lines: keep them
+        run.fail("rollout-failed", _one_line(record.error, 1500 if record.migration_failed
+                                             else 300))
     pod = record.pod
     if pod is None:
         if not record.error:
@@ -75,7 +77,7 @@ def check_upgrade(record: verify.UpgradeRecord) -> CheckResult:
         run.evidence["pod"] = (pod.get("metadata") or {}).get("name")
         for problem in verify.image_problems(pod, record.target):
             run.fail("not-upgraded", f"{step}: {problem}")
-        _judge_migration(run, pod, step)
+        _judge_migration(run, pod, step, record)
     for problem in verify.recreate_overlap(record.samples, record.source, record.target):
         run.fail("order-violated", f"{step}: {problem}")
         break  # one line is enough; the evidence holds the samples
@@ -83,7 +85,8 @@ def check_upgrade(record: verify.UpgradeRecord) -> CheckResult:
     return run.result()
 
 
-def _judge_migration(run: CheckRun, pod: dict[str, Any], step: str) -> None:
+def _judge_migration(run: CheckRun, pod: dict[str, Any], step: str,
+                     record: verify.UpgradeRecord) -> None:
     done = verify.migration(pod)
     run.observe()
     if done is None:
@@ -102,6 +105,10 @@ def _judge_migration(run: CheckRun, pod: dict[str, Any], step: str) -> None:
         run.fail("migration-failed", f"{step}: {done.container} {state} "
                                      f"(restarts {done.restarts})")
         return
+    restarted = failfast.restart_failure(failfast.migration_verdict(pod),
+                                         allow_restart=record.allow_migration_restart)
+    if restarted:
+        run.fail("migration-failed", f"{step}: {restarted}")
     for problem in verify.start_order_problems(pod):
         run.fail("order-violated", f"{step}: {problem}")
 

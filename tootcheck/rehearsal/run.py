@@ -22,7 +22,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -34,10 +34,11 @@ from tootcheck.errors import BadInput
 from tootcheck.kube.apply import apply_documents, images, split_documents
 from tootcheck.kube.images import missing_on_node, node_image_names
 from tootcheck.kube.pods import MASTODON_SELECTOR, is_terminating, kube_for
-from tootcheck.kube.readiness import Readiness, pod_readiness
-from tootcheck.kube.waits import NotReady, Watch, wait_ready
+from tootcheck.kube.readiness import Readiness, all_ready, pod_readiness
+from tootcheck.kube.waits import NotReady, Watch, snapshot, wait_for
 from tootcheck.markers import MarkerSet, MarkerWriteError, write_markers
 from tootcheck.redaction import Secret
+from tootcheck.rehearsal import failfast
 from tootcheck.rehearsal import plan as plan_mod
 from tootcheck.rehearsal.downtime import Observation, Poller, Probe, availability_probes
 from tootcheck.rehearsal.plan import RehearsalPlan, Version
@@ -184,12 +185,14 @@ def upgraded_pod(kube: Any, namespace: str, tag: str,
 def upgrade(kube: Any, target: Target, plan: RehearsalPlan, after: Sequence[dict[str, Any]], *,
             probes: Mapping[str, Probe] | None = None, interval: float = POLL_INTERVAL_S,
             timeout: float = UPGRADE_TIMEOUT_S, recovery: float = RECOVERY_S,
-            baseline: float = BASELINE_S, ready_interval: float = 2.0,
-            api_errors: tuple[type[BaseException], ...] = ()) -> UpgradeRecord:
+            baseline: float = BASELINE_S, ready_interval: float = POLL_INTERVAL_S,
+            api_errors: tuple[type[BaseException], ...] = (),
+            allow_restart: bool = False) -> UpgradeRecord:
     """Apply the TO render and wait for the new pod, polling availability throughout."""
     namespace = target.namespace
     name = deployment_name(after)
-    record = UpgradeRecord(plan.source.tag, plan.target.tag, target.name)
+    record = UpgradeRecord(plan.source.tag, plan.target.tag, target.name,
+                           allow_migration_restart=allow_restart)
     watch = probes if probes is not None else {**availability_probes(target),
                                                "pods": pods_probe(kube, namespace)}
     poller = Poller(watch, interval=interval,
@@ -201,15 +204,12 @@ def upgrade(kube: Any, target: Target, plan: RehearsalPlan, after: Sequence[dict
         record.applied_at = time.time()
         apply_documents(kube, list(after), api_errors=api_errors or _api_errors())
 
-        def new_pod_ready() -> Readiness:
-            pod = upgraded_pod(kube, namespace, plan.target.tag)
-            if pod is None:
-                return Readiness(False, f"no pod at {plan.target.tag} yet")
-            return pod_readiness(pod)
-
-        wait_ready(kube, [Watch("apps/v1", "Deployment", namespace, name)],
-                   what=f"Deployment {namespace}/{name} at {plan.target.tag}", timeout=timeout,
-                   interval=ready_interval, extra=new_pod_ready)
+        what = f"Deployment {namespace}/{name} at {plan.target.tag}"
+        wait_for(upgrade_condition(kube, namespace, name, plan.target.tag,
+                                   allow_restart=allow_restart),
+                 what=what, timeout=timeout, interval=ready_interval,
+                 context=lambda: snapshot(kube, Watch("apps/v1", "Deployment", namespace,
+                                                      name).fetch(kube)))
         record.ready_at = time.time()
         poller.wait_up(record.availability, timeout=recovery)
     except (NotReady, BadInput) as exc:
@@ -217,7 +217,55 @@ def upgrade(kube: Any, target: Target, plan: RehearsalPlan, after: Sequence[dict
     finally:
         record.samples = poller.stop()
     record.pod = upgraded_pod(kube, namespace, plan.target.tag)
+    if record.pod is not None and record.error:
+        verdict = failfast.migration_verdict(record.pod, allow_restart=allow_restart)
+        if verdict.failed:
+            record.migration_failed = True
+            record.migration_logs = migration_logs(kube, namespace, record.pod)
+            record.error = failfast.failure_message(f"{plan.source} -> {plan.target}", verdict,
+                                                    record.migration_logs)
     return record
+
+
+def upgrade_condition(kube: Any, namespace: str, name: str, tag: str, *,
+                      allow_restart: bool = False) -> Callable[[], Readiness]:
+    """Ready when the Deployment and the new pod at ``tag`` are; failed for good as soon
+    as the new pod's migration container failed (checked first, at every poll)."""
+    deployment = Watch("apps/v1", "Deployment", namespace, name)
+
+    def condition() -> Readiness:
+        pod = upgraded_pod(kube, namespace, tag)
+        if pod is not None:
+            verdict = failfast.migration_verdict(pod, allow_restart=allow_restart)
+            if verdict.failed:
+                return Readiness(False, verdict.reason, failed=True)
+        found = deployment.fetch(kube)
+        if not found:
+            return Readiness(False, f"{deployment.describe()}: not found yet")
+        rolled = all_ready(found, what="objects")
+        if not rolled.ready:
+            return rolled
+        if pod is None:
+            return Readiness(False, f"no pod at {tag} yet")
+        return pod_readiness(pod)
+
+    return condition
+
+
+def migration_logs(kube: Any, namespace: str, pod: Mapping[str, Any],
+                   container: str = failfast.MIGRATION_CONTAINER) -> dict[str, str]:
+    """The migration container's current and previous logs (tails); a log that cannot
+    be read says why instead."""
+    name = (pod.get("metadata") or {}).get("name", "")
+    logs: dict[str, str] = {}
+    for which, previous in (("current", False), ("previous", True)):
+        try:
+            logs[which] = kube.pod_log(namespace, name, container, previous=previous,
+                                       tail_lines=failfast.LOG_LINES)
+        except Exception as exc:
+            logs[which] = ""
+            logs[f"{which}.error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+    return logs
 
 
 def _api_errors() -> tuple[type[BaseException], ...]:
@@ -261,7 +309,8 @@ def seed(target: Target, *, scheduled_in_s: float = SCHEDULED_IN_S) -> tuple[Mar
 
 
 def rehearse(target: Target, plan: RehearsalPlan, renders: Renders, *,
-             reports_dir: Path | None = None, kube: Any = None) -> RehearsalResult:
+             reports_dir: Path | None = None, kube: Any = None,
+             allow_migration_restart: bool = False) -> RehearsalResult:
     """FROM really runs -> seed -> upgrade to TO. Raises BadInput when FROM is not what
     the cluster runs (a reused cluster, or a bring-up that ignored the rehearsal)."""
     kube = kube if kube is not None else kube_for(target)
@@ -282,7 +331,7 @@ def rehearse(target: Target, plan: RehearsalPlan, renders: Renders, *,
     markers, seed_error = seed(target)
     timings["seed_s"] = round(time.monotonic() - started, 1)
     started = time.monotonic()
-    record = upgrade(kube, target, plan, after)
+    record = upgrade(kube, target, plan, after, allow_restart=allow_migration_restart)
     timings["upgrade_s"] = round(time.monotonic() - started, 1)
     result = RehearsalResult(plan, markers, seed_error, record, notes, timings, after)
     if reports_dir is not None:
@@ -307,6 +356,8 @@ def write_evidence(result: RehearsalResult, reports_dir: Path) -> Path:
         (directory / "markers.json").write_text(result.markers.to_json())
     (directory / "upgrade.json").write_text(json.dumps(result.record.to_dict(), indent=2,
                                                        default=str))
+    for which, text in result.record.migration_logs.items():
+        (directory / f"{failfast.MIGRATION_CONTAINER}.{which}.log").write_text(text)
     return directory
 
 
