@@ -86,6 +86,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="rehearsal: app-template chart version upgraded to (default: chart from)")
     modes.addoption("--rehearse-allow-migration-restart", action="store_true", default=None,
                     help="rehearsal: accept a migration that passed only after a restart")
+    modes.addoption("--rehearse-rollback", action="store_true", default=None,
+                    help="rehearsal: back up FROM before the upgrade, restore it after TO is "
+                         "verified, verify the seeded data again")
 
     reports = parser.getgroup("tootcheck-reports", "tootcheck: reports")
     reports.addoption("--reports-dir", default=None,
@@ -132,6 +135,7 @@ def _options(config: pytest.Config) -> dict[str, object]:
         "rehearse_chart_from": config.getoption("rehearse_chart_from"),
         "rehearse_chart_to": config.getoption("rehearse_chart_to"),
         "rehearse_allow_migration_restart": config.getoption("rehearse_allow_migration_restart"),
+        "rehearse_rollback": config.getoption("rehearse_rollback"),
         "allow_mutating": (tuple(a.strip() for a in allow.split(",") if a.strip())
                            if allow else None),
         "policy_strict": config.getoption("policy_strict"),

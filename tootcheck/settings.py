@@ -63,6 +63,7 @@ class Settings:
     rehearse_chart_from: str = ""  # app-template chart; empty: the pinned version
     rehearse_chart_to: str = ""
     rehearse_allow_migration_restart: bool = False  # a migration passing after a restart is ok
+    rehearse_rollback: bool = False  # back up FROM, restore it after TO is verified
     # policy and reports
     policy_strict: bool = False
     reports_dir: Path = REPO_ROOT / "reports"

@@ -183,3 +183,38 @@ def check_seeds_intact(
     run.evidence["rest"] = markers_mod.outcomes_evidence(rest)
     run.evidence["postgresql"] = markers_mod.outcomes_evidence(in_db)
     return run.result()
+
+
+ROLLBACK = "rehearsal.rollback"
+
+
+@live_check(
+    ROLLBACK,
+    faults={
+        "no-backup": "the backup before the upgrade failed: there is nothing to go back to",
+        "restore-failed": "dropping, creating or restoring the database, Redis or media, or "
+                          "redeploying FROM failed",
+        "not-from": "after the restore the Deployment does not run FROM",
+    },
+    modes=("rehearsal",),
+    mutating=True,
+)
+def check_rollback(record: Any) -> CheckResult:
+    """The documented way back works: FROM restored from the dump taken before the
+    upgrade, redeployed and running; restore and rollback times are its metrics.
+    (The seeded data is then verified again by rehearsal.seeds_intact.)"""
+    run = CheckRun(ROLLBACK, record.target_name or "kind")
+    step = f"the rollback to {record.source}"
+    run.evidence["rollback"] = record.to_dict()
+    for name, seconds in record.timings.seconds.items():
+        run.metrics[f"rollback.{name}"] = seconds
+    if record.rollback_s is not None:
+        run.metrics["rollback_s"] = record.rollback_s
+    run.observe()
+    if record.error.startswith("no backup to restore"):
+        run.fail("no-backup", f"{step}: {_one_line(record.error)}")
+    elif record.error:
+        run.fail("restore-failed", f"{step}: {_one_line(record.error, 600)}")
+    elif record.running_tag != record.source:
+        run.fail("not-from", f"{step}: the Deployment runs {record.running_tag or 'nothing'}")
+    return run.result()

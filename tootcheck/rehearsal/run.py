@@ -38,7 +38,7 @@ from tootcheck.kube.readiness import Readiness, all_ready, pod_readiness
 from tootcheck.kube.waits import NotReady, Watch, snapshot, wait_for
 from tootcheck.markers import MarkerSet, MarkerWriteError, write_markers
 from tootcheck.redaction import Secret
-from tootcheck.rehearsal import failfast
+from tootcheck.rehearsal import failfast, way_back
 from tootcheck.rehearsal import plan as plan_mod
 from tootcheck.rehearsal.downtime import Observation, Poller, Probe, availability_probes
 from tootcheck.rehearsal.plan import RehearsalPlan, Version
@@ -52,6 +52,7 @@ OVERLAY_DIR = "manifests/overlays/kind"
 CONFIG_MAP = "mastodon-env"
 SECRET = "mastodon-secrets"
 POSTGRES_PORT = 5432
+REDIS_PORT = 6379
 UPGRADE_TIMEOUT_S = 1200.0  # apply -> new pod Ready (migrations included)
 RECOVERY_S = 120.0  # after Ready: until /health and streaming answer
 BASELINE_S = 60.0  # before applying: both available (else the outage is not the upgrade's)
@@ -284,6 +285,8 @@ class RehearsalResult:
     notes: tuple[str, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
     applied: list[dict[str, Any]] = field(default_factory=list)  # the TO objects applied
+    backup: way_back.Backup | None = None  # --rehearse-rollback: taken before the upgrade
+    from_docs: list[dict[str, Any]] = field(default_factory=list)  # FROM, for the way back
 
     @property
     def label(self) -> str:
@@ -310,7 +313,8 @@ def seed(target: Target, *, scheduled_in_s: float = SCHEDULED_IN_S) -> tuple[Mar
 
 def rehearse(target: Target, plan: RehearsalPlan, renders: Renders, *,
              reports_dir: Path | None = None, kube: Any = None,
-             allow_migration_restart: bool = False) -> RehearsalResult:
+             allow_migration_restart: bool = False,
+             rehearse_rollback: bool = False) -> RehearsalResult:
     """FROM really runs -> seed -> upgrade to TO. Raises BadInput when FROM is not what
     the cluster runs (a reused cluster, or a bring-up that ignored the rehearsal)."""
     kube = kube if kube is not None else kube_for(target)
@@ -330,13 +334,69 @@ def rehearse(target: Target, plan: RehearsalPlan, renders: Renders, *,
     started = time.monotonic()
     markers, seed_error = seed(target)
     timings["seed_s"] = round(time.monotonic() - started, 1)
+    backup = None
+    from_docs: list[dict[str, Any]] = []
+    if rehearse_rollback:
+        pod = upgraded_pod(kube, target.namespace, plan.source.tag)
+        from_docs, _ = plan_mod.carry_overrides(renders.before, renders.before,
+                                                config.get("data") or {}, CONFIG_MAP)
+        backup = way_back.take_backup(kube, target.namespace,
+                                      (pod or {}).get("metadata", {}).get("name", ""),
+                                      config.get("data") or {}, redis=redis_client(target, kube))
+        timings.update({f"backup.{k}": v for k, v in backup.timings.seconds.items()})
     started = time.monotonic()
     record = upgrade(kube, target, plan, after, allow_restart=allow_migration_restart)
     timings["upgrade_s"] = round(time.monotonic() - started, 1)
-    result = RehearsalResult(plan, markers, seed_error, record, notes, timings, after)
+    result = RehearsalResult(plan, markers, seed_error, record, notes, timings, after,
+                             backup, from_docs)
     if reports_dir is not None:
         write_evidence(result, reports_dir)
     return result
+
+
+def roll_back(target: Target, result: RehearsalResult, *, kube: Any = None,
+              reports_dir: Path | None = None) -> way_back.RollbackRecord:
+    """After TO was verified: restore FROM from the backup taken before the upgrade."""
+    kube = kube if kube is not None else kube_for(target)
+    plan = result.plan
+    if result.backup is None:
+        return way_back.RollbackRecord(plan.source.tag, plan.target.tag,
+                                       error="no backup to restore: --rehearse-rollback was "
+                                             "not given before the upgrade",
+                                       target_name=target.name)
+    pod = upgraded_pod(kube, target.namespace, plan.target.tag)
+    config = (kube.get("v1", "ConfigMap", CONFIG_MAP, target.namespace) or {}).get("data") or {}
+    name = deployment_name(result.from_docs or result.applied)
+    record = way_back.restore_backup(
+        kube, target.namespace, (pod or {}).get("metadata", {}).get("name", ""), result.backup,
+        plan.source.tag, config, result.from_docs,
+        condition=upgrade_condition(kube, target.namespace, name, plan.source.tag),
+        redis=redis_client(target, kube), api_errors=_api_errors())
+    record.target, record.target_name = plan.target.tag, target.name
+    if reports_dir is not None:
+        directory = reports_dir / EVIDENCE_DIR
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "rollback.json").write_text(json.dumps(record.to_dict(), indent=2))
+    return record
+
+
+def redis_client(target: Target, kube: Any) -> Callable[[], Any]:
+    """A context manager factory: a Redis client on the pod's Redis (port-forward)."""
+    @contextlib.contextmanager
+    def connect() -> Iterator[Any]:
+        import redis
+
+        from tootcheck.kube.portforward import port_forward
+
+        password = _decoded(kube.get("v1", "Secret", SECRET, target.namespace), "REDIS_PASSWORD")
+        with port_forward(target, MASTODON_SELECTOR, REDIS_PORT) as port:
+            client = redis.Redis(host="127.0.0.1", port=port, password=password,
+                                 socket_timeout=30)
+            try:
+                yield client
+            finally:
+                client.close()
+    return connect
 
 
 def write_evidence(result: RehearsalResult, reports_dir: Path) -> Path:
