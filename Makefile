@@ -88,6 +88,8 @@ rehearse: $(STAMP) ## upgrade rehearsal on kind: make rehearse FROM=v4.6.x TO=v4
 	  --rehearse-to="$(TO)" $(if $(CHART_FROM),--rehearse-chart-from="$(CHART_FROM)") \
 	  $(if $(CHART_TO),--rehearse-chart-to="$(CHART_TO)") \
 	  $(if $(ROLLBACK),--rehearse-rollback) $(if $(ALLOW_RESTART),--rehearse-allow-migration-restart) \
+	  $(if $(DUMP),--rehearse-dump="$(DUMP)") $(if $(SECRETS),--rehearse-secrets="$(SECRETS)") \
+	  $(if $(SEED_SCALE),--seed-scale="$(SEED_SCALE)") \
 	  $(PYTEST_REPORTS) $(PYTEST_ARGS)
 
 .PHONY: clean

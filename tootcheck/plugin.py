@@ -89,6 +89,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     modes.addoption("--rehearse-rollback", action="store_true", default=None,
                     help="rehearsal: back up FROM before the upgrade, restore it after TO is "
                          "verified, verify the seeded data again")
+    modes.addoption("--rehearse-dump", default=None,
+                    help="rehearsal: restore this pg_dump (plain or custom, .gz ok) into FROM")
+    modes.addoption("--rehearse-secrets", default=None,
+                    help="rehearsal: the dump's secrets (env file or Secret manifest)")
 
     reports = parser.getgroup("tootcheck-reports", "tootcheck: reports")
     reports.addoption("--reports-dir", default=None,
@@ -136,6 +140,8 @@ def _options(config: pytest.Config) -> dict[str, object]:
         "rehearse_chart_to": config.getoption("rehearse_chart_to"),
         "rehearse_allow_migration_restart": config.getoption("rehearse_allow_migration_restart"),
         "rehearse_rollback": config.getoption("rehearse_rollback"),
+        "rehearse_dump": path("rehearse_dump"),
+        "rehearse_secrets": path("rehearse_secrets"),
         "allow_mutating": (tuple(a.strip() for a in allow.split(",") if a.strip())
                            if allow else None),
         "policy_strict": config.getoption("policy_strict"),

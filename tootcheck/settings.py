@@ -64,6 +64,8 @@ class Settings:
     rehearse_chart_to: str = ""
     rehearse_allow_migration_restart: bool = False  # a migration passing after a restart is ok
     rehearse_rollback: bool = False  # back up FROM, restore it after TO is verified
+    rehearse_dump: Path | None = None  # the operator's dump restored into FROM
+    rehearse_secrets: Path | None = None  # its secrets (env file or Secret manifest)
     # policy and reports
     policy_strict: bool = False
     reports_dir: Path = REPO_ROOT / "reports"

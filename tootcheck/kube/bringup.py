@@ -189,6 +189,8 @@ class Context:
     connect: Callable[[Path, str], Any] | None = None  # (kubeconfig, context) -> Kube
     render_fn: Callable[[Path], str] | None = None  # kustomization dir -> YAML (tests swap it)
     last_nudge: float = -BLUEPRINT_NUDGE_S
+    # a rehearsal on a production copy: the operator's data keys replace generated ones
+    secret_overrides: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -345,6 +347,9 @@ def run_secrets(ctx: Context, phase: plan.Phase) -> str:
     values, generated = secretgen.complete(stored)
     if generated:
         ctx.kube.apply(objects.run_secrets(values))
+    if ctx.secret_overrides:  # never stored: the run's Secret keeps the generated values
+        values = secretgen.SecretSet({**values.values, **{
+            k: Secret(v, k) for k, v in ctx.secret_overrides.items()}})
     ctx.secrets = values
     kept = len(values) - len(generated)
     return f"{len(generated)} generated, {kept} read back" if kept else f"{len(generated)} generated"

@@ -38,7 +38,7 @@ from tootcheck.kube.readiness import Readiness, all_ready, pod_readiness
 from tootcheck.kube.waits import NotReady, Watch, snapshot, wait_for
 from tootcheck.markers import MarkerSet, MarkerWriteError, write_markers
 from tootcheck.redaction import Secret
-from tootcheck.rehearsal import failfast, way_back
+from tootcheck.rehearsal import failfast, production, rollback, way_back
 from tootcheck.rehearsal import plan as plan_mod
 from tootcheck.rehearsal.downtime import Observation, Poller, Probe, availability_probes
 from tootcheck.rehearsal.plan import RehearsalPlan, Version
@@ -188,7 +188,8 @@ def upgrade(kube: Any, target: Target, plan: RehearsalPlan, after: Sequence[dict
             timeout: float = UPGRADE_TIMEOUT_S, recovery: float = RECOVERY_S,
             baseline: float = BASELINE_S, ready_interval: float = POLL_INTERVAL_S,
             api_errors: tuple[type[BaseException], ...] = (),
-            allow_restart: bool = False) -> UpgradeRecord:
+            allow_restart: bool = False,
+            at_ready: Callable[[], None] | None = None) -> UpgradeRecord:
     """Apply the TO render and wait for the new pod, polling availability throughout."""
     namespace = target.namespace
     name = deployment_name(after)
@@ -196,6 +197,7 @@ def upgrade(kube: Any, target: Target, plan: RehearsalPlan, after: Sequence[dict
                            allow_migration_restart=allow_restart)
     watch = probes if probes is not None else {**availability_probes(target),
                                                "pods": pods_probe(kube, namespace)}
+    record.availability = tuple(name for name in watch if name != "pods")
     poller = Poller(watch, interval=interval,
                     max_duration=baseline + timeout + recovery + 60).start()
     try:
@@ -212,6 +214,8 @@ def upgrade(kube: Any, target: Target, plan: RehearsalPlan, after: Sequence[dict
                  context=lambda: snapshot(kube, Watch("apps/v1", "Deployment", namespace,
                                                       name).fetch(kube)))
         record.ready_at = time.time()
+        if at_ready is not None:
+            at_ready()
         poller.wait_up(record.availability, timeout=recovery)
     except (NotReady, BadInput) as exc:
         record.error = str(exc)
@@ -314,7 +318,7 @@ def seed(target: Target, *, scheduled_in_s: float = SCHEDULED_IN_S) -> tuple[Mar
 def rehearse(target: Target, plan: RehearsalPlan, renders: Renders, *,
              reports_dir: Path | None = None, kube: Any = None,
              allow_migration_restart: bool = False,
-             rehearse_rollback: bool = False) -> RehearsalResult:
+             rehearse_rollback: bool = False, dump: Path | None = None) -> RehearsalResult:
     """FROM really runs -> seed -> upgrade to TO. Raises BadInput when FROM is not what
     the cluster runs (a reused cluster, or a bring-up that ignored the rehearsal)."""
     kube = kube if kube is not None else kube_for(target)
@@ -331,6 +335,10 @@ def rehearse(target: Target, plan: RehearsalPlan, renders: Renders, *,
     notes = renders.notes + tuple(f"{key} keeps the value set at bring-up" for key in carried)
     notes += not_preloaded(kube, after)
     timings: dict[str, float] = {}
+    if dump is not None:
+        started = time.monotonic()
+        notes += (load_dump(kube, target, plan, dump),)
+        timings["dump_restore_s"] = round(time.monotonic() - started, 1)
     started = time.monotonic()
     markers, seed_error = seed(target)
     timings["seed_s"] = round(time.monotonic() - started, 1)
@@ -352,6 +360,47 @@ def rehearse(target: Target, plan: RehearsalPlan, renders: Renders, *,
     if reports_dir is not None:
         write_evidence(result, reports_dir)
     return result
+
+
+# The keys that protect data: the dump's encrypted columns, sessions and push
+# subscriptions depend on them. Others (DB_PASS, REDIS_PASSWORD, OIDC) stay the run's own.
+DATA_SECRETS = ("SECRET_KEY_BASE", "OTP_SECRET", *plan_mod.ENCRYPTION_KEYS)
+
+
+def secret_overrides(settings: Settings) -> dict[str, str]:
+    """``--rehearse-secrets``: the operator's data keys for the bring-up (BadInput, one
+    line, when the file lacks what FROM needs)."""
+    if settings.mode != "rehearsal" or not settings.rehearse_secrets:
+        return {}
+    plan = plan_of(settings)
+    secrets = production.load_secrets(Path(settings.rehearse_secrets), plan.source)
+    return production.overrides(secrets, DATA_SECRETS)
+
+
+def load_dump(kube: Any, target: Target, plan: RehearsalPlan, dump: Path) -> str:
+    """Replace FROM's fresh database with the operator's dump, then prove the secrets
+    decrypt it; returns the probe's line, BadInput (one line) when they do not match."""
+    pod = upgraded_pod(kube, target.namespace, plan.source.tag)
+    if pod is None:
+        raise BadInput(f"no pod at FROM {plan.source} to restore DUMP {dump} into")
+    name = pod["metadata"]["name"]
+    config = (kube.get("v1", "ConfigMap", CONFIG_MAP, target.namespace) or {}).get("data") or {}
+    db = way_back.database_of(config)
+    run_pg = rollback.kube_exec(kube, target.namespace, name, way_back.POSTGRES_CONTAINER)
+    for argv in rollback.restore_argvs(db, "")[:2]:  # drop and create; the dump fills it
+        run_pg(argv)
+    with database(target, kube) as url:
+        production.restore_dump(dump, url)
+    probe = rollback.kube_exec(kube, target.namespace, name, way_back.MEDIA_CONTAINER,
+                               timeout=600)
+    try:
+        output = probe(list(production.PROBE_ARGV))
+    except BadInput as exc:
+        output = str(exc)
+    ok, line = production.judge_decrypt(output, plan.source)
+    if not ok:
+        raise BadInput(f"DUMP {dump}: {line}")
+    return line
 
 
 def roll_back(target: Target, result: RehearsalResult, *, kube: Any = None,
