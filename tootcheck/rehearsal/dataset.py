@@ -99,7 +99,9 @@ locals = (1..{s.accounts}).map do |i|
     confirmed_at: Time.now.utc, approved: true,
     account_attributes: {{ username: name }}).account
 end
-(1..{s.statuses}).each {{ |i| PostStatusService.new.call(locals[i % locals.size], text: "seed #{{tag}} #{{i}}") }}
+(1..{s.statuses}).each do |i|
+  PostStatusService.new.call(locals[i % locals.size], text: "seed #{{tag}} #{{i}}")
+end
 pairs = locals.product(locals).reject {{ |a, b| a == b }}.first({s.follows})
 pairs.each {{ |a, b| a.follow!(b) rescue nil }}
 statuses = Status.where(account: locals).limit({s.notifications}).to_a
