@@ -93,6 +93,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="rehearsal: restore this pg_dump (plain or custom, .gz ok) into FROM")
     modes.addoption("--rehearse-secrets", default=None,
                     help="rehearsal: the dump's secrets (env file or Secret manifest)")
+    modes.addoption("--seed-scale", default=None, type=int,
+                    help="rehearsal: also seed N times a small instance (rails runner) so "
+                         "migration time is measured at a realistic size")
 
     reports = parser.getgroup("tootcheck-reports", "tootcheck: reports")
     reports.addoption("--reports-dir", default=None,
@@ -142,6 +145,7 @@ def _options(config: pytest.Config) -> dict[str, object]:
         "rehearse_rollback": config.getoption("rehearse_rollback"),
         "rehearse_dump": path("rehearse_dump"),
         "rehearse_secrets": path("rehearse_secrets"),
+        "seed_scale": config.getoption("seed_scale"),
         "allow_mutating": (tuple(a.strip() for a in allow.split(",") if a.strip())
                            if allow else None),
         "policy_strict": config.getoption("policy_strict"),

@@ -66,6 +66,7 @@ class Settings:
     rehearse_rollback: bool = False  # back up FROM, restore it after TO is verified
     rehearse_dump: Path | None = None  # the operator's dump restored into FROM
     rehearse_secrets: Path | None = None  # its secrets (env file or Secret manifest)
+    seed_scale: int = 0  # rehearsal: N times a small instance seeded with rails runner
     # policy and reports
     policy_strict: bool = False
     reports_dir: Path = REPO_ROOT / "reports"

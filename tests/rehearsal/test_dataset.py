@@ -87,3 +87,24 @@ def test_a_held_sidekiq_job_and_queue_latency(make_redis: Callable[..., RedisPee
     assert latencies == {"default": 100.0, "push": 10.0, "ingress": 0.0}
     client.delete(dataset.HELD_QUEUE)  # a flush by the upgrade: the job is lost
     assert not dataset.held_job_present(client, jid)
+
+
+def test_data_intact_check_faults() -> None:
+    from tootcheck.rehearsal.checks import check_data_intact
+    from tootcheck.testing import expect_fault, expect_ok
+
+    counts = {"accounts": 10, "statuses": 100, "notifications": 50}
+    before = dataset.Snapshot(dict(counts), {1: "k1", 2: "k2"}, duplicate_uris=2, held_jid="j1")
+    same = dataset.Snapshot(dict(counts), {1: "k1", 2: "k2"}, held_jid="j1",
+                            latencies={"default": 3.5})
+    ok = expect_ok(check_data_intact(before, same, target_name="kind://x"))
+    assert ok.metrics["sidekiq_latency_s.default"] == 3.5 and ok.metrics["rows.statuses"] == 100
+    merged = dataset.Snapshot({**counts, "accounts": 8}, {1: "k1", 2: "k2"}, held_jid="j1")
+    expect_ok(check_data_intact(before, merged, merged_duplicates_allowed=True))
+    expect_fault(check_data_intact(before, merged), "rows-lost", mentions="accounts: 10 rows")
+    rekeyed = dataset.Snapshot(dict(counts), {1: "k1", 2: "new"}, held_jid="j1")
+    expect_fault(check_data_intact(before, rekeyed), "actor-key-changed", mentions="account 2")
+    flushed = dataset.Snapshot(dict(counts), {1: "k1", 2: "k2"}, held_jid="")
+    expect_fault(check_data_intact(before, flushed), "job-lost", mentions="j1")
+    expect_fault(check_data_intact(None, same, error="OperationalError: refused"),
+                 "snapshot-failed", mentions="refused")

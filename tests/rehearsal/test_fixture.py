@@ -104,7 +104,7 @@ def test_the_suite_records_migration_time_and_downtime(pytester: pytest.Pytester
     result = pytester.runpytest_inprocess(*PLUGINS, f"--reports-dir={pytester.path / 'r'}",
                                           f"--junitxml={junit}", "-o", "junit_family=xunit1",
                                           "-k", "test_upgrade", *REHEARSAL)
-    result.assert_outcomes(passed=1, deselected=2)
+    result.assert_outcomes(passed=1, deselected=3)
     assert "record_property is incompatible" not in result.stdout.str()
     (test,) = json.loads((pytester.path / "r" / "summary.json").read_text())["tests"]
     properties = test["properties"]
@@ -131,7 +131,7 @@ def test_after_a_failed_upgrade_only_the_upgrade_check_runs(pytester: pytest.Pyt
                         test_suite="def test_a_suite():\n    assert False, 'ran on a broken pod'\n")
     result = pytester.runpytest_inprocess(*PLUGINS, f"--reports-dir={pytester.path / 'r'}",
                                           "-rs", *REHEARSAL)
-    result.assert_outcomes(failed=1, skipped=3)  # upgrade fails; suite, seeds, rollback skipped
+    result.assert_outcomes(failed=1, skipped=4)  # upgrade fails; the rest is skipped
     out = result.stdout.str()
     assert "not run: upgrade failed: v4.6.3 -> v4.7.2: the migration failed" in out
     assert "PG::UniqueViolation" in out and "ran on a broken pod" not in out

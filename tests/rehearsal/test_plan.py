@@ -14,7 +14,7 @@ from tootcheck import versions
 from tootcheck.errors import BadInput
 from tootcheck.kube.apply import split_documents
 from tootcheck.rehearsal import plan as p
-from tootcheck.rehearsal import run, table
+from tootcheck.rehearsal import renderer, run, table
 from tootcheck.settings import REPO_ROOT, Settings
 from tootcheck.tools import find
 
@@ -332,7 +332,7 @@ def test_render_at_from_changes_only_the_mastodon_images() -> None:
 
 
 def test_preflight_and_images_use_both_renders(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(run, "render_docs", lambda version, chart: at(overlay_docs(), version.tag))
+    monkeypatch.setattr(renderer, "render_docs", lambda version, chart: at(overlay_docs(), version.tag))
     settings = Settings(mode="rehearsal", target="kind", rehearse_from="v4.6.3",
                         rehearse_to=versions.MASTODON)
     both = run.rehearsal_images(settings)
@@ -351,7 +351,7 @@ def test_preflight_refuses_what_cannot_work(monkeypatch: pytest.MonkeyPatch) -> 
             deployment(docs)["spec"]["selector"]["matchLabels"]["tier"] = "web"
         return docs
 
-    monkeypatch.setattr(run, "render_docs", render_docs)
+    monkeypatch.setattr(renderer, "render_docs", render_docs)
     with pytest.raises(BadInput, match=r"spec\.selector changes") as refused:
         run.preflight(p.make_plan("v4.6.3", versions.MASTODON))
     assert "\n" not in str(refused.value)

@@ -218,3 +218,48 @@ def check_rollback(record: Any) -> CheckResult:
     elif record.running_tag != record.source:
         run.fail("not-from", f"{step}: the Deployment runs {record.running_tag or 'nothing'}")
     return run.result()
+
+
+DATA = "rehearsal.data_intact"
+
+
+@live_check(
+    DATA,
+    faults={
+        "snapshot-failed": "the data could not be read before or after the upgrade",
+        "rows-lost": "a table has fewer rows after the upgrade (beyond merged duplicates)",
+        "actor-key-changed": "a local actor's public key changed or vanished",
+        "job-lost": "the Sidekiq job parked in the schedule set before the upgrade is gone",
+    },
+    modes=("rehearsal",),
+    mutating=True,
+)
+def check_data_intact(before: Any, after: Any, *, error: str = "",
+                      merged_duplicates_allowed: bool = False,
+                      target_name: str = "kind") -> CheckResult:
+    """The volume survives: row counts, local actors' public keys (4.7 moves them to
+    keypairs), and a Sidekiq job held in Redis; queue latency is reported."""
+    from tootcheck.rehearsal import dataset
+
+    run = CheckRun(DATA, target_name)
+    if error or before is None or after is None:
+        run.observe()
+        run.fail("snapshot-failed", _one_line(error or "no snapshot was taken"))
+        return run.result()
+    run.evidence["before"], run.evidence["after"] = before.to_dict(), after.to_dict()
+    for table, rows in after.counts.items():
+        run.metrics[f"rows.{table}"] = float(rows)
+    for name, seconds in (after.latencies or {}).items():
+        run.metrics[f"sidekiq_latency_s.{name}"] = seconds
+    allowed = before.duplicate_uris if merged_duplicates_allowed else 0
+    run.observe()
+    for problem in dataset.count_losses(before.counts, after.counts, merged_duplicates=allowed):
+        run.fail("rows-lost", problem)
+    run.observe()
+    for problem in dataset.key_changes(before.actor_keys, after.actor_keys)[:5]:
+        run.fail("actor-key-changed", problem)
+    run.observe()
+    if before.held_jid and not after.held_jid:
+        run.fail("job-lost", f"the job {before.held_jid} parked in {dataset.HELD_QUEUE} "
+                             "before the upgrade is gone")
+    return run.result()

@@ -147,6 +147,43 @@ def counts(conn: Any, tables: tuple[str, ...] = COUNTED) -> dict[str, int]:
     return out
 
 
+def duplicate_uris(conn: Any) -> int:
+    """Accounts sharing an actor URI with another (4.7's de-duplication merges them)."""
+    row = conn.execute("SELECT count(*) - count(DISTINCT uri) FROM accounts "
+                       "WHERE uri IS NOT NULL AND uri <> ''").fetchone()
+    return int(row[0])
+
+
+@dataclass
+class Snapshot:
+    """What the data looked like at one moment (before, or after the upgrade)."""
+
+    counts: dict[str, int]
+    actor_keys: dict[int, str]
+    duplicate_uris: int = 0
+    held_jid: str = ""  # before: the job parked; after: "" when it is gone
+    latencies: dict[str, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"counts": self.counts, "local_actors": len(self.actor_keys),
+                "duplicate_uris": self.duplicate_uris, "held_jid": self.held_jid,
+                "latencies": self.latencies}
+
+
+def snapshot(conn: Any, redis: Any | None = None, *, hold: bool = False,
+             held: str = "") -> Snapshot:
+    """Counts and keys from PostgreSQL; with ``redis``: park a job (``hold``) or look
+    for the parked one (``held``), and the queue latencies."""
+    snap = Snapshot(counts(conn), actor_keys(conn), duplicate_uris(conn))
+    if redis is not None:
+        if hold:
+            snap.held_jid = hold_job(redis)
+        elif held:
+            snap.held_jid = held if held_job_present(redis, held) else ""
+        snap.latencies = queue_latencies(redis)
+    return snap
+
+
 def _digest(pem: str | None) -> str:
     body = "".join((pem or "").split())
     return hashlib.sha256(body.encode()).hexdigest()[:16] if body else ""

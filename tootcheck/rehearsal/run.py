@@ -1,9 +1,8 @@
 """The rehearsal, orchestrated: thin over ``tootcheck.kube`` and ``tootcheck.markers``.
 
-Rendering never edits committed manifests: :func:`workspace` copies the reference
-(``manifests/apps/mastodon``) and the kind overlay into a scratch directory, sets the
-chart version there when the chart changes, and wraps the overlay in a kustomization
-whose ``images:`` transformer puts both Mastodon images at the wanted release.
+Rendering is in :mod:`~tootcheck.rehearsal.renderer`, reaching the pod in
+:mod:`~tootcheck.rehearsal.access`, the data work (dump, scaled seed, snapshots,
+rollback) in :mod:`~tootcheck.rehearsal.data_steps`; their names are re-exported here.
 
 The bring-up deploys FROM by applying :func:`mastodon_render` instead of the plain
 overlay when the run is a rehearsal (and preloads :func:`rehearsal_images`);
@@ -16,43 +15,58 @@ PostgreSQL) for the seed verification.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-from tootcheck import versions
 from tootcheck.errors import BadInput
-from tootcheck.kube.apply import apply_documents, images, split_documents
+from tootcheck.kube.apply import apply_documents, images
 from tootcheck.kube.images import missing_on_node, node_image_names
-from tootcheck.kube.pods import MASTODON_SELECTOR, is_terminating, kube_for
+from tootcheck.kube.pods import MASTODON_SELECTOR, kube_for
 from tootcheck.kube.readiness import Readiness, all_ready, pod_readiness
 from tootcheck.kube.waits import NotReady, Watch, snapshot, wait_for
 from tootcheck.markers import MarkerSet, MarkerWriteError, write_markers
-from tootcheck.redaction import Secret
-from tootcheck.rehearsal import failfast, production, rollback, way_back
+from tootcheck.rehearsal import dataset, failfast, way_back
 from tootcheck.rehearsal import plan as plan_mod
+from tootcheck.rehearsal.access import (  # noqa: F401  (re-exported)
+    CONFIG_MAP,
+    POSTGRES_PORT,
+    REDIS_PORT,
+    SECRET,
+    database,
+    deployment_name,
+    redis_client,
+    running_tag,
+    upgraded_pod,
+)
+from tootcheck.rehearsal.data_steps import (  # noqa: F401  (re-exported)
+    DATA_SECRETS,
+    load_dump,
+    scale_seed,
+    secret_overrides,
+    take_snapshot,
+)
 from tootcheck.rehearsal.downtime import Observation, Poller, Probe, availability_probes
-from tootcheck.rehearsal.plan import RehearsalPlan, Version
-from tootcheck.rehearsal.verify import UpgradeRecord, mastodon_tag, pod_state
-from tootcheck.rendering import render as render_kustomization
-from tootcheck.settings import REPO_ROOT, Settings
+from tootcheck.rehearsal.plan import RehearsalPlan
+from tootcheck.rehearsal.renderer import (  # noqa: F401  (re-exported)
+    APP_DIR,
+    OVERLAY_DIR,
+    Renders,
+    mastodon_render,
+    plan_of,
+    preflight,
+    rehearsal_images,
+    render,
+    render_docs,
+    workspace,
+)
+from tootcheck.rehearsal.verify import UpgradeRecord, pod_state
 from tootcheck.target import Target
 
-APP_DIR = "manifests/apps/mastodon"
-OVERLAY_DIR = "manifests/overlays/kind"
-CONFIG_MAP = "mastodon-env"
-SECRET = "mastodon-secrets"
-POSTGRES_PORT = 5432
-REDIS_PORT = 6379
 UPGRADE_TIMEOUT_S = 1200.0  # apply -> new pod Ready (migrations included)
 RECOVERY_S = 120.0  # after Ready: until /health and streaming answer
 BASELINE_S = 60.0  # before applying: both available (else the outage is not the upgrade's)
@@ -64,109 +78,7 @@ SCHEDULED_IN_S = 24 * 3600.0
 EVIDENCE_DIR = "rehearsal"
 
 
-# ------------------------------------------------------------------ rendering
-
-
-def workspace(version: Version, chart: Version, root: Path, *, repo: Path = REPO_ROOT,
-              pinned_chart: str | None = None) -> Path:
-    """Write, under ``root``, a kustomization rendering the kind overlay with both
-    Mastodon images at ``version`` and app-template at ``chart``; returns its directory."""
-    for rel in (APP_DIR, OVERLAY_DIR):
-        source = repo / rel
-        if not source.is_dir():
-            raise BadInput(f"{source} is missing: cannot render the rehearsal")
-        shutil.copytree(source, root / rel, symlinks=True)
-    pinned = pinned_chart or versions.APP_TEMPLATE
-    if chart.tag != pinned:
-        kustomization = root / APP_DIR / "kustomization.yaml"
-        kustomization.write_text(plan_mod.with_chart_version(kustomization.read_text(), chart))
-    wrapper = root / "rehearsal"
-    wrapper.mkdir()
-    base = Path("..") / OVERLAY_DIR
-    (wrapper / "kustomization.yaml").write_text(
-        json.dumps(plan_mod.wrapper_kustomization(base.as_posix(), version), indent=2))
-    return wrapper
-
-
-@lru_cache(maxsize=4)
-def render(version: str, chart: str) -> str:
-    """The kind overlay rendered at Mastodon ``version`` and app-template ``chart``
-    (``kubectl kustomize --enable-helm``, in a scratch directory outside the repo)."""
-    root = Path(tempfile.mkdtemp(prefix="tootcheck-rehearsal-"))
-    try:
-        wrapper = workspace(plan_mod.parse_version(version, "version"),
-                            plan_mod.parse_chart_version(chart, "chart"), root)
-        return render_kustomization(wrapper, timeout=600)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def render_docs(version: Version, chart: Version) -> list[dict[str, Any]]:
-    return split_documents(render(version.tag, chart.tag), f"render at {version}, chart {chart}")
-
-
-def plan_of(settings: Settings) -> RehearsalPlan:
-    return plan_mod.make_plan(settings.rehearse_from, settings.rehearse_to,
-                              settings.rehearse_chart_from, settings.rehearse_chart_to)
-
-
-def mastodon_render(settings: Settings) -> str | None:
-    """What the bring-up's ``mastodon`` phase applies: in a rehearsal, the kind overlay
-    at FROM (chart at CHART_FROM); otherwise None (apply the overlay as it is)."""
-    if settings.mode != "rehearsal":
-        return None
-    plan = plan_of(settings)
-    return render(plan.source.tag, plan.chart_from.tag)
-
-
-def rehearsal_images(settings: Settings) -> list[str]:
-    """Every image of the FROM and TO renders (for the bring-up's image preload)."""
-    if settings.mode != "rehearsal":
-        return []
-    plan = plan_of(settings)
-    found: list[str] = []
-    for version, chart in ((plan.source, plan.chart_from), (plan.target, plan.chart_to)):
-        found += [i for i in images(render_docs(version, chart)) if i not in found]
-    return found
-
-
-@dataclass(frozen=True)
-class Renders:
-    before: list[dict[str, Any]]
-    after: list[dict[str, Any]]
-    notes: tuple[str, ...] = ()
-
-
-def preflight(plan: RehearsalPlan) -> Renders:
-    """Render FROM and TO and refuse (one line) what cannot work, before deploying."""
-    before = render_docs(plan.source, plan.chart_from)
-    after = render_docs(plan.target, plan.chart_to)
-    problems = plan_mod.requirement_problems(plan, plan_mod.inspect_render(after))
-    problems += plan_mod.immutable_changes(before, after)
-    problems += [p for p in (plan_mod.workload_renamed(before, after),
-                             plan_mod.postgres_major_change(plan_mod.inspect_render(before),
-                                                            plan_mod.inspect_render(after)))
-                 if p is not None]
-    if problems:
-        raise BadInput(f"rehearsal {plan.describe()} cannot work: {'; '.join(problems)}")
-    notes = tuple(f"{obj} is in the FROM render only and stays in the cluster (apply does "
-                  "not prune)" for obj in plan_mod.dropped_objects(before, after))
-    return Renders(before, after, plan.warnings + notes)
-
-
 # ------------------------------------------------------------------- cluster
-
-
-def deployment_name(docs: Sequence[Mapping[str, Any]]) -> str:
-    return str(plan_mod.mastodon_deployment(docs)["metadata"]["name"])
-
-
-def running_tag(kube: Any, namespace: str, name: str) -> str:
-    deployment = kube.get("apps/v1", "Deployment", name, namespace)
-    if deployment is None:
-        raise BadInput(f"Deployment {namespace}/{name} does not exist: the bring-up did not "
-                       "deploy Mastodon")
-    return mastodon_tag(deployment["spec"]["template"])
 
 
 def pods_probe(kube: Any, namespace: str, selector: str = MASTODON_SELECTOR) -> Probe:
@@ -174,13 +86,6 @@ def pods_probe(kube: Any, namespace: str, selector: str = MASTODON_SELECTOR) -> 
         pods = kube.list("v1", "Pod", namespace, label_selector=selector)
         return Observation(True, f"{len(pods)} pod(s)", [pod_state(p) for p in pods])
     return probe
-
-
-def upgraded_pod(kube: Any, namespace: str, tag: str,
-                 selector: str = MASTODON_SELECTOR) -> dict[str, Any] | None:
-    pods = [p for p in kube.list("v1", "Pod", namespace, label_selector=selector)
-            if mastodon_tag(p) == tag and not is_terminating(p)]
-    return max(pods, key=lambda p: p["metadata"].get("creationTimestamp", "")) if pods else None
 
 
 def upgrade(kube: Any, target: Target, plan: RehearsalPlan, after: Sequence[dict[str, Any]], *,
@@ -290,6 +195,9 @@ class RehearsalResult:
     timings: dict[str, float] = field(default_factory=dict)
     applied: list[dict[str, Any]] = field(default_factory=list)  # the TO objects applied
     backup: way_back.Backup | None = None  # --rehearse-rollback: taken before the upgrade
+    data_before: dataset.Snapshot | None = None  # counts, actor keys, the held job
+    data_error: str = ""  # why the data could not be read before the upgrade
+    latency_at_ready: dict[str, float] | None = None  # Sidekiq queues when TO got Ready
     from_docs: list[dict[str, Any]] = field(default_factory=list)  # FROM, for the way back
 
     @property
@@ -318,7 +226,8 @@ def seed(target: Target, *, scheduled_in_s: float = SCHEDULED_IN_S) -> tuple[Mar
 def rehearse(target: Target, plan: RehearsalPlan, renders: Renders, *,
              reports_dir: Path | None = None, kube: Any = None,
              allow_migration_restart: bool = False,
-             rehearse_rollback: bool = False, dump: Path | None = None) -> RehearsalResult:
+             rehearse_rollback: bool = False, dump: Path | None = None,
+             seed_scale: dataset.Scale | None = None) -> RehearsalResult:
     """FROM really runs -> seed -> upgrade to TO. Raises BadInput when FROM is not what
     the cluster runs (a reused cluster, or a bring-up that ignored the rehearsal)."""
     kube = kube if kube is not None else kube_for(target)
@@ -342,6 +251,11 @@ def rehearse(target: Target, plan: RehearsalPlan, renders: Renders, *,
     started = time.monotonic()
     markers, seed_error = seed(target)
     timings["seed_s"] = round(time.monotonic() - started, 1)
+    if seed_scale is not None:
+        started = time.monotonic()
+        notes += (scale_seed(kube, target, plan, seed_scale),)
+        timings["seed_scale_s"] = round(time.monotonic() - started, 1)
+    data_before, data_error = take_snapshot(target, kube, hold=True)
     backup = None
     from_docs: list[dict[str, Any]] = []
     if rehearse_rollback:
@@ -353,54 +267,22 @@ def rehearse(target: Target, plan: RehearsalPlan, renders: Renders, *,
                                       config.get("data") or {}, redis=redis_client(target, kube))
         timings.update({f"backup.{k}": v for k, v in backup.timings.seconds.items()})
     started = time.monotonic()
-    record = upgrade(kube, target, plan, after, allow_restart=allow_migration_restart)
+    at_ready: dict[str, float] = {}
+
+    def latency_at_ready() -> None:
+        # reported as missing, never fatal here
+        with contextlib.suppress(Exception), redis_client(target, kube)() as client:
+            at_ready.update(dataset.queue_latencies(client))
+
+    record = upgrade(kube, target, plan, after, allow_restart=allow_migration_restart,
+                     at_ready=latency_at_ready)
     timings["upgrade_s"] = round(time.monotonic() - started, 1)
     result = RehearsalResult(plan, markers, seed_error, record, notes, timings, after,
-                             backup, from_docs)
+                             backup, from_docs, data_before, data_error,
+                             at_ready if at_ready else None)
     if reports_dir is not None:
         write_evidence(result, reports_dir)
     return result
-
-
-# The keys that protect data: the dump's encrypted columns, sessions and push
-# subscriptions depend on them. Others (DB_PASS, REDIS_PASSWORD, OIDC) stay the run's own.
-DATA_SECRETS = ("SECRET_KEY_BASE", "OTP_SECRET", *plan_mod.ENCRYPTION_KEYS)
-
-
-def secret_overrides(settings: Settings) -> dict[str, str]:
-    """``--rehearse-secrets``: the operator's data keys for the bring-up (BadInput, one
-    line, when the file lacks what FROM needs)."""
-    if settings.mode != "rehearsal" or not settings.rehearse_secrets:
-        return {}
-    plan = plan_of(settings)
-    secrets = production.load_secrets(Path(settings.rehearse_secrets), plan.source)
-    return production.overrides(secrets, DATA_SECRETS)
-
-
-def load_dump(kube: Any, target: Target, plan: RehearsalPlan, dump: Path) -> str:
-    """Replace FROM's fresh database with the operator's dump, then prove the secrets
-    decrypt it; returns the probe's line, BadInput (one line) when they do not match."""
-    pod = upgraded_pod(kube, target.namespace, plan.source.tag)
-    if pod is None:
-        raise BadInput(f"no pod at FROM {plan.source} to restore DUMP {dump} into")
-    name = pod["metadata"]["name"]
-    config = (kube.get("v1", "ConfigMap", CONFIG_MAP, target.namespace) or {}).get("data") or {}
-    db = way_back.database_of(config)
-    run_pg = rollback.kube_exec(kube, target.namespace, name, way_back.POSTGRES_CONTAINER)
-    for argv in rollback.restore_argvs(db, "")[:2]:  # drop and create; the dump fills it
-        run_pg(argv)
-    with database(target, kube) as url:
-        production.restore_dump(dump, url)
-    probe = rollback.kube_exec(kube, target.namespace, name, way_back.MEDIA_CONTAINER,
-                               timeout=600)
-    try:
-        output = probe(list(production.PROBE_ARGV))
-    except BadInput as exc:
-        output = str(exc)
-    ok, line = production.judge_decrypt(output, plan.source)
-    if not ok:
-        raise BadInput(f"DUMP {dump}: {line}")
-    return line
 
 
 def roll_back(target: Target, result: RehearsalResult, *, kube: Any = None,
@@ -429,25 +311,6 @@ def roll_back(target: Target, result: RehearsalResult, *, kube: Any = None,
     return record
 
 
-def redis_client(target: Target, kube: Any) -> Callable[[], Any]:
-    """A context manager factory: a Redis client on the pod's Redis (port-forward)."""
-    @contextlib.contextmanager
-    def connect() -> Iterator[Any]:
-        import redis
-
-        from tootcheck.kube.portforward import port_forward
-
-        password = _decoded(kube.get("v1", "Secret", SECRET, target.namespace), "REDIS_PASSWORD")
-        with port_forward(target, MASTODON_SELECTOR, REDIS_PORT) as port:
-            client = redis.Redis(host="127.0.0.1", port=port, password=password,
-                                 socket_timeout=30)
-            try:
-                yield client
-            finally:
-                client.close()
-    return connect
-
-
 def write_evidence(result: RehearsalResult, reports_dir: Path) -> Path:
     """rehearsal/plan.json, markers.json, upgrade.json: ids and timings, never secrets."""
     directory = reports_dir / EVIDENCE_DIR
@@ -469,27 +332,4 @@ def write_evidence(result: RehearsalResult, reports_dir: Path) -> Path:
         (directory / f"{failfast.MIGRATION_CONTAINER}.{which}.log").write_text(text)
     return directory
 
-
-def _decoded(secret: Mapping[str, Any] | None, key: str) -> str:
-    data = (secret or {}).get("data") or {}
-    if key not in data:
-        raise BadInput(f"Secret {SECRET} has no {key}: cannot reach PostgreSQL")
-    return base64.b64decode(data[key]).decode()
-
-
-@contextlib.contextmanager
-def database(target: Target, kube: Any = None) -> Iterator[Secret]:
-    """A PostgreSQL URL (a Secret) for the pod's database through a port-forward."""
-    from tootcheck.kube.portforward import port_forward
-
-    kube = kube if kube is not None else kube_for(target)
-    config = ((kube.get("v1", "ConfigMap", CONFIG_MAP, target.namespace) or {}).get("data")
-              or {})
-    password = Secret(_decoded(kube.get("v1", "Secret", SECRET, target.namespace), "DB_PASS"),
-                      "DB_PASS")
-    user = config.get("DB_USER", "mastodon")
-    name = config.get("DB_NAME", "mastodon_production")
-    with port_forward(target, MASTODON_SELECTOR, int(config.get("DB_PORT", POSTGRES_PORT))) as port:
-        yield Secret(f"postgresql://{quote(user)}:{quote(password.reveal(), safe='')}"
-                     f"@127.0.0.1:{port}/{quote(name)}?connect_timeout=10", "database URL")
 
