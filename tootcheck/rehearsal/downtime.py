@@ -215,6 +215,9 @@ class Poller:
             thread.start()
         return self
 
+    def _pause(self, seconds: float) -> None:
+        self._stop.wait(seconds)  # stop() ends the pause at once
+
     def _run(self, name: str, probe: Probe) -> None:
         def tick() -> Poll[None]:
             started = self.clock()
@@ -228,7 +231,7 @@ class Poller:
 
         try:
             wait_until(tick, what=f"downtime probe {name}", timeout=self.max_duration,
-                       interval=self.interval, sleep=self._stop.wait)
+                       interval=self.interval, sleep=self._pause)
         except WaitTimeout:
             self.hit_bound.append(name)
 

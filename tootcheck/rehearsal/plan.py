@@ -30,28 +30,68 @@ from typing import Any
 from tootcheck import versions
 from tootcheck.errors import BadInput
 from tootcheck.rehearsal import table as table_mod
-from tootcheck.rehearsal.renders import (  # noqa: F401  (re-exported)
-    ENCRYPTION_KEYS,
-    IMMUTABLE,
-    MASTODON_SECRET_KEYS,
-    MIGRATION_TASKS,
-    Deployed,
-    InitContainer,
-    carry_overrides,
-    dropped_objects,
-    expected_order,
-    image_overrides,
-    image_repo,
-    image_tag,
-    image_version,
-    immutable_changes,
-    inspect_render,
-    mastodon_deployment,
-    postgres_major_change,
-    requirement_problems,
-    with_chart_version,
-    workload_renamed,
-    wrapper_kustomization,
+from tootcheck.rehearsal.renders import (  # re-exported for callers of the old module
+    ENCRYPTION_KEYS as ENCRYPTION_KEYS,
+)
+from tootcheck.rehearsal.renders import (
+    IMMUTABLE as IMMUTABLE,
+)
+from tootcheck.rehearsal.renders import (
+    MASTODON_SECRET_KEYS as MASTODON_SECRET_KEYS,
+)
+from tootcheck.rehearsal.renders import (
+    MIGRATION_TASKS as MIGRATION_TASKS,
+)
+from tootcheck.rehearsal.renders import (
+    Deployed as Deployed,
+)
+from tootcheck.rehearsal.renders import (
+    InitContainer as InitContainer,
+)
+from tootcheck.rehearsal.renders import (
+    carry_overrides as carry_overrides,
+)
+from tootcheck.rehearsal.renders import (
+    dropped_objects as dropped_objects,
+)
+from tootcheck.rehearsal.renders import (
+    expected_order as expected_order,
+)
+from tootcheck.rehearsal.renders import (
+    image_overrides as image_overrides,
+)
+from tootcheck.rehearsal.renders import (
+    image_repo as image_repo,
+)
+from tootcheck.rehearsal.renders import (
+    image_tag as image_tag,
+)
+from tootcheck.rehearsal.renders import (
+    image_version as image_version,
+)
+from tootcheck.rehearsal.renders import (
+    immutable_changes as immutable_changes,
+)
+from tootcheck.rehearsal.renders import (
+    inspect_render as inspect_render,
+)
+from tootcheck.rehearsal.renders import (
+    mastodon_deployment as mastodon_deployment,
+)
+from tootcheck.rehearsal.renders import (
+    postgres_major_change as postgres_major_change,
+)
+from tootcheck.rehearsal.renders import (
+    requirement_problems as requirement_problems,
+)
+from tootcheck.rehearsal.renders import (
+    with_chart_version as with_chart_version,
+)
+from tootcheck.rehearsal.renders import (
+    workload_renamed as workload_renamed,
+)
+from tootcheck.rehearsal.renders import (
+    wrapper_kustomization as wrapper_kustomization,
 )
 from tootcheck.rehearsal.table import Item, Minimum, ReleaseLine, Table
 

@@ -104,7 +104,7 @@ def dump_format(path: Path) -> str:
     """``custom`` (pg_dump -Fc, magic PGDMP) or ``plain`` (SQL), gzip or not."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rb") as handle:  # type: ignore[operator]
+        with opener(path, "rb") as handle:
             head = handle.read(5)
     except (OSError, EOFError) as exc:
         raise BadInput(f"DUMP {path}: {exc}") from None

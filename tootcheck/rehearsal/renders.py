@@ -349,6 +349,6 @@ def with_chart_version(kustomization: str, version: Release, chart: str = "app-t
         raise BadInput(f"the kustomization has no helmCharts entry named {chart}")
     for entry in entries:
         entry["version"] = version.tag
-    return yaml.safe_dump(data, sort_keys=False)
+    return str(yaml.safe_dump(data, sort_keys=False))
 
 

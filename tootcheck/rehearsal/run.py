@@ -278,8 +278,8 @@ def rehearse(target: Target, plan: RehearsalPlan, renders: Renders, *,
                      at_ready=latency_at_ready)
     timings["upgrade_s"] = round(time.monotonic() - started, 1)
     result = RehearsalResult(plan, markers, seed_error, record, notes, timings, after,
-                             backup, from_docs, data_before, data_error,
-                             at_ready if at_ready else None)
+                             backup=backup, from_docs=from_docs, data_before=data_before,
+                             data_error=data_error, latency_at_ready=at_ready or None)
     if reports_dir is not None:
         write_evidence(result, reports_dir)
     return result
