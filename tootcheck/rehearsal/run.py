@@ -323,7 +323,12 @@ def write_evidence(result: RehearsalResult, reports_dir: Path) -> Path:
         "procedure": [{"name": s.name, "does": s.does, "source": s.cite}
                       for s in plan.procedure()],
         "steps": [{"name": s.name, "does": s.does} for s in plan.steps],
-        "timings": result.timings, "seed_error": result.seed_error}, indent=2))
+        "timings": result.timings, "seed_error": result.seed_error,
+        "data_before": result.data_before.to_dict() if result.data_before else None,
+        "data_error": result.data_error, "latency_at_ready": result.latency_at_ready,
+        "backup": ({"dump": result.backup.dump_path, "error": result.backup.error,
+                    "seconds": result.backup.timings.seconds} if result.backup else None)},
+        indent=2))
     if result.markers is not None:
         (directory / "markers.json").write_text(result.markers.to_json())
     (directory / "upgrade.json").write_text(json.dumps(result.record.to_dict(), indent=2,
