@@ -54,9 +54,12 @@ def test_counts_and_actor_keys_across_a_47_like_migration(
         assert set(before_keys) == {1, 2}
         # 4.7: keys move to keypairs, duplicates merged (account 4 into 3), unique uri
         conn.execute("CREATE TABLE keypairs (id bigserial PRIMARY KEY, account_id bigint, "
-                     "public_key text, private_key text)")
-        conn.execute("INSERT INTO keypairs (account_id, public_key) "
-                     "SELECT id, public_key FROM accounts WHERE domain IS NULL")
+                     "type integer, local_fragment text, public_key text, private_key text, "
+                     "revoked boolean NOT NULL DEFAULT false)")
+        conn.execute("INSERT INTO keypairs (account_id, type, local_fragment, public_key) "
+                     "SELECT id, 0, '#main-key', public_key FROM accounts WHERE domain IS NULL")
+        conn.execute("INSERT INTO keypairs (account_id, local_fragment, public_key, revoked) "
+                     "VALUES (1, '#main-key', 'OLD-REVOKED', true), (2, '#other', 'SIDE', false)")
         conn.execute("UPDATE accounts SET public_key = '' WHERE domain IS NULL")
         conn.execute("DELETE FROM accounts WHERE id = 4")
         after_counts, after_keys = dataset.counts(conn), dataset.actor_keys(conn)
@@ -64,7 +67,8 @@ def test_counts_and_actor_keys_across_a_47_like_migration(
     assert dataset.count_losses(before_counts, after_counts, merged_duplicates=1) == []
     assert dataset.count_losses(before_counts, after_counts) == ["accounts: 4 rows before, 3 after"]
     with psycopg.connect(dsn, autocommit=True) as conn:  # a migration that regenerates a key
-        conn.execute("UPDATE keypairs SET public_key = 'NEW-PEM' WHERE account_id = 2")
+        conn.execute("UPDATE keypairs SET public_key = 'NEW-PEM' WHERE account_id = 2 "
+                     "AND local_fragment = '#main-key'")
         conn.execute("DROP TABLE notifications")
         changed, lost = dataset.actor_keys(conn), dataset.counts(conn)
     (problem,) = dataset.key_changes(before_keys, changed)

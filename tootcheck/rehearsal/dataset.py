@@ -197,8 +197,14 @@ def actor_keys(conn: Any) -> dict[int, str]:
     columns = {r[0] for r in conn.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_name = 'keypairs'")}
     if {"account_id", "public_key"} <= columns:
+        # 4.7: one row per key; the actor's main key is '#main-key', not revoked
+        where = ["account_id IS NOT NULL"]
+        if "local_fragment" in columns:
+            where.append("local_fragment = '#main-key'")
+        if "revoked" in columns:
+            where.append("NOT revoked")
         for account_id, pem in conn.execute(
-                "SELECT account_id, public_key FROM keypairs WHERE account_id IS NOT NULL "
+                f"SELECT account_id, public_key FROM keypairs WHERE {' AND '.join(where)} "
                 "ORDER BY id"):
             if int(account_id) in keys and _digest(pem):
                 keys[int(account_id)] = _digest(pem)
