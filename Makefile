@@ -85,13 +85,16 @@ nightly: $(STAMP) ## read-only checks against the live instance (see docs/modes.
 # The bring-up and the upgrade run in session fixtures with their own bounded waits;
 # timeout_func_only makes pytest-timeout bound the test bodies only.
 .PHONY: rehearse
-rehearse: $(STAMP) ## upgrade rehearsal on kind: make rehearse FROM=v4.6.x TO=v4.7.x
+rehearse: $(STAMP) ## upgrade rehearsal on kind: make rehearse FROM=v4.6.x TO=v4.7.x [ROLLBACK=1] [PLAN=1]
 	@$(BIN)/tootcheck preflight rehearse --from "$(FROM)" --to "$(TO)" \
-	  --chart-from "$(CHART_FROM)" --chart-to "$(CHART_TO)"
-	@scripts/bootstrap-tools
-	$(BIN)/pytest suites --target=kind --mode=rehearsal --rehearse-from="$(FROM)" \
+	  --chart-from "$(CHART_FROM)" --chart-to "$(CHART_TO)" $(if $(PLAN),--plan)
+	@$(if $(PLAN),exit 0;) scripts/bootstrap-tools
+	$(if $(PLAN),@true ,)$(BIN)/pytest suites --target=kind --mode=rehearsal --rehearse-from="$(FROM)" \
 	  --rehearse-to="$(TO)" $(if $(CHART_FROM),--rehearse-chart-from="$(CHART_FROM)") \
 	  $(if $(CHART_TO),--rehearse-chart-to="$(CHART_TO)") \
+	  $(if $(ROLLBACK),--rehearse-rollback) $(if $(ALLOW_RESTART),--rehearse-allow-migration-restart) \
+	  $(if $(DUMP),--rehearse-dump="$(DUMP)") $(if $(SECRETS),--rehearse-secrets="$(SECRETS)") \
+	  $(if $(SEED_SCALE),--seed-scale="$(SEED_SCALE)") \
 	  $(PYTEST_REPORTS) $(PYTEST_ARGS)
 
 .PHONY: clean

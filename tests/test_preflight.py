@@ -243,7 +243,7 @@ def test_this_machine_if_it_has_the_cli_but_no_engine():
     ("v4.7.2", "4.7.x", "--to"),
     ("4.7.2", "v4.7.2", "v4.7.2"),      # the same release after normalisation
     ("v4.7.2", "v4.6.3", "one-way"),     # no downgrades: migrations are one-way
-    ("v4.2.9", "v4.7.2", "v4.3.0"),      # before the separate streaming image
+    ("v4.1.9", "v4.7.2", "v4.2.0"),      # before zero-downtime migrations (4.2 schema)
 ])
 def test_rehearsal_refusals_are_one_line(source, target, why):
     with pytest.raises(BadInput) as info:

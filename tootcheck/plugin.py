@@ -126,6 +126,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="rehearsal: app-template chart version deployed first (default pinned)")
     modes.addoption("--rehearse-chart-to", default=None,
                     help="rehearsal: app-template chart version upgraded to (default: chart from)")
+    modes.addoption("--rehearse-allow-migration-restart", action="store_true", default=None,
+                    help="rehearsal: accept a migration that passed only after a restart")
+    modes.addoption("--rehearse-rollback", action="store_true", default=None,
+                    help="rehearsal: back up FROM before the upgrade, restore it after TO is "
+                         "verified, verify the seeded data again")
+    modes.addoption("--rehearse-dump", default=None,
+                    help="rehearsal: restore this pg_dump (plain or custom, .gz ok) into FROM")
+    modes.addoption("--rehearse-secrets", default=None,
+                    help="rehearsal: the dump's secrets (env file or Secret manifest)")
+    modes.addoption("--seed-scale", default=None, type=int,
+                    help="rehearsal: also seed N times a small instance (rails runner) so "
+                         "migration time is measured at a realistic size")
 
     reports = _group(parser, "tootcheck-reports", "tootcheck: reports")
     reports.addoption("--reports-dir", default=None,
@@ -175,6 +187,11 @@ def _options(config: pytest.Config) -> dict[str, object]:
         "rehearse_to": config.getoption("rehearse_to"),
         "rehearse_chart_from": config.getoption("rehearse_chart_from"),
         "rehearse_chart_to": config.getoption("rehearse_chart_to"),
+        "rehearse_allow_migration_restart": config.getoption("rehearse_allow_migration_restart"),
+        "rehearse_rollback": config.getoption("rehearse_rollback"),
+        "rehearse_dump": path("rehearse_dump"),
+        "rehearse_secrets": path("rehearse_secrets"),
+        "seed_scale": config.getoption("seed_scale"),
         "allow_mutating": (tuple(a.strip() for a in allow.split(",") if a.strip())
                            if allow else None),
         "policy_strict": config.getoption("policy_strict"),

@@ -63,6 +63,11 @@ class Settings:
     rehearse_to: str = ""
     rehearse_chart_from: str = ""  # app-template chart; empty: the pinned version
     rehearse_chart_to: str = ""
+    rehearse_allow_migration_restart: bool = False  # a migration passing after a restart is ok
+    rehearse_rollback: bool = False  # back up FROM, restore it after TO is verified
+    rehearse_dump: Path | None = None  # the operator's dump restored into FROM
+    rehearse_secrets: Path | None = None  # its secrets (env file or Secret manifest)
+    seed_scale: int = 0  # rehearsal: N times a small instance seeded with rails runner
     # policy and reports
     policy_strict: bool = False
     policy_profile: str = ""  # baseline | hardened; empty: the policy config's

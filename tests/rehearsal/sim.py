@@ -38,6 +38,7 @@ class RecreateSim:
         self.terminate_s, self.gone_s, self.migrate_s = terminate_s, gone_s, migrate_s
         self.fail_migration = fail_migration
         self.applied: list[dict[str, Any]] = []
+        self.log_reads: list[tuple[str, str, bool]] = []
         self.started = time.time() - 600
 
     # -- the rollout as a function of time
@@ -123,6 +124,17 @@ class RecreateSim:
                     self.deployment = copy.deepcopy(doc)
                     self.deployment["metadata"]["generation"] = generation
             return copy.deepcopy(doc)
+
+    MIGRATION_LOG = ("2026-12-04T11:00:00.000000000Z == 20260720101010 DeduplicateAccountUris: migrating\n"
+                     "2026-12-04T11:00:01.000000000Z PG::UniqueViolation: ERROR:  could not create "
+                     "unique index \"index_accounts_on_uri\"\n")
+
+    def pod_log(self, namespace: str, pod: str, container: str, *, previous: bool = False,
+                tail_lines: int | None = None) -> str:
+        self.log_reads.append((pod, container, previous))
+        if previous:
+            raise RuntimeError("previous terminated container not found")
+        return self.MIGRATION_LOG if self.fail_migration else ""
 
     # -- what /health and streaming answer
 

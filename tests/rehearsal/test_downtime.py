@@ -84,3 +84,29 @@ def test_poller_is_bounded_and_survives_probe_errors() -> None:
 def test_is_up_needs_a_sample_of_each(names: tuple[str, ...]) -> None:
     poller = Poller({}, interval=0.1)
     assert not poller.is_up(names)
+
+
+def test_the_service_probe_needs_a_real_answer_not_just_a_process(site: Site) -> None:
+    import json
+
+    from tests.peers.tls import Reply
+    from tootcheck.redaction import Secret
+    from tootcheck.rehearsal.downtime import INSTANCE_PATH, ServiceProbe
+    from tootcheck.target import Account
+
+    probe = availability_probes(site.target)["service"]
+    assert probe() == Observation(True, "HTTP 200 JSON")  # /api/v2/instance, no token
+    site.site.replies[INSTANCE_PATH] = Reply(200, {"Content-Type": "text/html"}, b"<html>")
+    assert probe() == Observation(False, "HTTP 200 but not JSON")  # a maintenance page
+    site.fail(INSTANCE_PATH, 500)
+    assert probe() == Observation(False, "HTTP 500")
+    with_token = site.target.with_(accounts={"test": Account("tootcheck", Secret("t0k", "t"))})
+    timeline = ServiceProbe(with_token)
+    assert timeline.url.endswith("/api/v1/timelines/home?limit=1")
+    site.site.replies["/api/v1/timelines/home"] = Reply(
+        200, {"Content-Type": "application/json"}, json.dumps({"error": "x"}).encode())
+    assert timeline() == Observation(False, "HTTP 200 but a JSON dict")
+    site.site.replies["/api/v1/timelines/home"] = Reply(
+        200, {"Content-Type": "application/json"}, b"[]")
+    assert timeline() == Observation(True, "HTTP 200 JSON")
+    assert ("kirchner.social", "/api/v1/timelines/home") in site.site.requests_seen

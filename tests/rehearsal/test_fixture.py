@@ -104,7 +104,7 @@ def test_the_suite_records_migration_time_and_downtime(pytester: pytest.Pytester
     result = pytester.runpytest_inprocess(*PLUGINS, f"--reports-dir={pytester.path / 'r'}",
                                           f"--junitxml={junit}", "-o", "junit_family=xunit1",
                                           "-k", "test_upgrade", *REHEARSAL)
-    result.assert_outcomes(passed=1, deselected=1)
+    result.assert_outcomes(passed=1, deselected=3)
     assert "record_property is incompatible" not in result.stdout.str()
     (test,) = json.loads((pytester.path / "r" / "summary.json").read_text())["tests"]
     properties = test["properties"]
@@ -112,3 +112,26 @@ def test_the_suite_records_migration_time_and_downtime(pytester: pytest.Pytester
     assert properties["seed_s"] == "1.5" and properties["note"] == "a note"
     assert properties["upgrade"].startswith("v4.6.3 -> v4.7.2")
     assert 'name="migration_s" value="42.0"' in junit.read_text()
+
+
+def test_after_a_failed_upgrade_only_the_upgrade_check_runs(pytester: pytest.Pytester,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    record = UpgradeRecord("v4.6.3", "v4.7.2", "kind://sim",
+                           pod=mastodon_pod("v4.7.2", migrate_exit=1), applied_at=T0,
+                           error="v4.6.3 -> v4.7.2: the migration failed: db-migrate exited 1; "
+                                 "last lines of the current db-migrate log: PG::UniqueViolation",
+                           migration_failed=True)
+    result_of = run.RehearsalResult(make_plan("v4.6.3", "v4.7.2"), None, "", record)
+    monkeypatch.setattr(run, "preflight", lambda plan: None)
+    monkeypatch.setattr(run, "rehearse", lambda *args, **kwargs: result_of)
+    pytester.makeconftest("import pytest\nfrom tootcheck.target import Target\n\n"
+                          "@pytest.fixture(scope='session')\ndef target():\n"
+                          "    return Target(name='kind://sim')\n")
+    pytester.makepyfile(test_rehearsal=(REPO_ROOT / "suites/rehearsal/test_rehearsal.py").read_text(),
+                        test_suite="def test_a_suite():\n    assert False, 'ran on a broken pod'\n")
+    result = pytester.runpytest_inprocess(*PLUGINS, f"--reports-dir={pytester.path / 'r'}",
+                                          "-rs", *REHEARSAL)
+    result.assert_outcomes(failed=1, skipped=4)  # upgrade fails; the rest is skipped
+    out = result.stdout.str()
+    assert "not run: upgrade failed: v4.6.3 -> v4.7.2: the migration failed" in out
+    assert "PG::UniqueViolation" in out and "ran on a broken pod" not in out

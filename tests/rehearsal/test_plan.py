@@ -3,6 +3,7 @@ render at TO, immutable changes, and the rendering workspace (real kustomize).""
 
 from __future__ import annotations
 
+import argparse
 import copy
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from tootcheck import versions
 from tootcheck.errors import BadInput
 from tootcheck.kube.apply import split_documents
 from tootcheck.rehearsal import plan as p
-from tootcheck.rehearsal import run
+from tootcheck.rehearsal import renderer, run, table
 from tootcheck.settings import Settings
 from tootcheck.tools import find
 
@@ -64,7 +65,7 @@ def test_version_order_puts_prereleases_first() -> None:
     ("v4.7.2", "v4.7.2", "both v4.7.2"),
     ("v4.7.2", "v4.6.3", "migrations are one-way"),
     ("v4.7.2", "v4.7.2-rc.1", "older than"),
-    ("v4.2.10", "v4.7.2", "predates v4.3.0"),
+    ("v4.1.4", "v4.7.2", "predates v4.2.0"),
     ("latest", "v4.7.2", "'latest' is not a Mastodon release"),
     ("", "v4.7.2", "(empty) is not a Mastodon release"),
     ("v4.6", "v4.7.2", "is not a Mastodon release"),
@@ -96,48 +97,124 @@ def test_chart_refusals_and_chart_only_rehearsal() -> None:
 
 def test_table_is_ordered_complete_and_sourced() -> None:
     lines = [row.line for row in p.RELEASE_LINES]
-    assert lines == sorted(lines) and lines[0] == p.MIN_SUPPORTED.line
+    assert lines == sorted(lines) and lines[0] == p.MIN_SUPPORTED.line == (4, 2)
     assert lines[-1] >= p.v(versions.MASTODON).line, "the pinned release is in the table"
     for earlier, later in zip(p.RELEASE_LINES, p.RELEASE_LINES[1:], strict=False):
-        assert later.postgres_min >= earlier.postgres_min
-        assert later.redis_min >= earlier.redis_min
-    assert all(row.sources and row.notes for row in p.RELEASE_LINES)
+        assert later.postgres.min >= earlier.postgres.min
+        assert later.redis.min >= earlier.redis.min
+    for row in p.RELEASE_LINES:
+        assert row.sources and all(s.url.startswith("https://") and s.version
+                                   for s in row.sources.values())
 
 
-@pytest.mark.parametrize(("source", "target", "entered", "pg", "redis"), [
-    ("v4.3.5", "v4.4.5", ["4.4"], 13, (6, 2)),
-    ("v4.3.5", "v4.7.2", ["4.4", "4.5", "4.6", "4.7"], 14, (7, 0)),
-    ("v4.7.1", "v4.7.2", [], 14, (7, 0)),  # a patch release still needs its line's minimums
-])
-def test_path_requirements(source: str, target: str, entered: list[str], pg: int,
-                           redis: tuple[int, ...]) -> None:
+def test_the_table_is_package_data_and_every_cite_must_resolve() -> None:
+    from importlib import resources
+
+    text = resources.files("tootcheck.rehearsal").joinpath(table.DATA_FILE).read_text()
+    assert table.parse(text).lines == p.RELEASE_LINES
+    broken = text.replace("cite: uri_unique", "cite: no_such_source", 1)
+    with pytest.raises(BadInput, match="cites 'no_such_source'"):
+        table.parse(broken)
+    with pytest.raises(BadInput, match="is not a version"):
+        table.parse(text.replace('min: "14", cite: dependencies', 'min: "fourteen", cite: '
+                                 "dependencies", 1))
+
+
+# Expected, per line entered, written out from the release notes (not read from the table):
+# (PostgreSQL min, excluded, Redis min, secrets to generate, post-deployment migration ids
+# (prefixes), the URL its post-deployment step cites)
+EXPECTED = {
+    "4.3": ((12,), ((14, 0), (14, 3)), (4,), p.ENCRYPTION_KEYS,
+            ("20240307180905", "20240916190140"), "github.com/mastodon/mastodon/tree/v4.3.0"),
+    "4.4": ((13,), (), (6, 2), (), ("20241123160722", "20250520192024"),
+            "github.com/mastodon/mastodon/tree/v4.4.0"),
+    "4.5": ((14,), (), (7, 0), (), (), "github.com/mastodon/mastodon/pull/39493"),
+    "4.6": ((14,), (), (7, 0), (), (), "github.com/mastodon/mastodon/pull/39493"),
+    "4.7": ((14,), (), (7, 0), (), ("20260702144128", "20260720", "20260804081821"),
+            "github.com/mastodon/mastodon/pull/39882"),
+}
+RELEASES = ["v4.2.0", "v4.2.10", "v4.3.0", "v4.3.13", "v4.4.0", "v4.4.1", "v4.4.8", "v4.5.0",
+            "v4.5.11", "v4.6.0", "v4.6.5", "v4.7.0", "v4.7.1", "v4.7.2"]
+PAIRS = [(a, b) for i, a in enumerate(RELEASES) for b in RELEASES[i + 1:]]
+
+
+@pytest.mark.parametrize(("source", "target"), PAIRS)
+def test_every_pair_from_4_2_0_to_4_7_2(source: str, target: str) -> None:
     plan = p.make_plan(source, target)
+    a, b = p.v(source), p.v(target)
+    entered = [name for name in EXPECTED if a.line < p.v(f"v{name}.0").line <= b.line]
     assert [row.name for row in plan.lines] == entered
-    assert (plan.postgres_min, plan.redis_min) == (pg, redis)
-    assert set(p.ENCRYPTION_KEYS) <= set(plan.env_required)
-    assert plan.stops == ()  # Mastodon needs no intermediate release between 4.3 and 4.7
+    governing = [name for name in EXPECTED if p.v(f"v{name}.0").line <= b.line]
+    if governing:
+        pg, _, redis, *_ = EXPECTED[governing[-1]]
+        assert (plan.postgres.min, plan.redis.min) == (pg, redis)
+    # 4.3's excluded PostgreSQL range stays excluded whenever TO is 4.3 or later
+    assert (((14, 0), (14, 3)) in plan.postgres.excluded) == (b.line >= (4, 3))
+    steps = plan.procedure()
+    names = [s.name for s in steps]
+    assert names[0] == "backup" and "pre-deployment migrations" in names
+    assert names.index("pre-deployment migrations") < names.index("restart") < \
+        names.index("post-deployment migrations")
+    for step in steps:
+        if step.name != "after the upgrade":
+            assert step.cite.startswith("https://"), step
+    text = p.plan_text(plan)
+    for name in entered:
+        _, _, _, secrets, ids, cite = EXPECTED[name]
+        post = next(s for s in steps if s.name == f"{name}: post-deployment migrations")
+        assert all(i in post.does for i in ids) and cite in post.cite
+        assert (ids == ()) == (post.does == "none")
+        if secrets:
+            generated = next(s for s in steps if s.name == f"{name}: secrets")
+            assert all(k in generated.does for k in secrets)
+            assert "db:encryption:init" in generated.does
+    # the encryption keys are generated exactly when FROM predates them
+    assert (any(s.name == "4.3: secrets" for s in steps)) == (a.line < (4, 3) <= b.line)
+    assert set(p.ENCRYPTION_KEYS) <= set(plan.env_required) or b.line < (4, 3)
+    # OTP_SECRET: needed while 4.3's 2FA migration has to run, no longer read otherwise
+    assert ("OTP_SECRET" in plan.env_required) == (a.line < (4, 3) <= b.line)
+    assert ("OTP_SECRET" in plan.env_removed) == (a.line >= (4, 3) and b.line >= (4, 4))
+    assert ("REDIS_NAMESPACE" in plan.env_removed) == (b.line >= (4, 4))
+    assert (any("skip it" in w for w in plan.warnings)) == (target == "v4.4.0")
+    assert (any("v4.7.1 or later" in w for w in plan.warnings)) == (target == "v4.7.0")
+    assert plan.describe() in text and "source: https://" in text
 
 
-def test_paths_through_4_4_remove_redis_namespace_and_run_post_deployment_migrations() -> None:
-    through = p.make_plan("v4.3.9", "v4.5.0")
-    assert through.env_removed == ("REDIS_NAMESPACE",) and through.post_deployment_migrations
-    later = p.make_plan("v4.5.0", "v4.7.2")
-    assert not later.post_deployment_migrations  # none since 2025-05-20 (mastodon#39493)
+def test_done_when_4_2_10_to_4_7_2_prints_keys_and_both_post_deployment_migrations(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from tootcheck.commands import preflight
+
+    args = argparse.Namespace(from_version="v4.2.10", to_version="v4.7.2", chart_from="",
+                              chart_to="", plan=True)
+    assert preflight.run_rehearse(args, probe=None) == 0
+    out = capsys.readouterr().out
+    for key in p.ENCRYPTION_KEYS:
+        assert key in out
+    assert "[4.3: post-deployment migrations] 20240307180905" in out
+    assert "[4.7: post-deployment migrations] 20260702144128" in out
+    assert "SKIP_POST_DEPLOYMENT_MIGRATIONS=true" in out
+
+
+def test_preflight_prints_the_plan_warnings(capsys: pytest.CaptureFixture[str]) -> None:
+    from tootcheck.commands import preflight
+
+    args = argparse.Namespace(from_version="v4.7.2", to_version="v4.9.0", chart_from="",
+                              chart_to="", plan=False, cluster_name="x", kind_config="/nope")
+
+    class NoDocker(preflight.Probe):
+        def which(self, name: str) -> str | None:
+            return None
+
+    with pytest.raises(BadInput, match="docker CLI not found"):
+        preflight.run_rehearse(args, probe=NoDocker())
+    out = capsys.readouterr().out
+    assert "warning: TO v4.9.0 is newer than the upgrade-path table" in out
 
 
 def test_avoided_release_and_newer_than_table_warn() -> None:
-    assert any("v4.4.1" in w for w in p.make_plan("v4.3.13", "v4.4.0").warnings)
+    assert any("4.4.x" in w and "36350" in w for w in p.make_plan("v4.3.13", "v4.4.0").warnings)
     assert any("newer than the upgrade-path table" in w
                for w in p.make_plan("v4.7.2", "v4.9.0").warnings)
-
-
-def test_intermediate_stops_follow_the_table() -> None:
-    table = (*p.RELEASE_LINES[:2],
-             p.ReleaseLine((4, 5), "v4.5.0", "x", 14, (7, 0), stop_before="v4.4.5"),
-             *p.RELEASE_LINES[3:])
-    assert [s.tag for s in p.make_plan("v4.3.1", "v4.7.2", table=table).stops] == ["v4.4.5"]
-    assert p.make_plan("v4.4.6", "v4.7.2", table=table).stops == ()
-    assert p.make_plan("v4.3.1", "v4.4.9", table=table).stops == ()
 
 
 def test_table_markdown_lists_every_line_and_the_docs_carry_it() -> None:
@@ -175,7 +252,7 @@ def test_requirement_problems_name_what_is_wrong() -> None:
     web["image"] = f"{versions.MASTODON_IMAGE}:v4.4.7"
     problems = " | ".join(p.requirement_problems(plan, p.inspect_render(docs),
                                                  secret_keys={"mastodon-secrets": ["DB_PASS"]}))
-    for expected in ("PostgreSQL >= 14; the deployment runs 13.20",
+    for expected in ("PostgreSQL >= 14, not 14.0-14.3; the deployment runs 13.20",
                      "Redis >= 7.0; the deployment runs 6.2.17",
                      "needs ACTIVE_RECORD_ENCRYPTION_PRIMARY_KEY set before its first start",
                      "REDIS_NAMESPACE is set", "post-deployment migrations of 4.4 would never run",
@@ -256,7 +333,7 @@ def test_render_at_from_changes_only_the_mastodon_images() -> None:
 
 
 def test_preflight_and_images_use_both_renders(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(run, "render_docs", lambda version, chart: at(overlay_docs(), version.tag))
+    monkeypatch.setattr(renderer, "render_docs", lambda version, chart: at(overlay_docs(), version.tag))
     settings = Settings(mode="rehearsal", target="kind", rehearse_from="v4.6.3",
                         rehearse_to=versions.MASTODON)
     both = run.rehearsal_images(settings)
@@ -275,7 +352,53 @@ def test_preflight_refuses_what_cannot_work(monkeypatch: pytest.MonkeyPatch) -> 
             deployment(docs)["spec"]["selector"]["matchLabels"]["tier"] = "web"
         return docs
 
-    monkeypatch.setattr(run, "render_docs", render_docs)
+    monkeypatch.setattr(renderer, "render_docs", render_docs)
     with pytest.raises(BadInput, match=r"spec\.selector changes") as refused:
         run.preflight(p.make_plan("v4.6.3", versions.MASTODON))
     assert "\n" not in str(refused.value)
+
+
+# ------------------------------------------- exact ranges and render refusals
+
+
+@pytest.mark.parametrize(("found", "verdict"), [
+    ((14, 0), "inside the excluded range 14.0-14.3"), ((14, 3), "inside the excluded range"),
+    ((14, 4), None), ((13, 20), "older than 14"), ((17, 11), None),
+    ((14,), "does not say its minor version"),
+])
+def test_postgres_range_excludes_14_0_to_14_3(found: tuple[int, ...], verdict: str | None) -> None:
+    minimum = p.make_plan("v4.2.10", "v4.7.2").postgres
+    problem = minimum.problem(found)
+    assert (problem is None) if verdict is None else (verdict in (problem or ""))
+
+
+def test_postgres_14_2_in_the_render_is_refused_with_its_source() -> None:
+    docs = at(overlay_docs(), "v4.5.0")
+    pod = deployment(docs)["spec"]["template"]["spec"]
+    next(c for c in pod["initContainers"] if c["name"] == "postgres")["image"] = "postgres:14.2"
+    problems = p.requirement_problems(p.make_plan("v4.3.5", "v4.5.0"), p.inspect_render(docs))
+    assert any("14.2 (inside the excluded range 14.0-14.3" in x and "https://" in x
+               for x in problems)
+
+
+def test_postgres_major_change_and_renamed_workload_are_refused() -> None:
+    before = overlay_docs()
+    after = copy.deepcopy(before)
+    pod = deployment(after)["spec"]["template"]["spec"]
+    next(c for c in pod["initContainers"] if c["name"] == "postgres")["image"] = "postgres:18.1"
+    change = p.postgres_major_change(p.inspect_render(before), p.inspect_render(after))
+    assert change is not None and "pg_upgrade" in change and "\n" not in change
+    assert p.postgres_major_change(p.inspect_render(before), p.inspect_render(before)) is None
+    deployment(after)["metadata"]["name"] = "mastodon-main"
+    renamed = p.workload_renamed(before, after)
+    assert renamed is not None and "mastodon -> mastodon-main" in renamed and "\n" not in renamed
+    assert p.workload_renamed(before, before) is None
+
+
+def test_from_4_2_runs_streaming_from_the_mastodon_image() -> None:
+    old = {o["name"]: o for o in p.image_overrides(p.v("v4.2.10"))}
+    assert old[versions.MASTODON_STREAMING_IMAGE] == {
+        "name": versions.MASTODON_STREAMING_IMAGE, "newName": versions.MASTODON_IMAGE,
+        "newTag": "v4.2.10"}
+    new = {o["name"]: o for o in p.image_overrides(p.v("v4.3.0"))}
+    assert "newName" not in new[versions.MASTODON_STREAMING_IMAGE]

@@ -5,6 +5,7 @@ evidence; and the refusals (FROM not running, not available before the upgrade).
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -48,14 +49,25 @@ def test_upgrade_follows_the_recreate_rollout() -> None:
     assert any(s.probe == "pods" and s.data and s.data[0].tag == TO for s in record.samples)
 
 
-def test_a_migration_that_fails_is_a_rollout_that_never_completes() -> None:
+def test_a_failed_migration_stops_the_wait_at_once_and_keeps_its_log(tmp_path: Path) -> None:
     docs = renders()
     sim = RecreateSim(deployment_of(docs.before), fail_migration=True)
-    record = run.upgrade(sim, TARGET, make_plan(FROM, TO), docs.after, probes=sim_probes(sim),
-                         api_errors=(RuntimeError,), **{**FAST, "timeout": 0.6})
-    assert "timed out" in record.error
+    plan = make_plan(FROM, TO)
+    started = time.monotonic()
+    record = run.upgrade(sim, TARGET, plan, docs.after, probes=sim_probes(sim),
+                         api_errors=(RuntimeError,), **{**FAST, "timeout": 30.0})
+    # the pod shows the failure after terminate+gone+migrate (~0.55 s); one poll later
+    # the wait stops, long before the 30 s bound (and the recovery wait is skipped)
+    assert time.monotonic() - started < 5.0
+    assert record.migration_failed and record.ready_at is None
+    assert "the migration failed: db-migrate exited 1" in record.error
+    assert "PG::UniqueViolation" in record.error and "\n" not in record.error
+    assert ("mastodon-new", "db-migrate", True) in sim.log_reads  # previous asked for too
+    assert "previous.error" in record.migration_logs
     result = expect_fault(check_upgrade(record), "migration-failed", mentions="exited 1")
     assert {"rollout-failed", "not-recovered"} <= set(result.fault_codes)
+    evidence = run.write_evidence(run.RehearsalResult(plan, None, "", record), tmp_path)
+    assert "UniqueViolation" in (evidence / "db-migrate.current.log").read_text()
 
 
 def test_no_baseline_means_nothing_to_measure() -> None:

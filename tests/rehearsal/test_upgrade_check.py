@@ -70,10 +70,15 @@ def test_healthy_upgrade_reports_migration_time_and_downtime(healed: list[Sample
     assert result.evidence["migration"]["exit_code"] == 0
 
 
-def test_migration_that_failed_once_then_succeeded_passes_and_says_so(healed: list[Sample]) -> None:
-    result = expect_ok(check_upgrade(record(healed, migrate_restarts=1, previous_exit=1)))
+def test_migration_that_needed_a_restart_fails_unless_the_operator_accepts_it(
+        healed: list[Sample]) -> None:
+    flaky = record(healed, migrate_restarts=1, previous_exit=1)
+    result = expect_fault(check_upgrade(flaky), "migration-failed",
+                          mentions="succeeded only after an earlier run exited 1")
     assert result.metrics["db_migrate_restarts"] == 1
-    assert result.evidence["migration"]["previous_exit"] == 1
+    flaky.allow_migration_restart = True  # --rehearse-allow-migration-restart
+    accepted = expect_ok(check_upgrade(flaky))
+    assert accepted.evidence["migration"]["previous_exit"] == 1
 
 
 def test_not_recovered(site: Site) -> None:

@@ -21,6 +21,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
@@ -273,19 +274,39 @@ def run_e2e(args: argparse.Namespace, probe: Probe | None = None) -> int:
 
 # -------------------------------------------------------------- rehearse
 
-def rehearsal_line(source: str, target: str, chart_from: str = "", chart_to: str = "") -> str:
-    """The rehearsal's plan in one line, or BadInput (one line) for what it refuses:
-    equal versions, downgrades, releases before the reference layout, malformed input."""
+PREFLIGHT_FLAGS = {"from": "--from", "to": "--to", "chart_from": "--chart-from",
+                   "chart_to": "--chart-to"}
+
+
+def rehearsal_plan(source: str, target: str, chart_from: str = "", chart_to: str = "") -> Any:
+    """The rehearsal's plan, or BadInput (one line) for what it refuses: equal versions,
+    downgrades, releases before the table's first line, malformed input."""
     from tootcheck.rehearsal.plan import make_plan
 
-    plan = make_plan(source, target, chart_from, chart_to,
-                     flags={"from": "--from", "to": "--to",
-                            "chart_from": "--chart-from", "chart_to": "--chart-to"})
-    return f"rehearsal: {plan.describe()}"
+    return make_plan(source, target, chart_from, chart_to, flags=PREFLIGHT_FLAGS)
+
+
+def rehearsal_line(source: str, target: str, chart_from: str = "", chart_to: str = "") -> str:
+    """The rehearsal's plan in one line (refusals as for :func:`rehearsal_plan`)."""
+    return f"rehearsal: {rehearsal_plan(source, target, chart_from, chart_to).describe()}"
+
+
+def rehearsal_warnings(plan: Any) -> list[str]:
+    """The plan's warnings (skip v4.4.0, TO newer than the table, chart majors), one
+    line each, so the operator sees them before anything starts."""
+    return [f"warning: {w}" for w in plan.warnings]
 
 
 def run_rehearse(args: argparse.Namespace, probe: Probe | None = None) -> int:
-    print(rehearsal_line(args.from_version, args.to_version, args.chart_from, args.chart_to))
+    plan = rehearsal_plan(args.from_version, args.to_version, args.chart_from, args.chart_to)
+    if getattr(args, "plan", False):
+        from tootcheck.rehearsal.plan import plan_text
+
+        print(plan_text(plan))
+        return 0
+    print(f"rehearsal: {plan.describe()}")
+    for line in rehearsal_warnings(plan):
+        print(line)
     return run_e2e(args, probe)
 
 
@@ -314,6 +335,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rehearse.add_argument("--to", dest="to_version", default="", help="release to upgrade to")
     rehearse.add_argument("--chart-from", default="", help="app-template version deployed first")
     rehearse.add_argument("--chart-to", default="", help="app-template version upgraded to")
+    rehearse.add_argument("--plan", action="store_true",
+                          help="print the whole plan step by step (cited), with its warnings, "
+                               "and exit 0; needs no Docker")
     common(rehearse)
     rehearse.set_defaults(func=run_rehearse)
 

@@ -24,7 +24,7 @@ from tootcheck.checks import markers as markers_mod
 from tootcheck.checks.markers import MarkerSet, Outcome
 from tootcheck.checks.registry import live_check
 from tootcheck.model import CheckResult, CheckRun
-from tootcheck.rehearsal import downtime, verify
+from tootcheck.rehearsal import downtime, failfast, verify
 from tootcheck.target import Target
 
 UPGRADE = "rehearsal.upgrade"
@@ -66,7 +66,9 @@ def check_upgrade(record: verify.UpgradeRecord) -> CheckResult:
         run.metrics["upgrade_s"] = round(record.ready_at - record.applied_at, 1)
     run.observe()
     if record.error:
-        run.fail("rollout-failed", f"{step}: {_one_line(record.error)}")
+        # a failed migration's message ends with its log lines: keep them
+        run.fail("rollout-failed", _one_line(record.error, 1500 if record.migration_failed
+                                             else 300))
     pod = record.pod
     if pod is None:
         if not record.error:
@@ -75,7 +77,7 @@ def check_upgrade(record: verify.UpgradeRecord) -> CheckResult:
         run.evidence["pod"] = (pod.get("metadata") or {}).get("name")
         for problem in verify.image_problems(pod, record.target):
             run.fail("not-upgraded", f"{step}: {problem}")
-        _judge_migration(run, pod, step)
+        _judge_migration(run, pod, step, record)
     for problem in verify.recreate_overlap(record.samples, record.source, record.target):
         run.fail("order-violated", f"{step}: {problem}")
         break  # one line is enough; the evidence holds the samples
@@ -83,7 +85,8 @@ def check_upgrade(record: verify.UpgradeRecord) -> CheckResult:
     return run.result()
 
 
-def _judge_migration(run: CheckRun, pod: dict[str, Any], step: str) -> None:
+def _judge_migration(run: CheckRun, pod: dict[str, Any], step: str,
+                     record: verify.UpgradeRecord) -> None:
     done = verify.migration(pod)
     run.observe()
     if done is None:
@@ -102,6 +105,10 @@ def _judge_migration(run: CheckRun, pod: dict[str, Any], step: str) -> None:
         run.fail("migration-failed", f"{step}: {done.container} {state} "
                                      f"(restarts {done.restarts})")
         return
+    restarted = failfast.restart_failure(failfast.migration_verdict(pod),
+                                         allow_restart=record.allow_migration_restart)
+    if restarted:
+        run.fail("migration-failed", f"{step}: {restarted}")
     for problem in verify.start_order_problems(pod):
         run.fail("order-violated", f"{step}: {problem}")
 
@@ -175,4 +182,84 @@ def check_seeds_intact(
     run.evidence["run_id"] = seeded.run_id
     run.evidence["rest"] = markers_mod.outcomes_evidence(rest)
     run.evidence["postgresql"] = markers_mod.outcomes_evidence(in_db)
+    return run.result()
+
+
+ROLLBACK = "rehearsal.rollback"
+
+
+@live_check(
+    ROLLBACK,
+    faults={
+        "no-backup": "the backup before the upgrade failed: there is nothing to go back to",
+        "restore-failed": "dropping, creating or restoring the database, Redis or media, or "
+                          "redeploying FROM failed",
+        "not-from": "after the restore the Deployment does not run FROM",
+    },
+    modes=("rehearsal",),
+    mutating=True,
+)
+def check_rollback(record: Any) -> CheckResult:
+    """The documented way back works: FROM restored from the dump taken before the
+    upgrade, redeployed and running; restore and rollback times are its metrics.
+    (The seeded data is then verified again by rehearsal.seeds_intact.)"""
+    run = CheckRun(ROLLBACK, record.target_name or "kind")
+    step = f"the rollback to {record.source}"
+    run.evidence["rollback"] = record.to_dict()
+    for name, seconds in record.timings.seconds.items():
+        run.metrics[f"rollback.{name}"] = seconds
+    if record.rollback_s is not None:
+        run.metrics["rollback_s"] = record.rollback_s
+    run.observe()
+    if record.error.startswith("no backup to restore"):
+        run.fail("no-backup", f"{step}: {_one_line(record.error)}")
+    elif record.error:
+        run.fail("restore-failed", f"{step}: {_one_line(record.error, 600)}")
+    elif record.running_tag != record.source:
+        run.fail("not-from", f"{step}: the Deployment runs {record.running_tag or 'nothing'}")
+    return run.result()
+
+
+DATA = "rehearsal.data_intact"
+
+
+@live_check(
+    DATA,
+    faults={
+        "snapshot-failed": "the data could not be read before or after the upgrade",
+        "rows-lost": "a table has fewer rows after the upgrade (beyond merged duplicates)",
+        "actor-key-changed": "a local actor's public key changed or vanished",
+        "job-lost": "the Sidekiq job parked in the schedule set before the upgrade is gone",
+    },
+    modes=("rehearsal",),
+    mutating=True,
+)
+def check_data_intact(before: Any, after: Any, *, error: str = "",
+                      merged_duplicates_allowed: bool = False,
+                      target_name: str = "kind") -> CheckResult:
+    """The volume survives: row counts, local actors' public keys (4.7 moves them to
+    keypairs), and a Sidekiq job held in Redis; queue latency is reported."""
+    from tootcheck.rehearsal import dataset
+
+    run = CheckRun(DATA, target_name)
+    if error or before is None or after is None:
+        run.observe()
+        run.fail("snapshot-failed", _one_line(error or "no snapshot was taken"))
+        return run.result()
+    run.evidence["before"], run.evidence["after"] = before.to_dict(), after.to_dict()
+    for table, rows in after.counts.items():
+        run.metrics[f"rows.{table}"] = float(rows)
+    for name, seconds in (after.latencies or {}).items():
+        run.metrics[f"sidekiq_latency_s.{name}"] = seconds
+    allowed = before.duplicate_uris if merged_duplicates_allowed else 0
+    run.observe()
+    for problem in dataset.count_losses(before.counts, after.counts, merged_duplicates=allowed):
+        run.fail("rows-lost", problem)
+    run.observe()
+    for problem in dataset.key_changes(before.actor_keys, after.actor_keys)[:5]:
+        run.fail("actor-key-changed", problem)
+    run.observe()
+    if before.held_jid and not after.held_jid:
+        run.fail("job-lost", f"the job {before.held_jid} parked in {dataset.HELD_QUEUE} "
+                             "before the upgrade is gone")
     return run.result()

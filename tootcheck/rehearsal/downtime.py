@@ -150,9 +150,45 @@ class HttpProbe:
         self._session.close()
 
 
+INSTANCE_PATH = "/api/v2/instance"
+HOME_TIMELINE_PATH = "/api/v1/timelines/home?limit=1"
+
+
+class ServiceProbe(HttpProbe):
+    """Service, not just a process: with the test account's token, a home timeline read
+    (PostgreSQL and the Redis feed); without, /api/v2/instance (PostgreSQL settings,
+    the Redis cache). Ok on HTTP 200 with the JSON the endpoint returns."""
+
+    def __init__(self, target: Target, *, timeout: float = PROBE_TIMEOUT_S) -> None:
+        account = target.accounts.get("test")
+        token = account.token if account is not None else None
+        super().__init__(target, HOME_TIMELINE_PATH if token else INSTANCE_PATH,
+                         timeout=timeout)
+        self.expect = list if token else dict
+        if token is not None:
+            self._session.headers["Authorization"] = f"Bearer {token.reveal()}"
+
+    def __call__(self) -> Observation:
+        try:
+            response = self._session.get(self.url, timeout=self.timeout, allow_redirects=False)
+        except requests.RequestException as exc:
+            text = " ".join(str(exc).split())[:160]
+            return Observation(False, f"{type(exc).__name__}: {text}")
+        if response.status_code != 200:
+            return Observation(False, f"HTTP {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            return Observation(False, "HTTP 200 but not JSON")
+        if not isinstance(body, self.expect):
+            return Observation(False, f"HTTP 200 but a JSON {type(body).__name__}")
+        return Observation(True, "HTTP 200 JSON")
+
+
 def availability_probes(target: Target) -> dict[str, Probe]:
     return {"health": HttpProbe(target, HEALTH_PATH),
-            "streaming": HttpProbe(target, STREAMING_HEALTH_PATH)}
+            "streaming": HttpProbe(target, STREAMING_HEALTH_PATH),
+            "service": ServiceProbe(target)}
 
 
 class Poller:
@@ -179,6 +215,9 @@ class Poller:
             thread.start()
         return self
 
+    def _pause(self, seconds: float) -> None:
+        self._stop.wait(seconds)  # stop() ends the pause at once
+
     def _run(self, name: str, probe: Probe) -> None:
         def tick() -> Poll[None]:
             started = self.clock()
@@ -192,7 +231,7 @@ class Poller:
 
         try:
             wait_until(tick, what=f"downtime probe {name}", timeout=self.max_duration,
-                       interval=self.interval, sleep=self._stop.wait)
+                       interval=self.interval, sleep=self._pause)
         except WaitTimeout:
             self.hit_bound.append(name)
 

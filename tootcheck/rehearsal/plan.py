@@ -1,37 +1,99 @@
-"""What a rehearsal does, as data and pure functions: versions, refusals, the upgrade
-path, the requirements the deployment must meet, and the step list.
+"""What a rehearsal does, as pure functions over the upgrade-path table: versions,
+refusals, the cited upgrade procedure, the requirements the deployment must meet.
+
+The table itself is data (``release_lines.yaml``, loaded by
+:mod:`tootcheck.rehearsal.table`); the checks on the FROM and TO renders are in
+:mod:`tootcheck.rehearsal.renders` (re-exported here for callers of the old module).
 
 :func:`make_plan` turns ``FROM``/``TO`` (and optionally the app-template chart's
 ``FROM``/``TO``) into a :class:`RehearsalPlan` or refuses with one line:
 
 - malformed versions;
 - ``FROM == TO`` with the chart unchanged (nothing would be rehearsed);
-- a downgrade (Mastodon's migrations are one-way; a rollback is a restore);
-- ``FROM`` older than :data:`MIN_SUPPORTED` (the reference runs the separate
-  ``mastodon-streaming`` image, published from v4.3.0 on).
+- a downgrade (Mastodon's migrations are one-way; the way back is a restore);
+- ``FROM`` older than the first line of the table (v4.2.0: zero-downtime migrations
+  from older schemas are refused by ``db:pre_migration_check``).
 
-:data:`RELEASE_LINES` is the supported upgrade-path table, one row per release
-line, taken from Mastodon's release notes, upstream code and maintainers'
-statements (each row cites its sources). :func:`requirement_problems` checks the
-rendered TO deployment against the rows the upgrade crosses (PostgreSQL and Redis
-minimums, variables that must or must not be set, post-deployment migrations,
-the migration init container, Recreate) before anything is deployed, and
-:func:`immutable_changes` finds changes between the FROM and TO renders the API
-server refuses in place (a changed Deployment selector: helm/chart-testing#433).
+:meth:`RehearsalPlan.procedure` lists the release notes' steps for the lines crossed,
+each citing its note; :func:`plan_text` prints them with the requirements and warnings
+(``tootcheck preflight rehearse --plan``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import total_ordering
 from typing import Any
 
-import yaml
-
 from tootcheck import versions
 from tootcheck.errors import BadInput
+from tootcheck.rehearsal import table as table_mod
+from tootcheck.rehearsal.renders import (  # re-exported for callers of the old module
+    ENCRYPTION_KEYS as ENCRYPTION_KEYS,
+)
+from tootcheck.rehearsal.renders import (
+    IMMUTABLE as IMMUTABLE,
+)
+from tootcheck.rehearsal.renders import (
+    MASTODON_SECRET_KEYS as MASTODON_SECRET_KEYS,
+)
+from tootcheck.rehearsal.renders import (
+    MIGRATION_TASKS as MIGRATION_TASKS,
+)
+from tootcheck.rehearsal.renders import (
+    Deployed as Deployed,
+)
+from tootcheck.rehearsal.renders import (
+    InitContainer as InitContainer,
+)
+from tootcheck.rehearsal.renders import (
+    carry_overrides as carry_overrides,
+)
+from tootcheck.rehearsal.renders import (
+    dropped_objects as dropped_objects,
+)
+from tootcheck.rehearsal.renders import (
+    expected_order as expected_order,
+)
+from tootcheck.rehearsal.renders import (
+    image_overrides as image_overrides,
+)
+from tootcheck.rehearsal.renders import (
+    image_repo as image_repo,
+)
+from tootcheck.rehearsal.renders import (
+    image_tag as image_tag,
+)
+from tootcheck.rehearsal.renders import (
+    image_version as image_version,
+)
+from tootcheck.rehearsal.renders import (
+    immutable_changes as immutable_changes,
+)
+from tootcheck.rehearsal.renders import (
+    inspect_render as inspect_render,
+)
+from tootcheck.rehearsal.renders import (
+    mastodon_deployment as mastodon_deployment,
+)
+from tootcheck.rehearsal.renders import (
+    postgres_major_change as postgres_major_change,
+)
+from tootcheck.rehearsal.renders import (
+    requirement_problems as requirement_problems,
+)
+from tootcheck.rehearsal.renders import (
+    with_chart_version as with_chart_version,
+)
+from tootcheck.rehearsal.renders import (
+    workload_renamed as workload_renamed,
+)
+from tootcheck.rehearsal.renders import (
+    wrapper_kustomization as wrapper_kustomization,
+)
+from tootcheck.rehearsal.table import Item, Minimum, ReleaseLine, Table
 
 Doc = Mapping[str, Any]
 
@@ -95,138 +157,16 @@ def v(text: str) -> Version:
     return parse_version(text, "version")
 
 
-# The reference layout runs streaming from its own image, published from v4.3.0 on
-# ("The Docker image has been split in two separate images", v4.3.0 release notes;
-# mastodon/mastodon#32437).
-MIN_SUPPORTED = v("v4.3.0")
-
-# --------------------------------------------------------- upgrade-path table
 
 
-@dataclass(frozen=True)
-class ReleaseLine:
-    """What upgrading into a release line requires, from its release notes and code.
-
-    ``stop_before``: when FROM is older than this, Mastodon requires running that
-    version first (an intermediate stop). ``avoid``: releases of the line not to
-    deploy. ``post_deployment_migrations``: the line ships migrations under
-    ``db/post_migrate`` (run by ``db:prepare``/``db:migrate`` unless
-    ``SKIP_POST_DEPLOYMENT_MIGRATIONS`` is set).
-    """
-
-    line: tuple[int, int]
-    first: str
-    released: str
-    postgres_min: int
-    redis_min: tuple[int, ...]
-    env_required: tuple[str, ...] = ()
-    env_removed: tuple[str, ...] = ()
-    post_deployment_migrations: bool = False
-    stop_before: str | None = None
-    avoid: tuple[tuple[str, str], ...] = ()  # (release, why)
-    notes: tuple[str, ...] = ()
-    sources: tuple[str, ...] = ()
-
-    @property
-    def name(self) -> str:
-        return f"{self.line[0]}.{self.line[1]}"
+TABLE: Table = table_mod.load()
+RELEASE_LINES: tuple[ReleaseLine, ...] = TABLE.lines
+# Zero-downtime (two-step) migrations need a 4.2.0 schema (db:pre_migration_check).
+MIN_SUPPORTED = v(TABLE.lines[0].first)
 
 
-ENCRYPTION_KEYS = ("ACTIVE_RECORD_ENCRYPTION_DETERMINISTIC_KEY",
-                   "ACTIVE_RECORD_ENCRYPTION_KEY_DERIVATION_SALT",
-                   "ACTIVE_RECORD_ENCRYPTION_PRIMARY_KEY")
-
-RELEASE_LINES: tuple[ReleaseLine, ...] = (
-    ReleaseLine(
-        (4, 3), "v4.3.0", "2024-10-08", postgres_min=12, redis_min=(4, 0),
-        env_required=ENCRYPTION_KEYS,
-        post_deployment_migrations=True,
-        notes=(
-            "ACTIVE_RECORD_ENCRYPTION_* must be set before the first start (generate them "
-            "once with `bin/rails db:encryption:init`; never change them): without them "
-            "every Rails process aborts at boot",
-            "streaming moves to its own image ghcr.io/mastodon/mastodon-streaming",
-            "REDIS_NAMESPACE is deprecated (removed in 4.4)",
-            "zero-downtime upgrades (SKIP_POST_DEPLOYMENT_MIGRATIONS two-step) are only "
-            "supported from 4.2.0 or later; otherwise stop every process first",
-        ),
-        sources=(
-            "https://github.com/mastodon/mastodon/releases/tag/v4.3.0",
-            "mastodon/mastodon config/initializers/active_record_encryption.rb (aborts "
-            "without the three keys); issue mastodon/mastodon#30100",
-            "mastodon/mastodon#32437 (separate streaming image)",
-            "mastodon/documentation#1528 (REDIS_NAMESPACE deprecated in 4.3)",
-            "mastodon/mastodon lib/tasks/db.rake db:pre_migration_check (zero-downtime "
-            "from < 4.2.0 refused; PostgreSQL 12 minimum in 4.3)",
-            "mastodon/mastodon README.md at 4.3 (PostgreSQL 12+, Redis 4+)",
-            "mastodon/mastodon db/post_migrate/2024030718*..20240916190140*",
-        ),
-    ),
-    ReleaseLine(
-        (4, 4), "v4.4.0", "2025-07", postgres_min=13, redis_min=(6, 2),
-        env_removed=("REDIS_NAMESPACE",),
-        post_deployment_migrations=True,
-        avoid=(("v4.4.0", "its release notes advise skipping it for v4.4.1 or later"),),
-        notes=(
-            "REDIS_NAMESPACE is no longer supported (Sidekiq 7): strip the namespace from "
-            "the keys with mastodon/redis_namespace_migration before upgrading",
-            "PostgreSQL 13+ (db:pre_migration_check aborts the migration otherwise) and "
-            "Redis 6.2+",
-            "skip v4.4.0 itself; any 4.3.x upgrades straight to the latest 4.4 following "
-            "the v4.4.0 notes",
-        ),
-        sources=(
-            "https://github.com/mastodon/mastodon/releases/tag/v4.4.0",
-            "mastodon/mastodon#34744 (drop PostgreSQL 12), #30413 (drop Redis < 6.2)",
-            "mastodon/redis_namespace_migration README (namespace support removed)",
-            "mastodon/mastodon#36350 (renchap: 4.3.13 -> latest 4.4 with the 4.4.0 notes)",
-            "mastodon/mastodon db/post_migrate/20241123160722*..20250520192024*",
-        ),
-    ),
-    ReleaseLine(
-        (4, 5), "v4.5.0", "2025-11", postgres_min=14, redis_min=(7, 0),
-        notes=(
-            "PostgreSQL 14+ and Redis 7.0+ (Sidekiq 8)",
-            "no post-deployment migrations since 2025-05-20: the release notes' second "
-            "db:migrate is harmless but does nothing",
-        ),
-        sources=(
-            "https://github.com/mastodon/mastodon/releases/tag/v4.5.0",
-            "mastodon/mastodon#36540 (drop PostgreSQL 13; minimum 14)",
-            "mastodon/mastodon#34824 (Sidekiq 8); mastodon/mastodon#40361 (ClearlyClaire: "
-            "'we require Redis 7.0+'); hometown-fork/hometown#1371 (4.5 dependencies)",
-            "mastodon/mastodon#39493 (no post-deployment migration after 2025-05-20)",
-        ),
-    ),
-    ReleaseLine(
-        (4, 6), "v4.6.0", "2026-06", postgres_min=14, redis_min=(7, 0),
-        notes=("no new minimums found in the sources consulted; the release notes' "
-               "post-deployment db:migrate step has nothing to run",),
-        sources=("https://github.com/mastodon/mastodon/releases/tag/v4.6.0",
-                 "mastodon/mastodon#39470 (bump to v4.6.0), #39493"),
-    ),
-    ReleaseLine(
-        (4, 7), "v4.7.0", "2026-08", postgres_min=14, redis_min=(7, 0),
-        notes=("no new minimums found in the sources consulted",),
-        sources=("https://github.com/mastodon/mastodon/releases/tag/v4.7.0",
-                 "NixOS/nixpkgs#554800 (mastodon 4.6.6 -> 4.7.0), mastodon/mastodon#40361"),
-    ),
-)
-
-# app-template major upgrades (chart FROM/TO), from its upgrade notes.
-CHART_MAJOR_NOTES: dict[int, tuple[str, ...]] = {
-    4: ("new naming scheme and the app.kubernetes.io/controller label: selectors change, "
-        "so Deployments must be recreated; Kubernetes >= 1.28",
-        "source: bjw-s-labs/helm-charts docs/app-template/upgrade-instructions.md (3 -> 4)"),
-    5: ("rawResources wrap their content in `manifest:`; a dedicated ServiceAccount is "
-        "created by default (global.createDefaultServiceAccount: false opts out); "
-        "automountServiceAccountToken defaults to false",
-        "source: bjw-s-labs/helm-charts docs/app-template/upgrades/4-to-5"),
-}
-
-
-def line_of(version: Version, table: Sequence[ReleaseLine] = RELEASE_LINES) -> ReleaseLine | None:
-    return next((row for row in table if row.line == version.line), None)
+def line_of(version: Version, table: Table = TABLE) -> ReleaseLine | None:
+    return table.line(version.line)
 
 
 # ------------------------------------------------------------------- the plan
@@ -236,23 +176,28 @@ def line_of(version: Version, table: Sequence[ReleaseLine] = RELEASE_LINES) -> R
 class Step:
     name: str
     does: str
+    cite: str = ""  # "URL (version)" of the release note the step comes from
 
 
 STEPS: tuple[Step, ...] = (
     Step("bring-up", "the kind cluster and infrastructure, then the kind overlay rendered with "
-                     "the Mastodon images at FROM (and the chart at CHART_FROM)"),
+                     "the Mastodon images at FROM (and the chart at CHART_FROM); before 4.3 "
+                     "streaming runs from the mastodon image (node ./streaming/index.js)"),
     Step("seed", "through REST as the test accounts: both accounts, a follow, a status with a "
                  "PNG attachment, a status scheduled a day ahead (tootcheck.checks.markers)"),
-    Step("upgrade", "server-side apply of the render at TO; Recreate: the old pod terminates, "
-                    "then the new pod starts postgres and redis (native sidecars), db-migrate "
-                    "(rails db:prepare: every migration, post-deployment ones included), then "
-                    "web, streaming and sidekiq; /health and the streaming health are polled "
-                    "throughout"),
-    Step("suites", "every suite runs against the upgraded deployment"),
+    Step("upgrade", "server-side apply of the render at TO; Recreate: the old pod terminates "
+                    "(every old process stops, so the pre- and post-deployment migrations run "
+                    "together: db:prepare), then the new pod starts postgres and redis "
+                    "(native sidecars), db-migrate, then web, streaming and sidekiq; /health, "
+                    "the streaming health and the pods are polled every second; a migration "
+                    "container that exits non-zero stops the wait at once"),
+    Step("suites", "every suite runs against the upgraded deployment (skipped as 'not run: "
+                   "upgrade failed' when the upgrade failed)"),
     Step("verify", "every seeded item checked through REST (media bytes compared) and in "
                    "PostgreSQL; runs after every other test"),
     Step("report", "migration time from db-migrate's terminated startedAt/finishedAt; "
-                   "unavailability windows of /health and streaming"),
+                   "unavailability windows of /health and streaming; the migration log on "
+                   "failure"),
 )
 
 
@@ -263,42 +208,106 @@ class RehearsalPlan:
     chart_from: Version
     chart_to: Version
     lines: tuple[ReleaseLine, ...]  # the release lines entered on the way (above FROM's)
-    # TO must meet the requirements of its own line and of every line below it (a patch
-    # upgrade within one line still needs that line's requirements)
+    # TO must meet the requirements of its own line and of every line below it
     governing: tuple[ReleaseLine, ...] = ()
-    stops: tuple[Version, ...] = ()  # required intermediate versions, oldest first
     warnings: tuple[str, ...] = ()
     steps: tuple[Step, ...] = STEPS
+    table: Table = TABLE
 
     @property
     def chart_changes(self) -> bool:
         return self.chart_from != self.chart_to
 
     @property
-    def postgres_min(self) -> int:
-        return max((row.postgres_min for row in self.governing), default=0)
+    def postgres(self) -> Minimum:
+        """The highest minimum of the governing lines, every excluded range kept."""
+        rows = self.governing or self.table.lines[:1]
+        top = max(rows, key=lambda r: r.postgres.min)
+        excluded = tuple(dict.fromkeys(rng for r in rows for rng in r.postgres.excluded))
+        return Minimum(top.postgres.min, top.postgres.source, excluded)
 
     @property
-    def redis_min(self) -> tuple[int, ...]:
-        return max((row.redis_min for row in self.governing), default=(0,))
+    def redis(self) -> Minimum:
+        rows = self.governing or self.table.lines[:1]
+        return max(rows, key=lambda r: r.redis.min).redis
+
+    @property
+    def kubernetes(self) -> Minimum | None:
+        """From the chart (app-template 4 needs Kubernetes 1.28); Mastodon sets none."""
+        found = [m.kubernetes for major, m in sorted(self.table.chart_majors.items())
+                 if major <= self.chart_to.major and m.kubernetes is not None]
+        return max(found, key=lambda k: k.min) if found else None
 
     @property
     def env_required(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(n for row in self.governing for n in row.env_required))
+        names = [i.text for row in self.governing for i in row.env_required]
+        names += [i.text for row in self.lines for i in row.env_needed_when_crossing]
+        return tuple(dict.fromkeys(names))
 
     @property
     def env_removed(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(n for row in self.governing for n in row.env_removed))
+        needed = set(self.env_required)
+        return tuple(dict.fromkeys(i.text for row in self.governing for i in row.env_removed
+                                   if i.text not in needed))
 
     @property
-    def post_deployment_migrations(self) -> bool:
-        return any(row.post_deployment_migrations for row in self.lines)
+    def post_deployment_migrations(self) -> tuple[Item, ...]:
+        return tuple(i for row in self.lines for i in row.post_deployment_migrations)
 
     def describe(self) -> str:
         crossed = ", ".join(row.name for row in self.lines) or "none (same line)"
         chart = (f"chart {self.chart_from} -> {self.chart_to}" if self.chart_changes
                  else f"chart {self.chart_from} unchanged")
         return f"{self.source} -> {self.target} (lines entered: {crossed}; {chart})"
+
+    def procedure(self) -> tuple[Step, ...]:
+        """The release notes' upgrade steps for this path, in order, each cited."""
+        backup, pre, restart, post = _generic(self.table)
+        out = [Step("backup", backup.text, backup.source.cite())]
+        for row in self.lines:
+            keys = [i for i in row.env_required]
+            if keys:
+                generate = sorted({i.extra for i in keys if i.extra})
+                out.append(Step(f"{row.name}: secrets", (
+                    f"generate {', '.join(i.text for i in keys)} (FROM {self.source} has none"
+                    f"{'; ' + ' / '.join(generate) if generate else ''}) and set them before "
+                    f"the first start at {row.name}; never change them afterwards"),
+                    keys[0].source.cite()))
+            for item in row.env_removed:
+                if item.text in self.env_required:
+                    continue
+                out.append(Step(f"{row.name}: {item.text}", f"{item.text} is no longer read"
+                                + (f": {item.extra}" if item.extra else ""), item.source.cite()))
+            out += [Step(row.name, i.text, i.source.cite()) for i in row.steps]
+        out.append(Step("pre-deployment migrations", pre.text, pre.source.cite()))
+        out.append(Step("restart", restart.text, restart.source.cite()))
+        for row in self.lines:
+            if row.post_deployment_migrations:
+                listed = "; ".join(f"{i.text} {i.extra}" for i in row.post_deployment_migrations)
+                cites = " ".join(dict.fromkeys(i.source.cite()
+                                               for i in row.post_deployment_migrations))
+                out.append(Step(f"{row.name}: post-deployment migrations", listed, cites))
+            elif row.no_post_deployment_migrations is not None:
+                out.append(Step(f"{row.name}: post-deployment migrations", "none",
+                                row.no_post_deployment_migrations.cite()))
+        out.append(Step("post-deployment migrations", post.text, post.source.cite()))
+        tasks = [Step(f"{row.name}: after the upgrade", i.text, i.source.cite())
+                 for row in self.lines for i in row.post_upgrade_tasks]
+        out += tasks or [Step("after the upgrade", "no tootctl task is named by the notes of "
+                              "the lines crossed", "")]
+        for row in self.governing:
+            for note in row.patch_notes:
+                if self.source < v(note.text) <= self.target:
+                    out.append(Step(note.text, note.extra, note.source.cite()))
+        return tuple(out)
+
+
+def _generic(table: Table) -> tuple[Item, Item, Item, Item]:
+    steps = table.generic_steps
+    if len(steps) != 4:
+        raise BadInput(f"{table_mod.DATA_FILE}: generic steps must be backup, pre-deployment "
+                       "migrations, restart, post-deployment migrations")
+    return steps[0], steps[1], steps[2], steps[3]
 
 
 FLAGS = {"from": "--rehearse-from", "to": "--rehearse-to",
@@ -311,7 +320,7 @@ def make_plan(
     chart_from: str = "",
     chart_to: str = "",
     *,
-    table: Sequence[ReleaseLine] = RELEASE_LINES,
+    table: Table = TABLE,
     pinned_chart: str = versions.APP_TEMPLATE,
     flags: Mapping[str, str] = FLAGS,
 ) -> RehearsalPlan:
@@ -322,354 +331,83 @@ def make_plan(
     b = parse_version(target, flags["to"])
     ca = parse_chart_version(chart_from or pinned_chart, flags["chart_from"])
     cb = parse_chart_version(chart_to or chart_from or pinned_chart, flags["chart_to"])
+    oldest = v(table.lines[0].first)
     for flag, version in ((flags["from"], a), (flags["to"], b)):
-        if version < MIN_SUPPORTED:
+        if version < oldest:
             raise BadInput(
-                f"{flag} {version} predates {MIN_SUPPORTED}: the reference deployment runs "
-                f"streaming from {versions.MASTODON_STREAMING_IMAGE}, published from "
-                f"{MIN_SUPPORTED} on")
+                f"{flag} {version} predates {oldest}: zero-downtime migrations need a "
+                f"{oldest.line[0]}.{oldest.line[1]} schema (db:pre_migration_check); upgrade "
+                f"to the latest {oldest.line[0]}.{oldest.line[1]}.x first, then rehearse from it")
     if b < a:
-        raise BadInput(
-            f"{flags['to']} {b} is older than {flags['from']} {a}: Mastodon's migrations are "
-            "one-way, so a rehearsal only goes forward (a rollback is a restore from backup)")
+        raise BadInput(f"{flags['to']} {b} is older than {flags['from']} {a}: migrations are "
+                       "one-way; the way back is a restore from backup (--rehearse-rollback)")
     if cb < ca:
         raise BadInput(f"{flags['chart_to']} {cb} is older than {flags['chart_from']} {ca}: "
-                       "a rehearsal only goes forward")
+                       "a chart downgrade is not an upgrade to rehearse")
     if a == b and ca == cb:
-        raise BadInput(f"{flags['from']} and {flags['to']} are both {a} (chart {ca} both): "
-                       "nothing to rehearse; a rehearsal needs a real version change")
-    lines = tuple(row for row in table if a.line < row.line <= b.line)
-    stops = intermediate_stops(a, b, table)
+        raise BadInput(f"{flags['from']} and {flags['to']} are both {a} and the chart does not "
+                       "change: nothing to rehearse; a rehearsal needs a real version change")
+    lines = tuple(row for row in table.lines if a.line < row.line <= b.line)
     warnings: list[str] = []
-    for row in table:
-        for tag, why in row.avoid:
-            if b.tag == tag:
-                warnings.append(f"TO {b}: {why}")
-    if line_of(b, table) is None and b.line > max((r.line for r in table), default=(0, 0)):
-        warnings.append(f"{b} is newer than the upgrade-path table ({table[-1].name}): read its "
-                        "release notes for new requirements")
+    for row in table.lines:
+        for item in row.avoid:
+            if b.tag == item.text:
+                warnings.append(f"TO {b}: skip it, upgrade to a later {row.name}.x "
+                                f"({item.source.cite()})")
+        for note in row.patch_notes:
+            if row.line == b.line and b < v(note.text):
+                warnings.append(f"TO {b}: {note.extra} ({note.source.cite()})")
+    newest = table.lines[-1]
+    if table.line(b.line) is None and b.line > newest.line:
+        warnings.append(f"TO {b} is newer than the upgrade-path table ({newest.name}): read its "
+                        "release notes for new requirements before trusting this plan")
     if cb.major != ca.major:
         for major in range(ca.major + 1, cb.major + 1):
-            warnings.extend(f"app-template {major}.x: {note}"
-                            for note in CHART_MAJOR_NOTES.get(major, ("no notes recorded",)))
-    governing = tuple(row for row in table if row.line <= b.line)
-    return RehearsalPlan(a, b, ca, cb, lines, governing, stops, tuple(warnings))
+            found = table.chart_majors.get(major)
+            notes = found.notes if found else ("no notes recorded",)
+            cite = f" ({found.source.cite()})" if found else ""
+            warnings.extend(f"app-template {major}.x: {note}{cite}" for note in notes)
+            if found and found.renames_workload:
+                warnings.append(f"app-template {major}.x renames workloads: the rehearsal refuses "
+                                "a renamed Mastodon Deployment (see preflight)")
+    governing = tuple(row for row in table.lines if row.line <= b.line)
+    return RehearsalPlan(a, b, ca, cb, lines, governing, tuple(warnings), table=table)
 
 
-def intermediate_stops(source: Version, target: Version,
-                       table: Sequence[ReleaseLine] = RELEASE_LINES) -> tuple[Version, ...]:
-    """Versions Mastodon requires running between FROM and TO (none for 4.3 -> 4.7:
-    releases may be skipped as long as every skipped release's notes are followed,
-    docs.joinmastodon.org/admin/upgrading)."""
-    stops: list[Version] = []
-    current = source
-    for row in table:
-        if not (source.line < row.line <= target.line) or row.stop_before is None:
-            continue
-        stop = parse_version(row.stop_before, "stop_before")
-        if current < stop < target:
-            stops.append(stop)
-            current = stop
-    return tuple(stops)
+def plan_text(plan: RehearsalPlan) -> str:
+    """The whole plan, step by step, with requirements and warnings (for --plan)."""
+    out = [f"rehearsal: {plan.describe()}", "", "Upgrade procedure (from the release notes):"]
+    for n, step in enumerate(plan.procedure(), 1):
+        out.append(f"  {n:>2}. [{step.name}] {step.does}")
+        if step.cite:
+            out.append(f"      source: {step.cite}")
+    out += ["", "Requirements at TO:",
+            f"  PostgreSQL {plan.postgres.describe()}  (source: {plan.postgres.source.cite()})",
+            f"  Redis {plan.redis.describe()}  (source: {plan.redis.source.cite()})"]
+    kube = plan.kubernetes
+    out.append(f"  Kubernetes {kube.describe()}  (source: {kube.source.cite()})" if kube else
+               "  Kubernetes: no minimum named by Mastodon's notes or the chart's")
+    out.append(f"  set before the first start: {', '.join(plan.env_required) or '-'}")
+    out.append(f"  no longer read: {', '.join(plan.env_removed) or '-'}")
+    out += ["", "How this rehearsal runs it (kind):"]
+    out += [f"  - {s.name}: {s.does}" for s in plan.steps]
+    out += ["", "Warnings:" if plan.warnings else "Warnings: none"]
+    out += [f"  ! {w}" for w in plan.warnings]
+    return "\n".join(out)
 
 
-# ------------------------------------------------------- the render at TO
-
-
-# Keys of Secret mastodon-secrets (the reference names them; the bring-up creates them).
-MASTODON_SECRET_KEYS = (
-    "SECRET_KEY_BASE", "OTP_SECRET", "VAPID_PRIVATE_KEY", "DB_PASS", "REDIS_PASSWORD",
-    "OIDC_CLIENT_SECRET", *ENCRYPTION_KEYS, "SMTP_PASSWORD",
-)
-MIGRATION_TASKS = ("db:prepare", "db:migrate")
-
-
-@dataclass(frozen=True)
-class InitContainer:
-    name: str
-    image: str
-    sidecar: bool
-    command: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Deployed:
-    """What a render of the Mastodon Deployment says, as far as upgrades care."""
-
-    name: str
-    strategy: str
-    images: Mapping[str, str]  # container (and init container) name -> image
-    init: tuple[InitContainer, ...]
-    env: frozenset[str]  # variable names set by ConfigMaps and container env
-    secret_refs: frozenset[str]  # Secrets the Mastodon containers take env from
-    postgres: tuple[int, ...] | None
-    redis: tuple[int, ...] | None
-    selector: Mapping[str, Any] = field(default_factory=dict)
-
-
-def image_version(image: str) -> tuple[int, ...] | None:
-    """``postgres:17.11-bookworm`` -> (17, 11); None without a numeric tag."""
-    tag = image.rsplit("/", 1)[-1].partition("@")[0]
-    if ":" not in tag:
-        return None
-    match = re.match(r"v?(\d+(?:\.\d+)*)", tag.split(":", 1)[1])
-    return tuple(int(p) for p in match[1].split(".")) if match else None
-
-
-def image_tag(image: str) -> str:
-    last = image.rsplit("/", 1)[-1].partition("@")[0]
-    return last.split(":", 1)[1] if ":" in last else ""
-
-
-def image_repo(image: str) -> str:
-    head, _, last = image.partition("@")[0].rpartition("/")
-    name = last.split(":", 1)[0]
-    return f"{head}/{name}" if head else name
-
-
-def _pod_spec(doc: Doc) -> Mapping[str, Any]:
-    return ((doc.get("spec") or {}).get("template") or {}).get("spec") or {}
-
-
-def mastodon_deployment(docs: Iterable[Doc]) -> Doc:
-    """The Deployment running Mastodon's web container."""
-    for doc in docs:
-        if doc.get("kind") == "Deployment" and any(
-                image_repo(c.get("image", "")) == versions.MASTODON_IMAGE
-                for c in _pod_spec(doc).get("containers") or []):
-            return doc
-    raise BadInput(f"the render has no Deployment running {versions.MASTODON_IMAGE}")
-
-
-def inspect_render(docs: Sequence[Doc]) -> Deployed:
-    deployment = mastodon_deployment(docs)
-    spec = _pod_spec(deployment)
-    config_maps = {d["metadata"]["name"]: d for d in docs if d.get("kind") == "ConfigMap"}
-    env: set[str] = set()
-    secret_refs: set[str] = set()
-    images: dict[str, str] = {}
-    init: list[InitContainer] = []
-    for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
-        images[container["name"]] = container.get("image", "")
-        if image_repo(container.get("image", "")) not in (versions.MASTODON_IMAGE,
-                                                          versions.MASTODON_STREAMING_IMAGE):
-            continue
-        env.update(e["name"] for e in container.get("env") or [])
-        for source in container.get("envFrom") or []:
-            if "configMapRef" in source:
-                cm = config_maps.get(source["configMapRef"].get("name", ""))
-                env.update((cm or {}).get("data") or {})
-            if "secretRef" in source:
-                secret_refs.add(source["secretRef"].get("name", ""))
-    for container in spec.get("initContainers") or []:
-        init.append(InitContainer(container["name"], container.get("image", ""),
-                                  container.get("restartPolicy") == "Always",
-                                  tuple(container.get("command") or ()) +
-                                  tuple(container.get("args") or ())))
-
-    def version_of(repo: str) -> tuple[int, ...] | None:
-        for image in images.values():
-            if image_repo(image).rsplit("/", 1)[-1] == repo:
-                return image_version(image)
-        return None
-
-    return Deployed(
-        name=deployment["metadata"]["name"],
-        strategy=((deployment.get("spec") or {}).get("strategy") or {}).get("type", "RollingUpdate"),
-        images=images, init=tuple(init), env=frozenset(env), secret_refs=frozenset(secret_refs),
-        postgres=version_of("postgres"), redis=version_of("redis"),
-        selector=(deployment.get("spec") or {}).get("selector") or {})
-
-
-def _dotted(version: Sequence[int]) -> str:
-    return ".".join(str(p) for p in version)
-
-
-def requirement_problems(
-    plan: RehearsalPlan,
-    deployed: Deployed,
-    secret_keys: Mapping[str, Iterable[str]] | None = None,
-) -> list[str]:
-    """Why the TO render cannot be upgraded to as the plan says (empty: it can)."""
-    if secret_keys is None:
-        secret_keys = {"mastodon-secrets": MASTODON_SECRET_KEYS}
-    to = plan.target
-    problems: list[str] = []
-    if deployed.postgres is None:
-        problems.append("no PostgreSQL container with a versioned image: cannot check "
-                        f"PostgreSQL >= {plan.postgres_min} (needed by {to})")
-    elif deployed.postgres[0] < plan.postgres_min:
-        problems.append(f"{to} needs PostgreSQL >= {plan.postgres_min}; the deployment runs "
-                        f"{_dotted(deployed.postgres)}")
-    if deployed.redis is None:
-        problems.append(f"no Redis container with a versioned image: cannot check Redis >= "
-                        f"{_dotted(plan.redis_min)} (needed by {to})")
-    elif tuple(deployed.redis[:len(plan.redis_min)]) < plan.redis_min:
-        problems.append(f"{to} needs Redis >= {_dotted(plan.redis_min)}; the deployment runs "
-                        f"{_dotted(deployed.redis)}")
-    from_secrets = {key for ref in deployed.secret_refs for key in secret_keys.get(ref, ())}
-    for name in plan.env_required:
-        if name not in deployed.env and name not in from_secrets:
-            problems.append(f"{to} needs {name} set before its first start; neither the "
-                            "ConfigMap nor the referenced Secrets provide it")
-    for name in plan.env_removed:
-        if name in deployed.env:
-            problems.append(f"{name} is set but {to} no longer supports it")
-    if plan.post_deployment_migrations and "SKIP_POST_DEPLOYMENT_MIGRATIONS" in deployed.env:
-        rows = ", ".join(r.name for r in plan.lines if r.post_deployment_migrations)
-        problems.append(f"SKIP_POST_DEPLOYMENT_MIGRATIONS is set: the post-deployment "
-                        f"migrations of {rows} would never run (the deployment has no second "
-                        "migration step)")
-    if deployed.strategy != "Recreate":
-        problems.append(f"Deployment {deployed.name} uses {deployed.strategy}: old pods would "
-                        "serve against the migrated schema; the rehearsal models Recreate")
-    problems += _migration_problems(deployed, to)
-    for name, image in deployed.images.items():
-        repo = image_repo(image)
-        if repo in (versions.MASTODON_IMAGE, versions.MASTODON_STREAMING_IMAGE) and \
-                image_tag(image) != to.tag:
-            problems.append(f"container {name} runs {image}, not {to.tag}")
-    if not any(image_repo(i) == versions.MASTODON_STREAMING_IMAGE
-               for i in deployed.images.values()):
-        problems.append(f"no container runs {versions.MASTODON_STREAMING_IMAGE}")
-    return problems
-
-
-def _migration_problems(deployed: Deployed, to: Version) -> list[str]:
-    migrators = [c for c in deployed.init if not c.sidecar
-                 and any(task in c.command for task in MIGRATION_TASKS)]
-    if not migrators:
-        return [f"no init container runs rails {' or '.join(MIGRATION_TASKS)}: {to}'s "
-                "migrations would never run before the new processes start"]
-    problems = []
-    migrator = migrators[0]
-    position = [c.name for c in deployed.init].index(migrator.name)
-    late = [c.name for c in deployed.init[position + 1:] if c.sidecar]
-    if late:
-        problems.append(f"sidecar(s) {', '.join(late)} start after {migrator.name}: the "
-                        "migration would run without its database")
-    if image_repo(migrator.image) != versions.MASTODON_IMAGE:
-        problems.append(f"{migrator.name} runs {migrator.image}, not {versions.MASTODON_IMAGE}")
-    return problems
-
-
-def expected_order(deployed: Deployed) -> list[str]:
-    """The start order the Deployment defines: sidecars and init containers in list
-    order, then the containers (together)."""
-    containers = [n for n in deployed.images if n not in {c.name for c in deployed.init}]
-    return [*(c.name for c in deployed.init), "+".join(containers)]
-
-
-IMMUTABLE: dict[str, tuple[str, ...]] = {
-    "Deployment": ("spec.selector",),
-    "StatefulSet": ("spec.selector", "spec.serviceName", "spec.volumeClaimTemplates"),
-    "DaemonSet": ("spec.selector",),
-    "PersistentVolumeClaim": ("spec.accessModes", "spec.storageClassName", "spec.volumeMode"),
-    "Service": ("spec.clusterIP",),
-    "Job": ("spec.template", "spec.selector"),
-}
-
-
-def _at(doc: Doc, path: str) -> Any:
-    node: Any = doc
-    for part in path.split("."):
-        node = node.get(part) if isinstance(node, Mapping) else None
-    return node
-
-
-def immutable_changes(before: Sequence[Doc], after: Sequence[Doc]) -> list[str]:
-    """Changes between two renders that the API server refuses to apply in place."""
-    def key(d: Doc) -> tuple[str, str, str]:
-        meta = d.get("metadata") or {}
-        return (d.get("kind", ""), meta.get("namespace") or "", meta.get("name", ""))
-
-    old = {key(d): d for d in before}
-    problems = []
-    for doc in after:
-        previous = old.get(key(doc))
-        if previous is None:
-            continue
-        for path in IMMUTABLE.get(doc.get("kind", ""), ()):
-            was, now = _at(previous, path), _at(doc, path)
-            if was != now:
-                kind, ns, name = key(doc)
-                problems.append(f"{kind}/{ns + '/' if ns else ''}{name}: {path} changes from "
-                                f"{was!r} to {now!r}; the API server refuses that in place")
-    return problems
-
-
-def dropped_objects(before: Sequence[Doc], after: Sequence[Doc]) -> list[str]:
-    """Objects of FROM's render that TO's no longer has (apply does not prune them)."""
-    def ident(d: Doc) -> str:
-        meta = d.get("metadata") or {}
-        return "/".join(p for p in (d.get("kind"), meta.get("namespace"), meta.get("name")) if p)
-
-    now = {ident(d) for d in after}
-    return [ident(d) for d in before if ident(d) not in now]
-
-
-def carry_overrides(before: Sequence[Doc], after: Sequence[Doc], live: Mapping[str, str],
-                    configmap: str = "mastodon-env") -> tuple[list[dict[str, Any]], list[str]]:
-    """TO's docs with the run-time values the bring-up set in ``configmap`` kept.
-
-    A key whose live value differs from FROM's render was set at bring-up (the kind
-    run's own VAPID public key, say); when TO's render leaves that key as FROM had
-    it, the upgrade must not reset it. Returns the docs and the keys carried over.
-    """
-    def data(docs: Sequence[Doc]) -> Mapping[str, Any]:
-        for doc in docs:
-            if doc.get("kind") == "ConfigMap" and (doc.get("metadata") or {}).get("name") == configmap:
-                return doc.get("data") or {}
-        return {}
-
-    was, will = data(before), data(after)
-    carried = sorted(k for k, value in live.items()
-                     if k in was and value != was[k] and will.get(k) == was[k])
-    out: list[dict[str, Any]] = []
-    for doc in after:
-        if carried and doc.get("kind") == "ConfigMap" and \
-                (doc.get("metadata") or {}).get("name") == configmap:
-            doc = {**doc, "data": {**(doc.get("data") or {}), **{k: live[k] for k in carried}}}
-        out.append(dict(doc))
-    return out, carried
-
-
-# ------------------------------------------------------ rehearsal workspace
-
-
-def image_overrides(version: Version) -> list[dict[str, str]]:
-    """kustomize ``images:`` entries that put both Mastodon images at ``version``."""
-    return [{"name": versions.MASTODON_IMAGE, "newTag": version.tag},
-            {"name": versions.MASTODON_STREAMING_IMAGE, "newTag": version.tag}]
-
-
-def wrapper_kustomization(base: str, version: Version) -> dict[str, Any]:
-    """A kustomization wrapping ``base`` (a relative path) with the image overrides."""
-    return {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-            "resources": [base], "images": image_overrides(version)}
-
-
-def with_chart_version(kustomization: str, version: Version, chart: str = "app-template") -> str:
-    """The kustomization text with ``chart``'s helmCharts version set to ``version``."""
-    data = yaml.safe_load(kustomization) or {}
-    entries = [c for c in data.get("helmCharts") or [] if c.get("name") == chart]
-    if not entries:
-        raise BadInput(f"the kustomization has no helmCharts entry named {chart}")
-    for entry in entries:
-        entry["version"] = version.tag
-    return yaml.safe_dump(data, sort_keys=False)
-
-
-def table_markdown(table: Sequence[ReleaseLine] = RELEASE_LINES) -> str:
+def table_markdown(table: Table = TABLE) -> str:
     """The upgrade-path table as Markdown (docs/modes.md embeds it)."""
-    rows = ["| line | first | PostgreSQL | Redis | set before start | remove | "
+    rows = ["| line | first | PostgreSQL | Redis | set before start | no longer read | "
             "post-deployment migrations | avoid |",
             "|---|---|---|---|---|---|---|---|"]
-    for row in table:
+    for row in table.lines:
+        post = (", ".join(i.text for i in row.post_deployment_migrations)
+                or ("none" if row.no_post_deployment_migrations else "-"))
         rows.append(
-            f"| {row.name} | {row.first} ({row.released}) | >= {row.postgres_min} | "
-            f">= {_dotted(row.redis_min)} | {', '.join(row.env_required) or '-'} | "
-            f"{', '.join(row.env_removed) or '-'} | "
-            f"{'yes' if row.post_deployment_migrations else 'none'} | "
-            f"{', '.join(tag for tag, _ in row.avoid) or '-'} |")
+            f"| {row.name} | {row.first} ({row.released}) | {row.postgres.describe()} | "
+            f"{row.redis.describe()} | "
+            f"{', '.join(i.text for i in (*row.env_required, *row.env_needed_when_crossing)) or '-'} | "
+            f"{', '.join(i.text for i in row.env_removed) or '-'} | {post} | "
+            f"{', '.join(i.text for i in row.avoid) or '-'} |")
     return "\n".join(rows)

@@ -1,9 +1,8 @@
 """The rehearsal, orchestrated: thin over ``tootcheck.kube`` and ``tootcheck.checks.markers``.
 
-Rendering never edits committed manifests: :func:`workspace` copies the reference
-(``manifests/apps/mastodon``) and the kind overlay into a scratch directory, sets the
-chart version there when the chart changes, and wraps the overlay in a kustomization
-whose ``images:`` transformer puts both Mastodon images at the wanted release.
+Rendering is in :mod:`~tootcheck.rehearsal.renderer`, reaching the pod in
+:mod:`~tootcheck.rehearsal.access`, the data work (dump, scaled seed, snapshots,
+rollback) in :mod:`~tootcheck.rehearsal.data_steps`; their names are re-exported here.
 
 The bring-up deploys FROM by applying :func:`mastodon_render` instead of the plain
 overlay when the run is a rehearsal (and preloads :func:`rehearsal_images`);
@@ -16,43 +15,60 @@ PostgreSQL) for the seed verification.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
-import shutil
-import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-from tootcheck import versions
 from tootcheck.checks.markers import MarkerSet, MarkerWriteError, write_markers
-from tootcheck.config_file import project_root
 from tootcheck.errors import BadInput
-from tootcheck.kube.apply import apply_documents, images, split_documents
+from tootcheck.kube.apply import apply_documents, images
 from tootcheck.kube.bringup.context import BringUpHooks
 from tootcheck.kube.images import missing_on_node, node_image_names
-from tootcheck.kube.pods import MASTODON_SELECTOR, is_terminating, kube_for
-from tootcheck.kube.readiness import Readiness, pod_readiness
-from tootcheck.kube.waits import NotReady, Watch, wait_ready
-from tootcheck.redaction import Secret
+from tootcheck.kube.pods import MASTODON_SELECTOR, kube_for
+from tootcheck.kube.readiness import Readiness, all_ready, pod_readiness
+from tootcheck.kube.waits import NotReady, Watch, snapshot, wait_for
+from tootcheck.rehearsal import dataset, failfast, way_back
 from tootcheck.rehearsal import plan as plan_mod
+from tootcheck.rehearsal.access import (  # noqa: F401  (re-exported)
+    CONFIG_MAP,
+    POSTGRES_PORT,
+    REDIS_PORT,
+    SECRET,
+    database,
+    deployment_name,
+    redis_client,
+    running_tag,
+    upgraded_pod,
+)
+from tootcheck.rehearsal.data_steps import (  # noqa: F401  (re-exported)
+    DATA_SECRETS,
+    load_dump,
+    scale_seed,
+    secret_overrides,
+    take_snapshot,
+)
 from tootcheck.rehearsal.downtime import Observation, Poller, Probe, availability_probes
-from tootcheck.rehearsal.plan import RehearsalPlan, Version
-from tootcheck.rehearsal.verify import UpgradeRecord, mastodon_tag, pod_state
-from tootcheck.rendering import render as render_kustomization
+from tootcheck.rehearsal.plan import RehearsalPlan
+from tootcheck.rehearsal.renderer import (  # noqa: F401  (re-exported)
+    APP_DIR,
+    OVERLAY_DIR,
+    Renders,
+    mastodon_render,
+    plan_of,
+    preflight,
+    rehearsal_images,
+    render,
+    render_docs,
+    workspace,
+)
+from tootcheck.rehearsal.verify import UpgradeRecord, pod_state
 from tootcheck.settings import Settings
 from tootcheck.target import Target
 
-APP_DIR = "manifests/apps/mastodon"
-OVERLAY_DIR = "manifests/overlays/kind"
-CONFIG_MAP = "mastodon-env"
-SECRET = "mastodon-secrets"
-POSTGRES_PORT = 5432
 UPGRADE_TIMEOUT_S = 1200.0  # apply -> new pod Ready (migrations included)
 RECOVERY_S = 120.0  # after Ready: until /health and streaming answer
 BASELINE_S = 60.0  # before applying: both available (else the outage is not the upgrade's)
@@ -63,72 +79,6 @@ POLL_INTERVAL_S = 1.0
 SCHEDULED_IN_S = 24 * 3600.0
 EVIDENCE_DIR = "rehearsal"
 
-
-# ------------------------------------------------------------------ rendering
-
-
-def workspace(version: Version, chart: Version, root: Path, *, repo: Path | None = None,
-              pinned_chart: str | None = None) -> Path:
-    """Write, under ``root``, a kustomization rendering the kind overlay with both
-    Mastodon images at ``version`` and app-template at ``chart``; returns its directory."""
-    repo = repo or project_root()
-    for rel in (APP_DIR, OVERLAY_DIR):
-        source = repo / rel
-        if not source.is_dir():
-            raise BadInput(f"{source} is missing: cannot render the rehearsal")
-        shutil.copytree(source, root / rel, symlinks=True)
-    pinned = pinned_chart or versions.APP_TEMPLATE
-    if chart.tag != pinned:
-        kustomization = root / APP_DIR / "kustomization.yaml"
-        kustomization.write_text(plan_mod.with_chart_version(kustomization.read_text(), chart))
-    wrapper = root / "rehearsal"
-    wrapper.mkdir()
-    base = Path("..") / OVERLAY_DIR
-    (wrapper / "kustomization.yaml").write_text(
-        json.dumps(plan_mod.wrapper_kustomization(base.as_posix(), version), indent=2))
-    return wrapper
-
-
-@lru_cache(maxsize=4)
-def render(version: str, chart: str) -> str:
-    """The kind overlay rendered at Mastodon ``version`` and app-template ``chart``
-    (``kubectl kustomize --enable-helm``, in a scratch directory outside the repo)."""
-    root = Path(tempfile.mkdtemp(prefix="tootcheck-rehearsal-"))
-    try:
-        wrapper = workspace(plan_mod.parse_version(version, "version"),
-                            plan_mod.parse_chart_version(chart, "chart"), root)
-        return render_kustomization(wrapper, timeout=600)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def render_docs(version: Version, chart: Version) -> list[dict[str, Any]]:
-    return split_documents(render(version.tag, chart.tag), f"render at {version}, chart {chart}")
-
-
-def plan_of(settings: Settings) -> RehearsalPlan:
-    return plan_mod.make_plan(settings.rehearse_from, settings.rehearse_to,
-                              settings.rehearse_chart_from, settings.rehearse_chart_to)
-
-
-def mastodon_render(settings: Settings) -> str | None:
-    """What the bring-up's ``mastodon`` phase applies: in a rehearsal, the kind overlay
-    at FROM (chart at CHART_FROM); otherwise None (apply the overlay as it is)."""
-    if settings.mode != "rehearsal":
-        return None
-    plan = plan_of(settings)
-    return render(plan.source.tag, plan.chart_from.tag)
-
-
-def rehearsal_images(settings: Settings) -> list[str]:
-    """Every image of the FROM and TO renders (for the bring-up's image preload)."""
-    if settings.mode != "rehearsal":
-        return []
-    plan = plan_of(settings)
-    found: list[str] = []
-    for version, chart in ((plan.source, plan.chart_from), (plan.target, plan.chart_to)):
-        found += [i for i in images(render_docs(version, chart)) if i not in found]
-    return found
 
 
 def bringup_hooks(settings: Settings) -> BringUpHooks:
@@ -144,39 +94,7 @@ def bringup_hooks(settings: Settings) -> BringUpHooks:
                         extra_images=lambda: rehearsal_images(settings))
 
 
-@dataclass(frozen=True)
-class Renders:
-    before: list[dict[str, Any]]
-    after: list[dict[str, Any]]
-    notes: tuple[str, ...] = ()
-
-
-def preflight(plan: RehearsalPlan) -> Renders:
-    """Render FROM and TO and refuse (one line) what cannot work, before deploying."""
-    before = render_docs(plan.source, plan.chart_from)
-    after = render_docs(plan.target, plan.chart_to)
-    problems = plan_mod.requirement_problems(plan, plan_mod.inspect_render(after))
-    problems += plan_mod.immutable_changes(before, after)
-    if problems:
-        raise BadInput(f"rehearsal {plan.describe()} cannot work: {'; '.join(problems)}")
-    notes = tuple(f"{obj} is in the FROM render only and stays in the cluster (apply does "
-                  "not prune)" for obj in plan_mod.dropped_objects(before, after))
-    return Renders(before, after, plan.warnings + notes)
-
-
 # ------------------------------------------------------------------- cluster
-
-
-def deployment_name(docs: Sequence[Mapping[str, Any]]) -> str:
-    return str(plan_mod.mastodon_deployment(docs)["metadata"]["name"])
-
-
-def running_tag(kube: Any, namespace: str, name: str) -> str:
-    deployment = kube.get("apps/v1", "Deployment", name, namespace)
-    if deployment is None:
-        raise BadInput(f"Deployment {namespace}/{name} does not exist: the bring-up did not "
-                       "deploy Mastodon")
-    return mastodon_tag(deployment["spec"]["template"])
 
 
 def pods_probe(kube: Any, namespace: str, selector: str = MASTODON_SELECTOR) -> Probe:
@@ -186,24 +104,21 @@ def pods_probe(kube: Any, namespace: str, selector: str = MASTODON_SELECTOR) -> 
     return probe
 
 
-def upgraded_pod(kube: Any, namespace: str, tag: str,
-                 selector: str = MASTODON_SELECTOR) -> dict[str, Any] | None:
-    pods = [p for p in kube.list("v1", "Pod", namespace, label_selector=selector)
-            if mastodon_tag(p) == tag and not is_terminating(p)]
-    return max(pods, key=lambda p: p["metadata"].get("creationTimestamp", "")) if pods else None
-
-
 def upgrade(kube: Any, target: Target, plan: RehearsalPlan, after: Sequence[dict[str, Any]], *,
             probes: Mapping[str, Probe] | None = None, interval: float = POLL_INTERVAL_S,
             timeout: float = UPGRADE_TIMEOUT_S, recovery: float = RECOVERY_S,
-            baseline: float = BASELINE_S, ready_interval: float = 2.0,
-            api_errors: tuple[type[BaseException], ...] = ()) -> UpgradeRecord:
+            baseline: float = BASELINE_S, ready_interval: float = POLL_INTERVAL_S,
+            api_errors: tuple[type[BaseException], ...] = (),
+            allow_restart: bool = False,
+            at_ready: Callable[[], None] | None = None) -> UpgradeRecord:
     """Apply the TO render and wait for the new pod, polling availability throughout."""
     namespace = target.namespace
     name = deployment_name(after)
-    record = UpgradeRecord(plan.source.tag, plan.target.tag, target.name)
+    record = UpgradeRecord(plan.source.tag, plan.target.tag, target.name,
+                           allow_migration_restart=allow_restart)
     watch = probes if probes is not None else {**availability_probes(target),
                                                "pods": pods_probe(kube, namespace)}
+    record.availability = tuple(name for name in watch if name != "pods")
     poller = Poller(watch, interval=interval,
                     max_duration=baseline + timeout + recovery + 60).start()
     try:
@@ -213,23 +128,70 @@ def upgrade(kube: Any, target: Target, plan: RehearsalPlan, after: Sequence[dict
         record.applied_at = time.time()
         apply_documents(kube, list(after), api_errors=api_errors or _api_errors())
 
-        def new_pod_ready() -> Readiness:
-            pod = upgraded_pod(kube, namespace, plan.target.tag)
-            if pod is None:
-                return Readiness(False, f"no pod at {plan.target.tag} yet")
-            return pod_readiness(pod)
-
-        wait_ready(kube, [Watch("apps/v1", "Deployment", namespace, name)],
-                   what=f"Deployment {namespace}/{name} at {plan.target.tag}", timeout=timeout,
-                   interval=ready_interval, extra=new_pod_ready)
+        what = f"Deployment {namespace}/{name} at {plan.target.tag}"
+        wait_for(upgrade_condition(kube, namespace, name, plan.target.tag,
+                                   allow_restart=allow_restart),
+                 what=what, timeout=timeout, interval=ready_interval,
+                 context=lambda: snapshot(kube, Watch("apps/v1", "Deployment", namespace,
+                                                      name).fetch(kube)))
         record.ready_at = time.time()
+        if at_ready is not None:
+            at_ready()
         poller.wait_up(record.availability, timeout=recovery)
     except (NotReady, BadInput) as exc:
         record.error = str(exc)
     finally:
         record.samples = poller.stop()
     record.pod = upgraded_pod(kube, namespace, plan.target.tag)
+    if record.pod is not None and record.error:
+        verdict = failfast.migration_verdict(record.pod, allow_restart=allow_restart)
+        if verdict.failed:
+            record.migration_failed = True
+            record.migration_logs = migration_logs(kube, namespace, record.pod)
+            record.error = failfast.failure_message(f"{plan.source} -> {plan.target}", verdict,
+                                                    record.migration_logs)
     return record
+
+
+def upgrade_condition(kube: Any, namespace: str, name: str, tag: str, *,
+                      allow_restart: bool = False) -> Callable[[], Readiness]:
+    """Ready when the Deployment and the new pod at ``tag`` are; failed for good as soon
+    as the new pod's migration container failed (checked first, at every poll)."""
+    deployment = Watch("apps/v1", "Deployment", namespace, name)
+
+    def condition() -> Readiness:
+        pod = upgraded_pod(kube, namespace, tag)
+        if pod is not None:
+            verdict = failfast.migration_verdict(pod, allow_restart=allow_restart)
+            if verdict.failed:
+                return Readiness(False, verdict.reason, failed=True)
+        found = deployment.fetch(kube)
+        if not found:
+            return Readiness(False, f"{deployment.describe()}: not found yet")
+        rolled = all_ready(found, what="objects")
+        if not rolled.ready:
+            return rolled
+        if pod is None:
+            return Readiness(False, f"no pod at {tag} yet")
+        return pod_readiness(pod)
+
+    return condition
+
+
+def migration_logs(kube: Any, namespace: str, pod: Mapping[str, Any],
+                   container: str = failfast.MIGRATION_CONTAINER) -> dict[str, str]:
+    """The migration container's current and previous logs (tails); a log that cannot
+    be read says why instead."""
+    name = (pod.get("metadata") or {}).get("name", "")
+    logs: dict[str, str] = {}
+    for which, previous in (("current", False), ("previous", True)):
+        try:
+            logs[which] = kube.pod_log(namespace, name, container, previous=previous,
+                                       tail_lines=failfast.LOG_LINES)
+        except Exception as exc:
+            logs[which] = ""
+            logs[f"{which}.error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+    return logs
 
 
 def _api_errors() -> tuple[type[BaseException], ...]:
@@ -248,6 +210,11 @@ class RehearsalResult:
     notes: tuple[str, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
     applied: list[dict[str, Any]] = field(default_factory=list)  # the TO objects applied
+    backup: way_back.Backup | None = None  # --rehearse-rollback: taken before the upgrade
+    data_before: dataset.Snapshot | None = None  # counts, actor keys, the held job
+    data_error: str = ""  # why the data could not be read before the upgrade
+    latency_at_ready: dict[str, float] | None = None  # Sidekiq queues when TO got Ready
+    from_docs: list[dict[str, Any]] = field(default_factory=list)  # FROM, for the way back
 
     @property
     def label(self) -> str:
@@ -273,7 +240,10 @@ def seed(target: Target, *, scheduled_in_s: float = SCHEDULED_IN_S) -> tuple[Mar
 
 
 def rehearse(target: Target, plan: RehearsalPlan, renders: Renders, *,
-             reports_dir: Path | None = None, kube: Any = None) -> RehearsalResult:
+             reports_dir: Path | None = None, kube: Any = None,
+             allow_migration_restart: bool = False,
+             rehearse_rollback: bool = False, dump: Path | None = None,
+             seed_scale: dataset.Scale | None = None) -> RehearsalResult:
     """FROM really runs -> seed -> upgrade to TO. Raises BadInput when FROM is not what
     the cluster runs (a reused cluster, or a bring-up that ignored the rehearsal)."""
     kube = kube if kube is not None else kube_for(target)
@@ -290,16 +260,71 @@ def rehearse(target: Target, plan: RehearsalPlan, renders: Renders, *,
     notes = renders.notes + tuple(f"{key} keeps the value set at bring-up" for key in carried)
     notes += not_preloaded(kube, after)
     timings: dict[str, float] = {}
+    if dump is not None:
+        started = time.monotonic()
+        notes += (load_dump(kube, target, plan, dump),)
+        timings["dump_restore_s"] = round(time.monotonic() - started, 1)
     started = time.monotonic()
     markers, seed_error = seed(target)
     timings["seed_s"] = round(time.monotonic() - started, 1)
+    if seed_scale is not None:
+        started = time.monotonic()
+        notes += (scale_seed(kube, target, plan, seed_scale),)
+        timings["seed_scale_s"] = round(time.monotonic() - started, 1)
+    data_before, data_error = take_snapshot(target, kube, hold=True)
+    backup = None
+    from_docs: list[dict[str, Any]] = []
+    if rehearse_rollback:
+        pod = upgraded_pod(kube, target.namespace, plan.source.tag)
+        from_docs, _ = plan_mod.carry_overrides(renders.before, renders.before,
+                                                config.get("data") or {}, CONFIG_MAP)
+        backup = way_back.take_backup(kube, target.namespace,
+                                      (pod or {}).get("metadata", {}).get("name", ""),
+                                      config.get("data") or {}, redis=redis_client(target, kube))
+        timings.update({f"backup.{k}": v for k, v in backup.timings.seconds.items()})
     started = time.monotonic()
-    record = upgrade(kube, target, plan, after)
+    at_ready: dict[str, float] = {}
+
+    def latency_at_ready() -> None:
+        # reported as missing, never fatal here
+        with contextlib.suppress(Exception), redis_client(target, kube)() as client:
+            at_ready.update(dataset.queue_latencies(client))
+
+    record = upgrade(kube, target, plan, after, allow_restart=allow_migration_restart,
+                     at_ready=latency_at_ready)
     timings["upgrade_s"] = round(time.monotonic() - started, 1)
-    result = RehearsalResult(plan, markers, seed_error, record, notes, timings, after)
+    result = RehearsalResult(plan, markers, seed_error, record, notes, timings, after,
+                             backup=backup, from_docs=from_docs, data_before=data_before,
+                             data_error=data_error, latency_at_ready=at_ready or None)
     if reports_dir is not None:
         write_evidence(result, reports_dir)
     return result
+
+
+def roll_back(target: Target, result: RehearsalResult, *, kube: Any = None,
+              reports_dir: Path | None = None) -> way_back.RollbackRecord:
+    """After TO was verified: restore FROM from the backup taken before the upgrade."""
+    kube = kube if kube is not None else kube_for(target)
+    plan = result.plan
+    if result.backup is None:
+        return way_back.RollbackRecord(plan.source.tag, plan.target.tag,
+                                       error="no backup to restore: --rehearse-rollback was "
+                                             "not given before the upgrade",
+                                       target_name=target.name)
+    pod = upgraded_pod(kube, target.namespace, plan.target.tag)
+    config = (kube.get("v1", "ConfigMap", CONFIG_MAP, target.namespace) or {}).get("data") or {}
+    name = deployment_name(result.from_docs or result.applied)
+    record = way_back.restore_backup(
+        kube, target.namespace, (pod or {}).get("metadata", {}).get("name", ""), result.backup,
+        plan.source.tag, config, result.from_docs,
+        condition=upgrade_condition(kube, target.namespace, name, plan.source.tag),
+        redis=redis_client(target, kube), api_errors=_api_errors())
+    record.target, record.target_name = plan.target.tag, target.name
+    if reports_dir is not None:
+        directory = reports_dir / EVIDENCE_DIR
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "rollback.json").write_text(json.dumps(record.to_dict(), indent=2))
+    return record
 
 
 def write_evidence(result: RehearsalResult, reports_dir: Path) -> Path:
@@ -310,36 +335,22 @@ def write_evidence(result: RehearsalResult, reports_dir: Path) -> Path:
     (directory / "plan.json").write_text(json.dumps({
         "from": plan.source.tag, "to": plan.target.tag, "chart_from": plan.chart_from.tag,
         "chart_to": plan.chart_to.tag, "lines_entered": [r.name for r in plan.lines],
-        "stops": [s.tag for s in plan.stops], "notes": list(result.notes),
+        "notes": list(result.notes), "warnings": list(plan.warnings),
+        "procedure": [{"name": s.name, "does": s.does, "source": s.cite}
+                      for s in plan.procedure()],
         "steps": [{"name": s.name, "does": s.does} for s in plan.steps],
-        "timings": result.timings, "seed_error": result.seed_error}, indent=2))
+        "timings": result.timings, "seed_error": result.seed_error,
+        "data_before": result.data_before.to_dict() if result.data_before else None,
+        "data_error": result.data_error, "latency_at_ready": result.latency_at_ready,
+        "backup": ({"dump": result.backup.dump_path, "error": result.backup.error,
+                    "seconds": result.backup.timings.seconds} if result.backup else None)},
+        indent=2))
     if result.markers is not None:
         (directory / "markers.json").write_text(result.markers.to_json())
     (directory / "upgrade.json").write_text(json.dumps(result.record.to_dict(), indent=2,
                                                        default=str))
+    for which, text in result.record.migration_logs.items():
+        (directory / f"{failfast.MIGRATION_CONTAINER}.{which}.log").write_text(text)
     return directory
 
-
-def _decoded(secret: Mapping[str, Any] | None, key: str) -> str:
-    data = (secret or {}).get("data") or {}
-    if key not in data:
-        raise BadInput(f"Secret {SECRET} has no {key}: cannot reach PostgreSQL")
-    return base64.b64decode(data[key]).decode()
-
-
-@contextlib.contextmanager
-def database(target: Target, kube: Any = None) -> Iterator[Secret]:
-    """A PostgreSQL URL (a Secret) for the pod's database through a port-forward."""
-    from tootcheck.kube.portforward import port_forward
-
-    kube = kube if kube is not None else kube_for(target)
-    config = ((kube.get("v1", "ConfigMap", CONFIG_MAP, target.namespace) or {}).get("data")
-              or {})
-    password = Secret(_decoded(kube.get("v1", "Secret", SECRET, target.namespace), "DB_PASS"),
-                      "DB_PASS")
-    user = config.get("DB_USER", "mastodon")
-    name = config.get("DB_NAME", "mastodon_production")
-    with port_forward(target, MASTODON_SELECTOR, int(config.get("DB_PORT", POSTGRES_PORT))) as port:
-        yield Secret(f"postgresql://{quote(user)}:{quote(password.reveal(), safe='')}"
-                     f"@127.0.0.1:{port}/{quote(name)}?connect_timeout=10", "database URL")
 

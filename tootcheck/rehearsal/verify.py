@@ -181,6 +181,9 @@ class UpgradeRecord:
     ready_at: float | None = None
     error: str = ""  # why the rollout did not complete, if it did not
     availability: tuple[str, ...] = ("health", "streaming")
+    allow_migration_restart: bool = False  # a migration that passed after a restart is ok
+    migration_failed: bool = False  # the migration container failed (the wait stopped early)
+    migration_logs: dict[str, str] = field(default_factory=dict)  # current/previous log tails
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (the pod reduced to names, images and container states)."""
@@ -197,4 +200,6 @@ class UpgradeRecord:
                    for s in self.samples]
         return {"source": self.source, "target": self.target, "target_name": self.target_name,
                 "applied_at": self.applied_at, "ready_at": self.ready_at, "error": self.error,
+                "migration_failed": self.migration_failed,
+                "migration_logs": sorted(self.migration_logs),
                 "pod": pod, "samples": samples}

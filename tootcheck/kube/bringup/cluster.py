@@ -73,6 +73,9 @@ def run_secrets(ctx: Context, phase: plan.Phase) -> str:
     values, generated = secretgen.complete(stored)
     if generated:
         ctx.kube.apply(objects.run_secrets(values))
+    if ctx.secret_overrides:  # never stored: the run's Secret keeps the generated values
+        values = secretgen.SecretSet({**values.values, **{
+            k: Secret(v, k) for k, v in ctx.secret_overrides.items()}})
     ctx.secrets = values
     kept = len(values) - len(generated)
     return f"{len(generated)} generated, {kept} read back" if kept else f"{len(generated)} generated"

@@ -93,6 +93,8 @@ class Context:
     connect: Callable[[Path, str], Any] | None = None  # (kubeconfig, context) -> Kube
     render_fn: Callable[[Path], str] | None = None  # kustomization dir -> YAML (tests swap it)
     last_nudge: float = -BLUEPRINT_NUDGE_S
+    # a rehearsal on a production copy: the operator's data keys replace generated ones
+    secret_overrides: Mapping[str, str] = field(default_factory=dict)
     hooks: BringUpHooks = field(default_factory=BringUpHooks)
     workers: int = 1  # phases run at the same time when their needs allow (engine)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
