@@ -10,15 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import yaml
 
 from tootcheck import versions
 from tootcheck.errors import BadInput
-
-if TYPE_CHECKING:
-    from tootcheck.rehearsal.plan import RehearsalPlan
+from tootcheck.rehearsal.table import Item, Minimum, ReleaseLine
 
 Doc = Mapping[str, Any]
 
@@ -28,6 +26,26 @@ class Release(Protocol):
     def tag(self) -> str: ...
     @property
     def line(self) -> tuple[int, int]: ...
+
+
+class PlanView(Protocol):
+    """What the render checks read of a RehearsalPlan (tootcheck.rehearsal.plan imports
+    this module, so it is described here rather than imported)."""
+
+    @property
+    def target(self) -> Release: ...
+    @property
+    def postgres(self) -> Minimum: ...
+    @property
+    def redis(self) -> Minimum: ...
+    @property
+    def env_required(self) -> tuple[str, ...]: ...
+    @property
+    def env_removed(self) -> tuple[str, ...]: ...
+    @property
+    def post_deployment_migrations(self) -> tuple[Item, ...]: ...
+    @property
+    def lines(self) -> tuple[ReleaseLine, ...]: ...
 
 
 ENCRYPTION_KEYS = ("ACTIVE_RECORD_ENCRYPTION_DETERMINISTIC_KEY",
@@ -148,7 +166,7 @@ def _dotted(version: Sequence[int]) -> str:
 
 
 def requirement_problems(
-    plan: RehearsalPlan,
+    plan: PlanView,
     deployed: Deployed,
     secret_keys: Mapping[str, Iterable[str]] | None = None,
 ) -> list[str]:
