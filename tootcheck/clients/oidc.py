@@ -15,6 +15,10 @@ Devise's OmniAuth failure action leaves, :func:`initial_state` the web app's
 ``<script id="initial-state">`` JSON that carries the session's access token.
 
 Nothing here asserts; failures raise :class:`OIDCError` with a one-line message.
+
+One module of about 590 lines on purpose: the provider documents, Mastodon's pages and
+the flow-executor walk are one protocol conversation that shares its session, its
+parsers and its error pages; split, each part would import the others.
 """
 
 from __future__ import annotations

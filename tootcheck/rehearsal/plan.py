@@ -17,6 +17,9 @@ The table itself is data (``release_lines.yaml``, loaded by
 :meth:`RehearsalPlan.procedure` lists the release notes' steps for the lines crossed,
 each citing its note; :func:`plan_text` prints them with the requirements and warnings
 (``tootcheck preflight rehearse --plan``).
+
+One module of about 410 lines on purpose: versions, refusals and the cited procedure
+are one decision over the release table; the render checks already live apart.
 """
 
 from __future__ import annotations
