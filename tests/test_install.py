@@ -1,7 +1,7 @@
 """The built wheel, installed into a fresh virtual environment, works outside the checkout.
 
-Slow (a wheel build and an install of every dependency: about 30-90 s with a warm pip
-cache, the dependencies pinned by constraints.txt so the cache serves them), and still
+Slow (a wheel build, then every dependency installed by uv, pinned in the test extras:
+about 6 s with a warm uv cache, the dependencies pinned by constraints.txt), and still
 part of `make test`: it is the only proof that the installed tool finds its data in the
 package, not in this repository. The build runs on a copy of the tree so no build/ or
 egg-info lands in the checkout; pip's own index settings apply (PyPI in CI).
@@ -44,10 +44,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = (root / "wheel").glob("tootcheck-*.whl")
     venv = root / "venv"
-    made = _run([sys.executable, "-m", "venv", str(venv)], cwd=root)
+    uv = Path(sys.executable).with_name("uv")  # pinned in the test extras; pip is 10x slower
+    made = _run([str(uv), "venv", "-q", "--python", sys.executable, str(venv)], cwd=root)
     assert made.returncode == 0, made.stderr[-2000:]
     bin_dir = venv / "bin"
-    done = _run([str(bin_dir / "python"), "-m", "pip", "install", "-q", "-c",
+    done = _run([str(uv), "pip", "install", "-q", "--python", str(bin_dir / "python"), "-c",
                  str(REPO_ROOT / "constraints.txt"), str(wheel)], cwd=root)
     assert done.returncode == 0, done.stderr[-3000:]
     return bin_dir
@@ -103,3 +104,30 @@ def test_active_plugin_runs_in_an_operator_project(installed: Path, empty_dir: P
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]
     assert "1 failed, 1 passed" in done.stdout and "made no assertion" in done.stdout
     assert (empty_dir / "reports" / "summary.json").is_file()
+
+
+SEED = REPO_ROOT / "examples" / "seed-style" / "rendered" / "mastodon.yaml"
+DEFECTIVE = REPO_ROOT / "examples" / "seed-style-defective" / "rendered" / "mastodon.yaml"
+TRUE_DEFECTS = {"MSTDN-SECRET-001", "MSTDN-DB-002", "MSTDN-CFG-001", "MSTDN-CFG-003",
+                "MSTDN-CFG-008", "MSTDN-UPG-002"}
+
+
+def _errors(stdout: str) -> set[str]:
+    return {line.split()[1] for line in stdout.splitlines() if line.strip().startswith("ERROR ")}
+
+
+def test_operator_deployment_from_an_empty_directory(installed: Path, empty_dir: Path) -> None:
+    """Issue 10's 'done when': no config, neutral defaults. The seed-style render passes
+    baseline and fails hardened; the copy with the defects left in fails baseline with
+    exactly the true defects."""
+    tootcheck = str(installed / "tootcheck")
+    baseline = _run([tootcheck, "policy", str(SEED)], cwd=empty_dir)
+    assert baseline.returncode == 0, baseline.stdout[-3000:] + baseline.stderr[-2000:]
+    assert _errors(baseline.stdout) == set()
+    hardened = _run([tootcheck, "policy", "--profile", "hardened", str(SEED)], cwd=empty_dir)
+    assert hardened.returncode == 1, hardened.stdout[-3000:]
+    assert {"MSTDN-SEC-002", "MSTDN-WL-001"} <= _errors(hardened.stdout)
+    defective = _run([tootcheck, "policy", str(DEFECTIVE)], cwd=empty_dir)
+    assert defective.returncode == 1, defective.stdout[-3000:]
+    assert _errors(defective.stdout) == TRUE_DEFECTS
+    assert list(empty_dir.iterdir()) == []
