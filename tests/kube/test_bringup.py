@@ -21,6 +21,7 @@ from tootcheck.kube.bringup import context as bringup_context
 from tootcheck.kube.bringup import identity as bringup_identity
 from tootcheck.kube.client import ExecResult
 from tootcheck.kube.timings import compare
+from tootcheck.kube.timings import document as timings_doc
 from tootcheck.redaction import Secret
 from tootcheck.settings import Settings
 from tootcheck.target import Account
@@ -488,3 +489,18 @@ def test_render_with_app_dir_composes_the_overlay_around_it(tmp_path, kind_bin):
     written = (ctx.out_dir / "render" / "overlays-kind.yaml").read_text()
     assert ctx.secrets["DB_PASS"].reveal() not in written
     assert ctx.secrets["SECRET_KEY_BASE"].reveal() not in written
+
+
+def test_timings_keep_when_each_phase_started_so_concurrent_phases_share_the_axis():
+    timings = plan.Timings(origin=100.0)
+    timings.record("cluster", 40.0, "ran", started=100.0)
+    timings.record("traefik", 25.0, "ran", started=140.0)
+    timings.record("storage", 30.0, "ran", started=140.5)
+    assert timings.starts == {"cluster": 0.0, "traefik": 40.0, "storage": 40.5}
+    assert timings.total == 70.5  # the wall clock, not the 95 s sum
+    doc = timings_doc(
+        timings, cluster="c", reused=False, outcome="ok")
+    assert doc["starts"] == timings.starts and doc["total_s"] == 70.5
+    legacy = plan.Timings()
+    legacy.record("a", 1.0, "ran")
+    assert legacy.starts == {} and legacy.total == 1.0

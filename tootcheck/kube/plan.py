@@ -13,6 +13,7 @@ matches the render of this run, so an edited manifest is re-applied.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -239,20 +240,29 @@ def is_phase_current(state: Mapping[str, str], phase: str, digest: str | None) -
 
 @dataclass
 class Timings:
-    """Wall-clock seconds per phase, and what each phase reported."""
+    """Wall-clock seconds per phase, when each started (seconds after ``origin``: phases
+    run concurrently, so the report draws them on one time axis), and what each reported."""
 
     phases: dict[str, float] = field(default_factory=dict)
     actions: dict[str, str] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
+    starts: dict[str, float] = field(default_factory=dict)
+    origin: float = field(default_factory=time.monotonic)
 
-    def record(self, name: str, seconds: float, action: str, note: str = "") -> None:
+    def record(self, name: str, seconds: float, action: str, note: str = "",
+               started: float | None = None) -> None:
         self.phases[name] = round(seconds, 2)
         self.actions[name] = action
         if note:
             self.notes[name] = note
+        if started is not None:
+            self.starts[name] = round(max(0.0, started - self.origin), 2)
 
     @property
     def total(self) -> float:
+        """Wall-clock seconds from the first start to the last end (the sum without starts)."""
+        if self.starts and set(self.starts) == set(self.phases):
+            return round(max(self.starts[n] + s for n, s in self.phases.items()), 2)
         return round(sum(self.phases.values()), 2)
 
 

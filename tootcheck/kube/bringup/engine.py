@@ -78,7 +78,7 @@ def _run_step(ctx: Context, step: plan.Step, impl: Impl, index: int, total: int)
         if impl.after_skip is not None:
             impl.after_skip(ctx, phase)
         seconds = time.monotonic() - started
-        ctx.timings.record(phase.name, seconds, "skipped", step.reason)
+        ctx.timings.record(phase.name, seconds, "skipped", step.reason, started)
         ctx.progress.line(index, total, phase.name, seconds, "skipped", step.reason)
         return
     try:
@@ -86,11 +86,11 @@ def _run_step(ctx: Context, step: plan.Step, impl: Impl, index: int, total: int)
     except Exception as exc:
         seconds = time.monotonic() - started
         message = redact(" ".join(str(exc).split()) or type(exc).__name__)
-        ctx.timings.record(phase.name, seconds, "failed", message[:300])
+        ctx.timings.record(phase.name, seconds, "failed", message[:300], started)
         ctx.progress.line(index, total, phase.name, seconds, "FAILED", message[:300])
         raise BringUpFailed(f"bring-up phase {phase.name} failed: {message}") from exc
     seconds = time.monotonic() - started
-    ctx.timings.record(phase.name, seconds, "ran", note)
+    ctx.timings.record(phase.name, seconds, "ran", note, started)
     ctx.progress.line(index, total, phase.name, seconds, "ran", note)
 
 
