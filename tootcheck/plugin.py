@@ -23,9 +23,9 @@ from tootcheck.settings import Settings  # noqa: E402
 pytest_plugins = [
     "tootcheck.hooks.modes",
     "tootcheck.hooks.evidence",
-    "tootcheck.hooks.reports",
     "tootcheck.hooks.guards",
     "tootcheck.hooks.completeness",
+    "tootcheck.hooks.reports",
     "tootcheck.hooks.policy",
     "tootcheck.hooks.cluster",
 ]

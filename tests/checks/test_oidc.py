@@ -372,3 +372,11 @@ def test_flow_helpers() -> None:
     assert with_query_param("https://h/cb?state=a&code=b", "state", "z") == \
         "https://h/cb?state=z&code=b"
     assert mastodon_username_for("Jane.Doe+x@example.org") == "JaneDoex"
+
+
+def test_login_without_admin_token_reports_the_email_as_not_proven(peers: Peers) -> None:
+    accounts = {k: v for k, v in peers.target.accounts.items() if k != "admin"}
+    result = check_login(peers.target.with_(accounts=accounts))
+    assert result.ok, result.summary
+    assert "admin token" in result.evidence["not_proven"]["email"]
+    assert result.evidence["email"].startswith("NOT PROVEN")
