@@ -27,7 +27,6 @@ _PRESENT: Mapping[str, Callable[[Settings], bool]] = {
 # check name -> what it cannot run without on a live target
 NEEDS: Mapping[str, tuple[str, ...]] = {
     "drift.render_vs_live": (KUBECONFIG,),
-    "https.certificate": (KUBECONFIG,),  # the served certificate is compared with the Secret
     "incontainer.postgres_durability": (KUBECONFIG,),
     "incontainer.processes": (KUBECONFIG,),
     "incontainer.redis_durability": (KUBECONFIG,),
