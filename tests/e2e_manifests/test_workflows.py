@@ -80,3 +80,10 @@ def test_least_privilege(name):
         assert job["timeout-minutes"] <= 120
         checkout = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@"))
         assert checkout["with"]["persist-credentials"] is False
+
+
+def test_pinned_tools_are_installed_before_make_test():
+    # Render freshness needs helm and kubectl: CI fetches the pinned ones first.
+    commands = [r.strip() for r in runs("test.yml", "test")]
+    assert "make tools" in commands
+    assert commands.index("make tools") < commands.index("make test")
