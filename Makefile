@@ -13,7 +13,8 @@ TOOLS_DIR := .tools
 export PATH := $(CURDIR)/$(TOOLS_DIR)/bin:$(PATH)
 
 PYTEST_REPORTS := --junitxml=reports/junit.xml -o junit_family=xunit2
-# `make test` runs in parallel (pytest-xdist): one worker per core; TEST_WORKERS=0 runs serially.
+# `make test` runs in parallel (pytest-xdist): one worker per core, a test module's tests on one
+# worker (--dist loadscope: module-scoped peers start once); TEST_WORKERS=0 runs serially.
 TEST_WORKERS ?= auto
 
 .PHONY: help
@@ -49,7 +50,8 @@ test: $(STAMP) ## the offline gate plus the suite's own tests (parallel; prints 
 	@mkdir -p reports
 	@start=$$(date +%s.%N); rc=0; \
 	  echo "+ ruff check --quiet ."; $(BIN)/ruff check --quiet . || rc=$$?; \
-	  cmd=($(BIN)/pytest tests suites/policy/test_policy.py -n $(TEST_WORKERS) $(PYTEST_REPORTS) \
+	  cmd=($(BIN)/pytest tests suites/policy/test_policy.py -n $(TEST_WORKERS) --dist loadscope \
+	       $(PYTEST_REPORTS) \
 	       --check-coverage $(PYTEST_ARGS)); \
 	  if [[ $$rc == 0 ]]; then echo "+ $${cmd[*]}"; "$${cmd[@]}" || rc=$$?; fi; \
 	  awk -v s="$$start" -v e="$$(date +%s.%N)" -v w="$(TEST_WORKERS)" -v n="$$(nproc)" -v rc="$$rc" \

@@ -104,6 +104,7 @@ def _outcomes(summary: dict) -> dict[str, str]:
     return {t["nodeid"].split("::")[-1]: t["outcome"] for t in summary["tests"]}
 
 
+@pytest.mark.slow(reason="an inner parallel run: a controller and two workers start pytest")
 def test_every_guard_fails_a_bad_parallel_run(inner: pytest.Pytester) -> None:
     inner.makepyfile(test_bad=BAD)
     result, summary = _run(inner, *XDIST, "--strict-peers", "--check-coverage",
@@ -167,7 +168,8 @@ def test_reader_skips_in_its_body():
 def test_part_not_proven(request):
     not_proven(request.node, "inner.part", "no tool here")
 ''')
-    result, summary = _run(inner, *XDIST, "--reruns", "1", "--only-rerun", "first attempt fails",
+    # serial: the parallel path is proven above; this is the allow-list counterpart
+    result, summary = _run(inner, "--reruns", "1", "--only-rerun", "first attempt fails",
                            "--target=kind", ALLOW_REAL, "--allow-missing=inner.reader,inner.part",
                            "--allow-flaky")
     out = result.stdout.str()
