@@ -21,7 +21,31 @@ SLOW_S = 3.0
 _OVER_BUDGET: dict[str, float] = {}
 
 
+# Modules whose tests run whole inner pytest sessions or real server restarts, longest
+# first: run before the rest, so that a parallel run (--dist loadscope hands out modules
+# in collection order) does not end on one long module while the other worker idles.
+LONG_MODULES = (
+    "tests/nightly/test_nightly.py",
+    "tests/kube/test_cluster_fixtures.py",
+    "tests/checks/test_persistence.py",
+    "tests/test_modes.py",
+    "tests/reporting/test_guards.py",
+    "tests/checks/test_sidekiq.py",
+    "tests/checks/test_oidc.py",
+    "tests/checks/test_incontainer.py",
+    "tests/rehearsal/test_seeds.py",
+    "tests/reporting/test_reports.py",
+    "tests/test_suites_collect.py",
+)
+
+
+def _rank(item: pytest.Item) -> int:
+    path = item.nodeid.split("::", 1)[0]
+    return LONG_MODULES.index(path) if path in LONG_MODULES else len(LONG_MODULES)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_rank)  # stable: the order within a module is kept
     for item in items:
         marker = item.get_closest_marker("slow")
         if marker is not None and not (marker.kwargs.get("reason") or marker.args):

@@ -87,6 +87,7 @@ def run_inner(tmp_path, *args: str) -> subprocess.CompletedProcess:
         cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
 
 
+@pytest.mark.slow(reason="an inner pytest session in a fresh Python process (plugin start-up and collection)")
 def test_nightly_run_refuses_mutating_and_runs_read_only(tmp_path):
     result = run_inner(tmp_path, "--mode=nightly")
     assert result.returncode == 0, result.stdout
@@ -94,11 +95,13 @@ def test_nightly_run_refuses_mutating_and_runs_read_only(tmp_path):
     assert "refused: inner.writer is mutating" in result.stdout
 
 
+@pytest.mark.slow(reason="an inner pytest session in a fresh Python process (plugin start-up and collection)")
 def test_allowed_mutating_check_runs_in_nightly(tmp_path):
     result = run_inner(tmp_path, "--mode=nightly", "--allow-mutating=inner.writer")
     assert "2 passed" in result.stdout, result.stdout
 
 
+@pytest.mark.slow(reason="an inner pytest session in a fresh Python process (plugin start-up and collection)")
 def test_mode_markers_select_read_only_tests(tmp_path):
     result = run_inner(tmp_path, "-m", "readonly")
     assert "1 passed, 1 deselected" in result.stdout, result.stdout
@@ -111,6 +114,7 @@ def test_bad_mode_or_target_is_one_line_usage_error(tmp_path, bad):
     assert "Traceback" not in result.stderr + result.stdout
 
 
+@pytest.mark.slow(reason="an inner pytest session in a fresh Python process (plugin start-up and collection)")
 def test_a_live_target_defaults_to_nightly_mode(tmp_path):
     # `pytest suites --target=live` without --mode must not run mutating checks on the instance.
     result = run_inner(tmp_path, "--target=live", ALLOW_REAL_CHECKS)

@@ -189,6 +189,7 @@ def test_failed_bring_up_leaves_evidence_linked_from_junit(failing):
     assert cases["test_target"] >= {"evidence"}
 
 
+@pytest.mark.slow(reason="an inner pytest session in a fresh Python process (plugin start-up and collection)")
 def test_unmarked_cluster_refuses_destructive_tests(tmp_path):
     done, directory = inner(tmp_path, "unmarked")
     assert "PASSED test_inner.py::test_target" in done.stdout
@@ -199,11 +200,13 @@ def test_unmarked_cluster_refuses_destructive_tests(tmp_path):
     assert "pass --allow-destructive to override" in messages["test_destructive"]
 
 
+@pytest.mark.slow(reason="an inner pytest session in a fresh Python process (plugin start-up and collection)")
 def test_allow_destructive_overrides(tmp_path):
     done, _ = inner(tmp_path, "unmarked", "--allow-destructive")
     assert "PASSED test_inner.py::test_destructive" in done.stdout
 
 
+@pytest.mark.slow(reason="an inner pytest session in a fresh Python process (plugin start-up and collection)")
 def test_a_cluster_created_then_failed_is_kept_with_reconnect_lines(tmp_path):
     # The cluster phase failed after `kind create`: the fixture never yielded, so
     # --keep-cluster is applied on the failure path itself.
@@ -214,6 +217,7 @@ def test_a_cluster_created_then_failed_is_kept_with_reconnect_lines(tmp_path):
     assert "delete cluster" not in (directory / "clusters.calls").read_text()
 
 
+@pytest.mark.slow(reason="an inner pytest session in a fresh Python process (plugin start-up and collection)")
 def test_a_cluster_created_then_failed_is_deleted_with_keep_never(tmp_path):
     done, directory = inner(tmp_path, "cluster-fail", "--keep-cluster=never")
     assert done.returncode == pytest.ExitCode.TESTS_FAILED
@@ -221,6 +225,7 @@ def test_a_cluster_created_then_failed_is_deleted_with_keep_never(tmp_path):
     assert "kind cluster 'tootcheck' deleted: --keep-cluster=never" in done.stdout
 
 
+@pytest.mark.slow(reason="an inner pytest session in a fresh Python process (plugin start-up and collection)")
 def test_a_reused_cluster_without_the_marker_survives_keep_never(tmp_path):
     # --reuse-cluster on a kind cluster the suite did not create: never deleted.
     done, directory = inner(tmp_path, "pass", "--reuse-cluster", "--keep-cluster=never",

@@ -137,6 +137,7 @@ def test_every_guard_fails_a_bad_parallel_run(inner: pytest.Pytester) -> None:
     assert summary["ok"] is False and summary["exit_status"] == 1
 
 
+@pytest.mark.slow(reason="an inner pytest session in a fresh Python process (plugin start-up and collection)")
 def test_the_same_run_passes_when_each_gap_is_allowed(inner: pytest.Pytester) -> None:
     inner.makepyfile(test_good='''
 import pytest
@@ -223,6 +224,7 @@ def test_no_assertion_guard_refuses_to_run_blind(inner: pytest.Pytester, off: tu
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
+@pytest.mark.slow(reason="an inner pytest session in a fresh Python process (plugin start-up and collection)")
 def test_live_nightly_without_a_kubeconfig_stops_before_the_tests() -> None:
     # The command of issue 11, from the repository: exit 2 with one line, no test run.
     done = subprocess.run(
