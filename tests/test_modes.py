@@ -83,6 +83,7 @@ def run_inner(tmp_path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:pytest-kind", "-rs",
          "-o", "enable_assertion_pass_hook=true", "-p", "no:hypothesispytest",
+         "-p", "no:pytest_httpserver",
          "--reports-dir", str(tmp_path / "reports"), *args],
         cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
 

@@ -114,7 +114,8 @@ def inner(tmp_path: Path, mode: str, *args: str,
     kind.write_text(FAKE_KIND.format(state=directory / "clusters"))
     kind.chmod(0o755)
     (directory / "pytest.ini").write_text(
-        "[pytest]\naddopts = -p no:pytest-kind -p no:hypothesispytest\nenable_assertion_pass_hook = true\n")
+        "[pytest]\naddopts = -p no:pytest-kind -p no:hypothesispytest -p no:pytest_httpserver\n"
+        "enable_assertion_pass_hook = true\n")
     (directory / "conftest.py").write_text(CONFTEST.format(cache=str(directory / "cache"), mode=mode,
                                                           kind=str(kind)))
     (directory / "test_inner.py").write_text(TESTS)

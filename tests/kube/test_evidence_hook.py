@@ -55,7 +55,8 @@ def test_fails():
 def inner_run(tmp_path_factory):
     directory = tmp_path_factory.mktemp("evidence")
     (directory / "pytest.ini").write_text(
-        "[pytest]\naddopts = -p no:pytest-kind -p no:hypothesispytest\nenable_assertion_pass_hook = true\n")
+        "[pytest]\naddopts = -p no:pytest-kind -p no:hypothesispytest -p no:pytest_httpserver\n"
+        "enable_assertion_pass_hook = true\n")
     (directory / "conftest.py").write_text(CONFTEST)
     (directory / "test_inner.py").write_text(TESTS)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOOTCHECK_")}

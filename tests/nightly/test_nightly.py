@@ -138,6 +138,7 @@ def launch(tmp: Path, paths: list[str], *args: str, env: Mapping[str, str],
     command = [sys.executable, "-m", "pytest", *paths, "--target=live", "--mode=nightly",
                others(paths, *allow),
                "-p", "no:pytest-kind", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
+               "-p", "no:pytest_httpserver",
                "--reports-dir", str(tmp / "reports"), "--junitxml", str(tmp / "junit.xml"),
                "-o", "junit_family=xunit2", "-rA", *args]
     for key, value in env.items():

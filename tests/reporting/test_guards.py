@@ -19,7 +19,8 @@ from tootcheck.checks.registry import all_checks
 from tootcheck.settings import REPO_ROOT
 
 INI = "[pytest]\nenable_assertion_pass_hook = true\n"
-QUIET = ("-p", "no:cacheprovider", "-p", "no:pytest-kind", "-p", "no:hypothesispytest", "-rA")
+QUIET = ("-p", "no:cacheprovider", "-p", "no:pytest-kind", "-p", "no:hypothesispytest",
+         "-p", "no:pytest_httpserver", "-rA")
 XDIST = ("-p", "xdist", "-n", "2")
 # The inner runs register their own checks; the suite's real ones are allowed to be absent.
 ALLOW_REAL = "--allow-missing=" + ",".join(sorted(all_checks()))

@@ -61,7 +61,7 @@ def run_inner(directory: Path, files: dict[str, str], *args: str) -> subprocess.
         (directory / name).write_text(text)
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:pytest-kind",
-         "-p", "no:hypothesispytest",
+         "-p", "no:hypothesispytest", "-p", "no:pytest_httpserver",
          "--reports-dir", str(directory / "reports"), *args],
         cwd=directory, capture_output=True, text=True, timeout=120, check=False)
 
