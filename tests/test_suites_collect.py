@@ -6,12 +6,15 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tootcheck.settings import REPO_ROOT
 
 LIVE_SUITES = ["https", "streaming", "sidekiq", "persistence", "oidc", "mail", "federation",
                "webpush", "drift", "rehearsal", "incontainer"]
 
 
+@pytest.mark.slow(reason="an inner pytest session that collects every live suite")
 def test_live_suites_skip_in_one_line_without_a_target(tmp_path):
     paths = [f"suites/{name}" for name in LIVE_SUITES] + ["suites/policy/test_live_policy.py"]
     done = subprocess.run(
