@@ -15,6 +15,9 @@ export PATH := $(CURDIR)/$(TOOLS_DIR)/bin:$(PATH)
 # make e2e APP=DIR: bring up your own apps/mastodon (kind overlay composed around it)
 APP ?=
 PYTEST_REPORTS := --junitxml=reports/junit.xml -o junit_family=xunit2
+# `make test` runs in parallel (pytest-xdist): one worker per core, a test module's tests on one
+# worker (--dist loadscope: module-scoped peers start once); TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= auto
 
 .PHONY: help
 help: ## list the targets
@@ -44,11 +47,18 @@ tools: ## fetch pinned kind, kubectl and helm into .tools/bin (checksums verifie
 # ------------------------------------------------------------------- tests
 
 .PHONY: test
-test: $(STAMP) ## the offline gate plus the suite's own tests
+test: $(STAMP) ## the offline gate plus the suite's own tests (parallel; prints its wall time)
 	@scripts/install-peers --if-root
 	@mkdir -p reports
-	$(BIN)/ruff check --quiet .
-	$(BIN)/pytest tests suites/policy/test_policy.py $(PYTEST_REPORTS) --check-coverage $(PYTEST_ARGS)
+	@start=$$(date +%s.%N); rc=0; \
+	  echo "+ ruff check --quiet ."; $(BIN)/ruff check --quiet . || rc=$$?; \
+	  cmd=($(BIN)/pytest tests suites/policy/test_policy.py -n $(TEST_WORKERS) --dist loadscope \
+	       $(PYTEST_REPORTS) \
+	       --check-coverage $(PYTEST_ARGS)); \
+	  if [[ $$rc == 0 ]]; then echo "+ $${cmd[*]}"; "$${cmd[@]}" || rc=$$?; fi; \
+	  awk -v s="$$start" -v e="$$(date +%s.%N)" -v w="$(TEST_WORKERS)" -v n="$$(nproc)" -v rc="$$rc" \
+	    'BEGIN { printf "make test: %.1f s wall (workers: %s on %s core(s)), exit %d\n", e - s, w, n, rc }'; \
+	  exit $$rc
 
 .PHONY: lint
 lint: $(STAMP) ## ruff, mypy (strict, settings in pyproject.toml) and the dead-code check

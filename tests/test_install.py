@@ -19,7 +19,7 @@ import pytest
 
 from tests import REPO_ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(reason="a wheel build and a fresh venv with every dependency (uv)")
 
 IGNORE = shutil.ignore_patterns(".git", ".venv", ".tools", ".cache", "reports", "build", "dist",
                                 "*.egg-info", "__pycache__", "charts", ".pytest_cache",

@@ -1,7 +1,8 @@
 """The committed render snapshots: fresh against the kustomizations, and pinned as stated.
 
 The freshness test needs kubectl, helm v3 and the pulled chart. Where any of them is
-missing it is reported as not run (skipped with the reason), never as passed.
+missing it is reported as NOT PROVEN (in the terminal summary and summary.json, with the
+reason), never as passed; CI installs the pinned tools first (`make tools`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from tests import REPO_ROOT
 from tootcheck import versions
 from tootcheck.errors import ToolMissing
 from tootcheck.rendering import REFERENCE, SNAPSHOTS, body, helm_charts, missing_charts, render
+from tootcheck.testing import not_proven
 from tootcheck.tools import require_helm3, require_kubectl
 
 
@@ -21,17 +23,18 @@ def _objects(text: str) -> list[dict]:
 
 
 @pytest.mark.parametrize("snapshot", SNAPSHOTS, ids=lambda s: s.name)
-def test_snapshot_is_fresh(snapshot):
+def test_snapshot_is_fresh(snapshot, request):
+    what = f"render.freshness[{snapshot.name}]"
     try:
         require_kubectl()
         if helm_charts(snapshot.source_path):
             require_helm3()
     except ToolMissing as exc:
-        pytest.skip(f"not run: {exc}")
+        not_proven(request.node, what, str(exc))
     missing = missing_charts(snapshot.source_path)
     if missing:
         names = ", ".join(f"{c} (in {c.directory.relative_to(REPO_ROOT)}/charts)" for c in missing)
-        pytest.skip(f"not run: chart(s) not pulled: {names} (needs network once: make render)")
+        not_proven(request.node, what, f"chart(s) not pulled: {names} (needs network once: make render)")
     fresh = render(snapshot.source_path)
     committed = snapshot.output_path.read_text()
     assert body(committed) == fresh, (

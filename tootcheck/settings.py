@@ -46,6 +46,9 @@ class Settings:
     keep_cluster: str = "on-failure"  # always | on-failure | never
     allow_destructive: bool = False
     allow_mutating: tuple[str, ...] = ()
+    # no green without evidence: checks (fnmatch patterns) allowed not to run, rerun-only passes
+    allow_missing: tuple[str, ...] = ()
+    allow_flaky: bool = False
     # accounts and credentials for nightly mode (usernames as on the instance)
     test_username: str = "tootcheck_test"
     second_username: str = "tootcheck_second"

@@ -509,3 +509,9 @@ def test_fidelity_unlisted_grant_is_refused_at_token(peers: Peers) -> None:
     assert set(body) == {"error", "error_description", "request_id"}  # OAuth2Error.create_dict
     assert body["error"] == "invalid_grant"
     assert body["error_description"].startswith("The provided authorization grant")
+def test_login_without_admin_token_reports_the_email_as_not_proven(peers: Peers) -> None:
+    accounts = {k: v for k, v in peers.target.accounts.items() if k != "admin"}
+    result = check_login(peers.target.with_(accounts=accounts))
+    assert result.ok, result.summary
+    assert "admin token" in result.evidence["not_proven"]["email"]
+    assert result.evidence["email"].startswith("NOT PROVEN")

@@ -93,6 +93,7 @@ def scheduled_jobs(redis_peer: RedisPeer, scheduled_id: str) -> int:
                and [str(a) for a in job.get("args", [])] == [scheduled_id])
 
 
+@pytest.mark.slow(reason="restarts and crashes real PostgreSQL and Redis servers three times")
 def test_markers_survive_restarts_and_crashes(stack: Stack) -> None:
     written: list[MarkerSet] = []
     in_sql: list[CheckResult] = []  # the SQL verifier, right after each restart
@@ -138,6 +139,7 @@ def test_markers_survive_restarts_and_crashes(stack: Stack) -> None:
     assert not any(token in serialised for token in tokens)
 
 
+@pytest.mark.slow(reason="waits for a status scheduled SCHEDULED_IN_S ahead across a Redis restart")
 def test_redis_without_persistence_loses_the_schedule(
         stack: Stack, own_postgres: PostgresPeer, make_redis: Callable[..., RedisPeer]) -> None:
     volatile = make_redis(appendonly=False)  # --save '' too: nothing reaches disk

@@ -87,3 +87,8 @@ def test_the_summary_table_becomes_the_job_summary(name, job):
     step = next(s for s in steps(name, job) if s.get("name") == "Job summary")
     assert step["if"] == "always()"
     assert 'cat reports/summary.md >> "$GITHUB_STEP_SUMMARY"' in step["run"]
+def test_pinned_tools_are_installed_before_make_test():
+    # Render freshness needs helm and kubectl: CI fetches the pinned ones first.
+    commands = [r.strip() for r in runs("test.yml", "test")]
+    assert "make tools" in commands
+    assert commands.index("make tools") < commands.index("make test")

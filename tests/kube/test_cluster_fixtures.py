@@ -116,7 +116,9 @@ def inner(tmp_path: Path, mode: str, *args: str,
     kind = directory / "kind"
     kind.write_text(FAKE_KIND.format(state=directory / "clusters"))
     kind.chmod(0o755)
-    (directory / "pytest.ini").write_text("[pytest]\naddopts = -p no:pytest-kind\n")
+    (directory / "pytest.ini").write_text(
+        "[pytest]\naddopts = -p no:pytest-kind -p no:hypothesispytest -p no:pytest_httpserver\n"
+        "enable_assertion_pass_hook = true\n")
     (directory / "conftest.py").write_text(CONFTEST.format(cache=str(directory / "cache"), mode=mode,
                                                           kind=str(kind)))
     (directory / "test_inner.py").write_text(TESTS)
@@ -124,6 +126,7 @@ def inner(tmp_path: Path, mode: str, *args: str,
     env["PYTHONPATH"] = str(REPO)
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--target=kind",
+         "--allow-missing=*",  # no live check runs here: the bring-up is under test
          "--reports-dir", str(directory / "reports"), "--junitxml", str(directory / "junit.xml"),
          "-rA", *args],
         cwd=directory, capture_output=True, text=True, timeout=120, env=env, check=False)
@@ -193,6 +196,7 @@ def test_failed_bring_up_leaves_evidence_linked_from_junit(failing):
     assert cases["test_target"] >= {"evidence"}
 
 
+@pytest.mark.slow(reason="an inner pytest session in a fresh Python process (plugin start-up and collection)")
 def test_unmarked_cluster_refuses_destructive_tests(tmp_path):
     done, directory = inner(tmp_path, "unmarked")
     assert "PASSED test_inner.py::test_target" in done.stdout
@@ -203,11 +207,13 @@ def test_unmarked_cluster_refuses_destructive_tests(tmp_path):
     assert "pass --allow-destructive to override" in messages["test_destructive"]
 
 
+@pytest.mark.slow(reason="an inner pytest session in a fresh Python process (plugin start-up and collection)")
 def test_allow_destructive_overrides(tmp_path):
     done, _ = inner(tmp_path, "unmarked", "--allow-destructive")
     assert "PASSED test_inner.py::test_destructive" in done.stdout
 
 
+@pytest.mark.slow(reason="an inner pytest session in a fresh Python process (plugin start-up and collection)")
 def test_a_cluster_created_then_failed_is_kept_with_reconnect_lines(tmp_path):
     # The cluster phase failed after `kind create`: the fixture never yielded, so
     # --tootcheck-keep-cluster is applied on the failure path itself.
@@ -218,6 +224,7 @@ def test_a_cluster_created_then_failed_is_kept_with_reconnect_lines(tmp_path):
     assert "delete cluster" not in (directory / "clusters.calls").read_text()
 
 
+@pytest.mark.slow(reason="an inner pytest session in a fresh Python process (plugin start-up and collection)")
 def test_a_cluster_created_then_failed_is_deleted_with_keep_never(tmp_path):
     done, directory = inner(tmp_path, "cluster-fail", "--tootcheck-keep-cluster=never")
     assert done.returncode == pytest.ExitCode.TESTS_FAILED
@@ -225,6 +232,7 @@ def test_a_cluster_created_then_failed_is_deleted_with_keep_never(tmp_path):
     assert "kind cluster 'tootcheck' deleted: --tootcheck-keep-cluster=never" in done.stdout
 
 
+@pytest.mark.slow(reason="an inner pytest session in a fresh Python process (plugin start-up and collection)")
 def test_a_reused_cluster_without_the_marker_survives_keep_never(tmp_path):
     # --reuse-cluster on a kind cluster the suite did not create: never deleted.
     done, directory = inner(tmp_path, "pass", "--reuse-cluster", "--tootcheck-keep-cluster=never",

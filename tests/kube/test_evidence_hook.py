@@ -54,7 +54,9 @@ def test_fails():
 @pytest.fixture(scope="module")
 def inner_run(tmp_path_factory):
     directory = tmp_path_factory.mktemp("evidence")
-    (directory / "pytest.ini").write_text("[pytest]\naddopts = -p no:pytest-kind\n")
+    (directory / "pytest.ini").write_text(
+        "[pytest]\naddopts = -p no:pytest-kind -p no:hypothesispytest -p no:pytest_httpserver\n"
+        "enable_assertion_pass_hook = true\n")
     (directory / "conftest.py").write_text(CONFTEST)
     (directory / "test_inner.py").write_text(TESTS)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOOTCHECK_")}

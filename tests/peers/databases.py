@@ -86,6 +86,9 @@ def _run_as() -> str | None:
     return None
 
 
+_TEMPLATES: dict[str, Path] = {}  # bin dir -> a freshly initialised, never started cluster
+
+
 @dataclass
 class PostgresPeer:
     root: Path
@@ -116,8 +119,21 @@ class PostgresPeer:
             entry = pwd.getpwnam(self.user)
             for path in (self.root, self.data, self.log):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
-        subprocess.run(self._cmd("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                                 "-E", "UTF8"), check=True, capture_output=True, timeout=120)
+        # initdb once per process, then copy the fresh cluster (cp -a keeps owner and modes)
+        template = _TEMPLATES.get(str(self.bin_dir))
+        if template is None:
+            template = scratch_dir("pg-template") / "data"
+            template.mkdir(mode=0o700)
+            if self.user:
+                entry = pwd.getpwnam(self.user)
+                os.chown(template, entry.pw_uid, entry.pw_gid)
+            subprocess.run(self._cmd("initdb", "-D", str(template), "-U", "postgres",
+                                     "--auth=trust", "-E", "UTF8"),
+                           check=True, capture_output=True, timeout=120)
+            _TEMPLATES[str(self.bin_dir)] = template
+        subprocess.run(["cp", "-a", f"{template}/.", str(self.data)], check=True,
+                       capture_output=True, timeout=120)
+        self.data.chmod(0o700)
 
     def start(self) -> None:
         opts = (f"-c listen_addresses=127.0.0.1 -c port={self.port} "

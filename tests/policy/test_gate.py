@@ -80,7 +80,7 @@ def test_gate_items(gate_dir: pytest.Pytester) -> None:
     reports = gate_dir.path / "reports"
     result = gate_dir.runpytest("-v", "-rs", f"--reports-dir={reports}",
                                 f"--junitxml={reports / 'junit.xml'}", "-p", "no:cacheprovider",
-                                "-p", "no:pytest-kind")
+                                "-p", "no:pytest-kind", "-o", "enable_assertion_pass_hook=true")
     out = result.stdout.str()
     assert "test_gate_inner.py::MSTDN-SECRET-001[ConfigMap/mastodon/mastodon-env] FAILED" in out
     assert "MSTDN-WL-005[Deployment/mastodon/mastodon:sidekiq] SKIPPED" in out
@@ -108,7 +108,8 @@ def test_gate_items(gate_dir: pytest.Pytester) -> None:
 
 def test_gate_strict(gate_dir: pytest.Pytester) -> None:
     result = gate_dir.runpytest("-q", "--policy-strict", f"--reports-dir={gate_dir.path / 'r'}",
-                                "-p", "no:cacheprovider", "-p", "no:pytest-kind", "-k", "WL-007 or stale")
+                                "-p", "no:cacheprovider", "-p", "no:pytest-kind", "-k", "WL-007 or stale",
+                                "-o", "enable_assertion_pass_hook=true")
     out = result.stdout.str()
     assert "FAILED test_gate_inner.py::MSTDN-WL-007[Service/mastodon/mastodon-web]" in out
     assert "FAILED test_gate_inner.py::waiver[stale: MSTDN-WL-001 Service/mastodon/mastodon-web]" in out

@@ -47,7 +47,8 @@ def test_1_suite():
     EVENTS.append("suite test ran")
 """
 
-PLUGINS = ("-p", "fixtures.rehearsal", "-p", "no:cacheprovider", "-p", "no:pytest-kind")
+PLUGINS = ("-p", "fixtures.rehearsal", "-p", "no:cacheprovider", "-p", "no:pytest-kind",
+           "-o", "enable_assertion_pass_hook=true")
 REHEARSAL = ("--mode=rehearsal", "--target=kind", "--rehearse-from=v4.6.3",
              "--rehearse-to=v4.7.2")
 

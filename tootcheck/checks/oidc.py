@@ -244,15 +244,21 @@ def _check_api(run: CheckRun, target: Target, token: Secret, account_id: str,
                f"expected @{expected} (id {account_id})")
 
 
+def _email_not_proven(run: CheckRun, reason: str) -> None:
+    # Not a pass: the reports list it as NOT PROVEN (tootcheck.testing.record_unproven_parts).
+    run.evidence["email"] = f"NOT PROVEN: {reason}"
+    run.evidence.setdefault("not_proven", {})["email"] = reason
+
+
 def _check_email(run: CheckRun, target: Target, account: Account, account_id: str) -> None:
     admin = target.accounts.get("admin")
     if not account.email or admin is None or admin.token is None:
-        run.evidence["email"] = "not checked: needs the oidc account's email and an admin token"
+        _email_not_proven(run, "needs the oidc account's email and an admin token")
         return
     try:
         record = api_as(target, "admin").admin_account(account_id)
     except MastodonError as exc:
-        run.evidence["email"] = f"not checked: the admin API failed ({type(exc).__name__})"
+        _email_not_proven(run, f"the admin API failed ({type(exc).__name__})")
         return
     run.observe()
     run.expect(str(record["email"]).lower() == account.email.lower(), "account-mismatch",

@@ -14,6 +14,7 @@ import pytest
 
 from tootcheck import model
 from tootcheck.checks.registry import all_checks
+from tootcheck.hooks.completeness import GAPS
 from tootcheck.redaction import redact
 from tootcheck.reporting import html as html_report
 from tootcheck.reporting import summary as json_summary
@@ -68,9 +69,12 @@ class ReportPlugin:
         reports_dir = settings.reports_dir
         summary = json_summary.build(
             self.book, started=self.started, finished=json_summary.now(),
-            target=settings.target, mode=settings.mode, exit_status=int(exitstatus),
+            # session.exitstatus: the guards may have failed the run after the last test
+            target=settings.target, mode=settings.mode, exit_status=int(session.exitstatus),
             timings=json_summary.load_timings(reports_dir, since=self.started),
             catalogue=self._catalogue(settings.target))
+        if GAPS in self.config.stash:
+            summary["gaps"] = self.config.stash[GAPS].to_dict()
         try:
             json_summary.write(summary, reports_dir)
             summary["html"] = str(html_report.write(summary, reports_dir))
@@ -92,10 +96,23 @@ class ReportPlugin:
                 if test["evidence"]:
                     line += f" [evidence: {test['evidence']}]"
                 write(redact(line))
+        gaps = summary.get("gaps") or {}
+        for name, reason in gaps.get("not_proven", {}).items():
+            write(redact(f"NOT PROVEN {name}: {reason}"))
+        for name, reason in gaps.get("not_run", {}).items():
+            allowed = " (allowed missing)" if name in gaps.get("allowed_missing", ()) else ""
+            write(redact(f"NOT RUN {name}{allowed}: {reason}"))
+        skips: dict[str, int] = {}
+        for test in summary["tests"]:
+            if test["outcome"] == "skipped" and not test["message"].startswith("NOT PROVEN"):
+                reason = (test["message"].splitlines() or ["(no reason given)"])[0][:160]
+                skips[reason] = skips.get(reason, 0) + 1
+        for reason, count in sorted(skips.items()):
+            write(redact(f"SKIPPED {count}x {reason}"))
         phases = summary["timings"].get("phases", {})
         if phases:
             write("bring-up: " + ", ".join(f"{k} {float(v):.0f}s" for k, v in phases.items()))
-        for line in text_report.terminal(summary):
+        for line in text_report.terminal(summary, reasons=False):  # the reasons are above
             write(line)
         write(f"report: {summary.get('write_error') or summary.get('html', '')}")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tootcheck.redaction import redact
-from tootcheck.reporting import capabilities, groups, svg
+from tootcheck.reporting import capabilities, groups, svg, text
 from tootcheck.reporting.summary import load_history, rows
 
 STYLE = """
@@ -140,10 +140,14 @@ def _failures(tests: Sequence[Mapping[str, Any]], base: Path) -> list[str]:
 def _not_run(summary: Mapping[str, Any]) -> list[str]:
     reasons = groups.skipped_by_reason(summary["tests"], summary["target"] != "none")
     live = capabilities.not_run(rows(summary)) if summary["target"] != "none" else {}
-    if not reasons and not live:
+    gaps = text.gap_lines(summary)
+    if not reasons and not live and not gaps:
         return []
     total = sum(len(v) for v in reasons.values()) + sum(len(v) for v in live.values())
     parts = [f"<h2 id='not-run'>Not run ({total})</h2>"]
+    if gaps:
+        parts.append("<ul>" + "".join(f"<li><span class='o notrun'>{_e(g.split(':', 1)[0])}</span>"
+                                      f"{_e(':' + g.split(':', 1)[1])}</li>" for g in gaps) + "</ul>")
     if live:
         parts.append(_table(("reason", "checks"), [(r, ", ".join(c)) for r, c in live.items()]))
     for reason, nodeids in reasons.items():

@@ -32,9 +32,19 @@ def totals(summary: Mapping[str, Any]) -> str:
     return f"{shown or 'no tests'} in {summary['duration_s']:.1f}s"
 
 
+def gap_lines(summary: Mapping[str, Any]) -> list[str]:
+    """What the guards found unproven or not run (``summary["gaps"]``, hooks.completeness)."""
+    gaps = summary.get("gaps") or {}
+    allowed = set(gaps.get("allowed_missing", ()))
+    lines = [f"NOT PROVEN {name}: {reason}" for name, reason in gaps.get("not_proven", {}).items()]
+    lines += [f"NOT RUN {name}{' (allowed missing)' if name in allowed else ''}: {reason}"
+              for name, reason in gaps.get("not_run", {}).items()]
+    return lines
+
+
 def not_run_lines(summary: Mapping[str, Any]) -> list[str]:
     """``reason: what`` lines for live checks that did not run and skipped tests."""
-    lines: list[str] = []
+    lines = gap_lines(summary)
     if summary["target"] != "none":
         for reason, checks in capabilities.not_run(rows(summary)).items():
             lines.append(f"{reason}: {', '.join(checks)}")
@@ -45,8 +55,9 @@ def not_run_lines(summary: Mapping[str, Any]) -> list[str]:
     return [redact(line) for line in lines]
 
 
-def terminal(summary: Mapping[str, Any]) -> list[str]:
-    """The capability table, what did not run and why, and the totals."""
+def terminal(summary: Mapping[str, Any], reasons: bool = True) -> list[str]:
+    """The capability table, what did not run and why (``reasons``: off when the caller
+    already printed them), and the totals."""
     lines: list[str] = []
     table = _matrix_rows(summary)
     if table:
@@ -56,10 +67,10 @@ def terminal(summary: Mapping[str, Any]) -> list[str]:
             lines.append(f"{label:<{width}}" + "".join(f"{n:>9}" for n in counts))
     if summary["target"] == "none":
         lines.append("live capabilities: not run (offline run, --target none)")
-    reasons = not_run_lines(summary)
-    if reasons:
+    why = not_run_lines(summary) if reasons else []
+    if why:
         lines.append("not run:")
-        lines += [f"  {line}" for line in reasons]
+        lines += [f"  {line}" for line in why]
     lines.append(totals(summary))
     return lines
 
