@@ -61,10 +61,6 @@ def expect_fault(result: CheckResult, code: str, *, mentions: str | None = None)
     return result
 
 
-def proven() -> set[tuple[str, str]]:
-    return set(_PROVEN)
-
-
 def missing_proofs(proofs: set[tuple[str, str]] | None = None) -> list[str]:
     """Declared (check, fault) pairs and healthy runs that no test proved (``proofs``:
     the pairs the run's reports carried; default: those proven in this process)."""

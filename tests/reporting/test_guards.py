@@ -91,6 +91,7 @@ def inner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.
             monkeypatch.delenv(key)
     pytester.makeini(INI)
     pytester.makeconftest(CHECKS)
+    (pytester.path / "tootcheck.toml").write_text("")  # a tootcheck project: the plugin is active
     return pytester
 
 

@@ -199,6 +199,7 @@ def test_latency():
 '''
 
 
+@pytest.mark.slow(reason="an inner pytest session that imports every live check module")
 def test_a_live_test_records_its_fault_codes_and_metrics(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nenable_assertion_pass_hook = true\n")
     pytester.makepyfile(test_live=LIVE_SAMPLE)
@@ -221,6 +222,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package chromium); "
                                               "the screenshot check needs it")
+@pytest.mark.slow(reason="starts Chromium twice (screenshot, then the DOM)")
 def test_the_page_renders_in_a_headless_browser(page, tmp_path):
     assert CHROMIUM is not None
     path = tmp_path / "summary.html"
