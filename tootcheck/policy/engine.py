@@ -15,54 +15,17 @@ from tootcheck.errors import BadInput
 from tootcheck.model import Severity
 from tootcheck.policy.bundle import Bundle, FieldPath, K8sObject, fmt_path
 from tootcheck.policy.config import PolicyConfig
-from tootcheck.policy.envmerge import MergedEnv, merge_env
-from tootcheck.policy.k8s import WORKLOAD_KINDS, Container, containers_of, workloads
-from tootcheck.policy.registry import Hit, Rule, all_rules
+from tootcheck.policy.k8s import WORKLOAD_KINDS, workloads
+from tootcheck.policy.registry import Rule, all_rules
 from tootcheck.policy.schema import SCHEMA_DIR, schema_version
+from tootcheck.policy.types import Context, Hit, Subject
 from tootcheck.policy.waivers import Waiver, WaiverProblem, Waivers
 from tootcheck.versions import KUBERNETES
 
+__all__ = ["Context", "Finding", "PolicyRun", "RuleOutcome", "Subject", "SubjectResult",
+           "evaluate", "subjects_for"]
+
 NO_MATCH = "no matching objects"
-
-
-@dataclass(frozen=True, eq=False)
-class Subject:
-    """What a rule is evaluated on: an object, or one container of a workload."""
-
-    obj: K8sObject
-    container: Container | None
-    bundle: Bundle
-
-    @property
-    def object_id(self) -> str:
-        return self.obj.id
-
-    @property
-    def id(self) -> str:
-        text = self.obj.id
-        if self.container is not None:
-            text += f":{self.container.name}"
-        if self.bundle.label:
-            text += f"@{self.bundle.label}"
-        return text
-
-
-@dataclass
-class Context:
-    bundle: Bundle
-    config: PolicyConfig
-    kube_version: str = KUBERNETES
-    schema_dir: Path = SCHEMA_DIR
-
-    @property
-    def mode(self) -> str:
-        return self.bundle.mode
-
-    def env(self, c: Container) -> MergedEnv:
-        return merge_env(c, self.bundle, self.config)
-
-    def containers(self, obj: K8sObject) -> list[Container]:
-        return containers_of(self.bundle, obj)
 
 
 @dataclass

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tootcheck.policy.bundle import K8sObject
-from tootcheck.policy.engine import Context, Subject
 from tootcheck.policy.k8s import (
     Container,
     containers_of,
     mastodon_containers,
     pods_selected_by,
 )
+from tootcheck.policy.types import Context, Subject
 
 Predicate = Callable[[Subject, Context], bool]
 
