@@ -91,10 +91,12 @@ class SubjectResult:
 
     @property
     def status(self) -> str:
+        if not self.findings:  # the common case, without building the lists
+            return "pass"
         if self.active:
             return {Severity.ERROR: "fail", Severity.WARN: "warn",
                     Severity.INFO: "info"}[self.rule.severity]
-        return "suppressed" if self.findings else "pass"
+        return "suppressed"
 
     def failed(self, strict: bool) -> bool:
         return self.status == "fail" or (strict and self.status == "warn")
@@ -153,13 +155,8 @@ class PolicyRun:
 
 
 def subjects_for(r: Rule, bundle: Bundle, ctx: Context) -> list[Subject]:
-    objs = bundle.objects if r.kinds is None else [o for o in bundle.objects
-                                                   if o.kind in r.kinds]
-    if r.kinds is None or r.kinds & WORKLOAD_KINDS:
-        keep = {id(w) for w in workloads(bundle)}
-        objs = [o for o in objs if o.kind not in WORKLOAD_KINDS or id(o) in keep]
     out: list[Subject] = []
-    for obj in objs:
+    for obj in _objects_for(r.kinds, bundle):
         if r.scope == "container":
             out.extend(Subject(obj, c, bundle) for c in ctx.containers(obj))
         else:
@@ -167,6 +164,21 @@ def subjects_for(r: Rule, bundle: Bundle, ctx: Context) -> list[Subject]:
     if r.applies is not None:
         out = [s for s in out if r.applies(s, ctx)]
     return out
+
+
+def _objects_for(kinds: frozenset[str] | None, bundle: Bundle) -> list[K8sObject]:
+    """The objects of ``kinds`` (None: all) in bundle order, workloads only where they
+    run pods (``workloads``); selected once per set of kinds, for all the rules."""
+    key = ("objects-for", kinds)
+    found: list[K8sObject] | None = bundle.cache.get(key)
+    if found is None:
+        found = bundle.objects if kinds is None else [o for o in bundle.objects
+                                                       if o.kind in kinds]
+        if kinds is None or kinds & WORKLOAD_KINDS:
+            keep = {id(w) for w in workloads(bundle)}
+            found = [o for o in found if o.kind not in WORKLOAD_KINDS or id(o) in keep]
+        bundle.cache[key] = found
+    return found
 
 
 def _run_rule(r: Rule, subject: Subject, ctx: Context) -> list[Hit]:
