@@ -18,7 +18,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property as _locked_cached_property
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,18 @@ CLUSTER_SCOPED = frozenset({
     "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ClusterIssuer",
     "GatewayClass", "IPAddressPool", "ClusterTriggerAuthentication",
 })
+
+
+class cached_property(_locked_cached_property):  # type: ignore[type-arg]
+    """functools.cached_property without the lock Python 3.11 takes on every first access
+    (removed in 3.12); objects are built and read by one thread."""
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        assert self.attrname is not None
+        value = instance.__dict__[self.attrname] = self.func(instance)
+        return value
 
 
 def fmt_path(path: Sequence[PathPart]) -> str:
@@ -156,7 +168,7 @@ class K8sObject:
         return ObjectRef(kind=self.kind, name=self.name, namespace=self.namespace,
                          api_version=self.api_version)
 
-    @property
+    @cached_property
     def id(self) -> str:
         return str(self.ref)
 

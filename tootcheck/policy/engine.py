@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import traceback
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,13 +112,18 @@ class RuleOutcome:
     rule: Rule
     results: list[SubjectResult] = field(default_factory=list)
     not_run: str | None = None  # why the rule did not run (mode)
+    _counts: Counter[str] = field(default_factory=Counter, repr=False, compare=False)
+    _counted: int = field(default=0, repr=False, compare=False)
 
     @property
     def matched(self) -> int:
         return len(self.results)
 
     def count(self, status: str) -> int:
-        return sum(1 for r in self.results if r.status == status)
+        if self._counted != len(self.results):  # results are only ever appended
+            self._counts = Counter(r.status for r in self.results)
+            self._counted = len(self.results)
+        return self._counts[status]
 
 
 @dataclass
