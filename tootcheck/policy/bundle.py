@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import re
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -403,6 +404,7 @@ def _parse(loader: Any, text: SourceText, anchors: bool, source: str,
     return objects
 
 
+_intern = sys.intern
 _STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
@@ -445,7 +447,8 @@ def _build(node: Any, loader: Any) -> Any:
         for key_node, value_node in node.value:
             if key_node.__class__ is not yaml.ScalarNode or key_node.tag == _MERGE:
                 raise _Generic
-            key = key_node.value if key_node.tag == _STR else _build(key_node, loader)
+            # Keys repeat in every object: one shared string each (memory, not speed).
+            key = _intern(key_node.value) if key_node.tag == _STR else _build(key_node, loader)
             out[key] = _build(value_node, loader)
         return out
     if cls is yaml.SequenceNode and tag == _SEQ:

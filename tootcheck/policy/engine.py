@@ -29,7 +29,7 @@ __all__ = ["Context", "Finding", "PolicyRun", "RuleOutcome", "Subject", "Subject
 NO_MATCH = "no matching objects"
 
 
-@dataclass
+@dataclass(slots=True)  # one per finding and one per rule x subject: many, kept to the end
 class Finding:
     rule: Rule
     subject_id: str
@@ -74,7 +74,7 @@ class Finding:
 STATUS_ORDER = ("fail", "warn", "info", "suppressed", "pass")
 
 
-@dataclass
+@dataclass(slots=True)
 class SubjectResult:
     rule: Rule
     subject_id: str
