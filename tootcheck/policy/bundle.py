@@ -339,6 +339,12 @@ def parse_file(path: Path, source: str, *, default_namespace: str = "mastodon",
                 raise BadInput(f"{source}: cannot read: {exc}") from None
             return parse_stream(text, source, default_namespace=default_namespace,
                                 artifact=artifact)
+        if not anchors:  # a large file: its halves on two cores (splitparse)
+            from tootcheck.policy.splitparse import parse_halves
+
+            halves = parse_halves(path, source, default_namespace, artifact)
+            if halves is not None:
+                return halves
         return _parse(_Loader(stream), SourceText(path=path), anchors, source,
                       default_namespace, artifact)
 
