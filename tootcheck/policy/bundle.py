@@ -58,9 +58,26 @@ class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
         ascend_resolver = staticmethod(tuple)
 
 MAX_EXPANDED_NODES = 1_000_000  # per document, aliases expanded
-_ANCHOR = re.compile(r"(?:^|[\s\[{,])&[^\s\[\]{},&]")  # a superset of YAML anchors
+# A superset of YAML anchors: "&name" at the start or after a space or [ { ,. The
+# patterns start with the literal "&" (a fast scan); what precedes it is looked at after.
+_ANCHOR = re.compile(r"&[^\s\[\]{},&]")
+_ANCHOR_BEFORE = frozenset(" \t\n\r\x0b\x0c\x85\u2028\u2029\xa0[{,")
 # The same over UTF-8 bytes; \x85/\xa8/\xa9 end YAML 1.1's NEL, LS and PS line breaks.
-_ANCHOR_BYTES = re.compile(rb"(?:^|[\s\[{,\x85\xa8\xa9])&[^\s\[\]{},&]")
+_ANCHOR_BYTES = re.compile(rb"&[^\s\[\]{},&]")
+_ANCHOR_BEFORE_BYTES = frozenset(b" \t\n\r\x0b\x0c\x85\xa8\xa9\xa0[{,")
+
+
+def _may_anchor(text: str | bytes) -> bool:
+    """Whether ``text`` may hold an anchor (a superset: it never misses one)."""
+    if isinstance(text, bytes):
+        pattern, before = _ANCHOR_BYTES, _ANCHOR_BEFORE_BYTES
+    else:
+        pattern, before = _ANCHOR, _ANCHOR_BEFORE
+    for m in pattern.finditer(text):
+        i = m.start()
+        if i == 0 or text[i - 1] in before or not text[i - 1:i].isascii():
+            return True
+    return False
 _CHUNK = 1 << 20
 
 # Kinds that are not namespaced (the ones this suite can meet).
@@ -317,7 +334,7 @@ def parse_stream(text: str, source: str, *, default_namespace: str = "mastodon",
         loader = _Loader(text)
     except UnicodeError as exc:  # e.g. undecodable bytes from stdin (surrogate escapes)
         raise BadInput(f"{source}: not UTF-8 text: {exc.reason}") from None
-    anchors = _ANCHOR.search(text) is not None  # without anchors nothing can be aliased
+    anchors = _may_anchor(text)  # without anchors nothing can be aliased
     return _parse(loader, SourceText(text=text), anchors, source, default_namespace, artifact)
 
 
@@ -357,7 +374,7 @@ def _has_anchor(path: Path) -> bool:
         while chunk := f.read(_CHUNK):
             if tail == b"\n" and chunk[:2] in (b"\xff\xfe", b"\xfe\xff"):
                 raise UnicodeError("a UTF-16 byte order mark: manifests are UTF-8")
-            if _ANCHOR_BYTES.search(tail + chunk):
+            if _may_anchor(tail + chunk):
                 return True
             tail = chunk[-1:]
     return False
