@@ -77,8 +77,8 @@ rules-doc: $(STAMP) ## regenerate docs/rules.md, the README's rule table and its
 	$(BIN)/tootcheck options --update-readme README.md
 
 .PHONY: bench
-bench: $(STAMP) ## policy engine speed, and Checkov side by side where installable
-	$(BIN)/python -m tootcheck.policy.bench
+bench: $(STAMP) ## the gate timed as a user runs it, beside Checkov (QUICK=1: 1k objects only)
+	$(BIN)/python -m tootcheck.policy.bench $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 # ------------------------------------------------------------- live modes
 

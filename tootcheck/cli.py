@@ -25,13 +25,17 @@ COMMAND_MODULES = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``command``, only that command's module is imported (start-up
+    time: each command pulls in its own dependencies)."""
     parser = argparse.ArgumentParser(
         prog="tootcheck",
         description="Policy-and-conformance suite for the kirchner.social Mastodon deployment.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
+        if command is not None and name.rsplit(".", 1)[-1] != command:
+            continue
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -43,8 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    names = {name.rsplit(".", 1)[-1] for name in COMMAND_MODULES}
+    parser = build_parser(words[0] if words and words[0] in names else None)
+    args = parser.parse_args(words)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2

@@ -16,10 +16,7 @@ import platform
 import re
 import shutil
 import subprocess
-import tarfile
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,6 +229,9 @@ Fetch = Callable[[str], bytes]
 
 
 def http_fetch(url: str) -> bytes:
+    import urllib.error  # here, not at the top: the policy gate imports this module and
+    import urllib.request  # never downloads (start-up time)
+
     try:
         with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
             return bytes(response.read())
@@ -266,6 +266,8 @@ def bootstrap(tool: str, *, dest: Path = TOOLS_BIN, os_arch: tuple[str, str] | N
         notes.append("no pinned checksum for this platform; verified against the published one")
     verify(data, pinned=pinned, official=official, what=f"{tool} {spec.pinned} ({os_name}/{arch})")
     if spec.archive_member:
+        import tarfile
+
         member = spec.archive_member.format(**fields)
         try:
             with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:

@@ -1,111 +1,271 @@
-"""Policy engine benchmark (``make bench``): not a timed test.
+"""``make bench``: the policy gate timed as a user runs it, beside Checkov.
 
-1. The engine (every rule, strict schema validation included) over synthetic
-   bundles of 250/500/1,000/2,000 objects, made by copying the reference render into
-   distinct namespaces: objects per second and whether cost grows linearly.
-2. Parsing the 1,000-object bundle as YAML.
-3. Side by side with Checkov on the same rendered YAML, where Checkov can be installed
-   into a throwaway venv under .cache/ (never the project venv). If it cannot, this
-   says so and that part is skipped (exit 0).
+Every measurement is a fresh process on a generated file (``tootcheck policy FILE``,
+``checkov -f FILE``): start-up, imports and parsing included. Each input gets a warm-up
+run per tool (file cache, .pyc), then several rounds in alternating order (A B, B A,
+...), so neither tool always runs first on a machine whose load changes. The table gives
+the median and the spread (min-max) of wall time, of CPU time (user + system of the
+child, from ``getrusage(RUSAGE_CHILDREN)``) and of peak memory (the child's
+``ru_maxrss``, read per child through ``os.wait4``).
+
+Inputs (in the user cache directory, generated once per size):
+- ``mix-N``: N objects, copies of the reference render (Deployments with probes and
+  env, Services, Ingresses, PVCs, ConfigMaps, NetworkPolicies, Traefik Middlewares) in
+  distinct namespaces, topped up with small objects of the same kinds;
+- ``configmaps-50mb``: about 98,000 ConfigMaps in one 50 MB file (the parser's stress).
+
+Checkov is compared on the 1,000-object mix only (it needs minutes beyond that). It is
+used from PATH when present, else installed (pinned) into its own venv in the user
+cache directory, never into the project's venv. If it cannot be installed, the bench
+says so loudly and still prints tootcheck's table.
 """
 
 from __future__ import annotations
 
-import copy
-import json
+import argparse
 import os
-import resource
+import platform
+import shutil
+import statistics
 import subprocess
 import sys
 import time
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from tootcheck.config_file import project_root
-from tootcheck.policy.bundle import Bundle, K8sObject, parse_stream
-from tootcheck.policy.config import MASTODON_SECRET_KEYS, PolicyConfig
-from tootcheck.policy.engine import evaluate
-from tootcheck.policy.registry import Rule, all_rules
 
+CHECKOV_VERSION = "3.3.30"
 ROOT = project_root()  # make bench runs in the repository
 REFERENCE = ROOT / "manifests" / "rendered" / "mastodon.yaml"
-CACHE = ROOT / ".cache"
-CHECKOV_VENV = CACHE / "checkov-venv"
-CHECKOV_VERSION = "3.3.30"
-SIZES = (250, 500, 1000, 2000)
+SIZES = (1_000, 10_000, 100_000)
+QUICK_SIZES = (1_000,)
+CONFIGMAP_STRESS = 98_387  # objects in the 50 MB ConfigMap file
 INSTALL_TIMEOUT_S = 900
-CHECKOV_TIMEOUT_S = 900
+RUN_TIMEOUT_S = 900
+TARGETS = {  # the gate's targets (issue 12): wall seconds, peak MB
+    1_000: (0.8, None), 100_000: (15.0, 500.0), CONFIGMAP_STRESS: (15.0, 500.0)}
+CHECKOV_RATIO_TARGET = 10.0
 
 
-def synthetic_docs(n: int) -> list[dict[str, Any]]:
-    """``n`` objects: whole copies of the reference (copy i in namespace bench-<i>), topped
-    up with small ConfigMaps so that no copy is cut in half."""
+# ------------------------------------------------------------------ statistics
+
+
+@dataclass(frozen=True)
+class Spread:
+    median: float
+    low: float
+    high: float
+
+    def text(self, fmt: str = "{:.2f}") -> str:
+        return f"{fmt.format(self.median)} ({fmt.format(self.low)}-{fmt.format(self.high)})"
+
+
+def spread(values: Sequence[float]) -> Spread:
+    if not values:
+        raise ValueError("no values")
+    return Spread(statistics.median(values), min(values), max(values))
+
+
+@dataclass
+class Sample:
+    wall_s: float
+    cpu_s: float
+    peak_mb: float
+    exit_code: int
+
+
+@dataclass
+class Series:
+    tool: str
+    input: str
+    objects: int
+    samples: list[Sample] = field(default_factory=list)
+
+    @property
+    def wall(self) -> Spread:
+        return spread([s.wall_s for s in self.samples])
+
+    @property
+    def cpu(self) -> Spread:
+        return spread([s.cpu_s for s in self.samples])
+
+    @property
+    def peak(self) -> Spread:
+        return spread([s.peak_mb for s in self.samples])
+
+
+def round_orders(tools: Sequence[str], rounds: int) -> list[list[str]]:
+    """The order of the tools in each round: as given, then reversed, alternately."""
+    return [list(tools) if i % 2 == 0 else list(reversed(tools)) for i in range(rounds)]
+
+
+def ratio(slow: Spread, fast: Spread) -> float:
+    return slow.median / fast.median if fast.median > 0 else float("inf")
+
+
+def format_table(series: Sequence[Series], targets: Mapping[int, tuple[float | None, float | None]]
+                 ) -> str:
+    """One line per tool and input: median (min-max) of wall, CPU and peak memory."""
+    head = (f"{'tool':<10} {'input':<18} {'objects':>8}  {'wall s':<20} {'CPU s':<20} "
+            f"{'peak MB':<22} {'runs':>4}  target")
+    lines = [head, "-" * len(head)]
+    for s in series:
+        verdict = ""
+        wall_t, mem_t = targets.get(s.objects, (None, None)) if s.tool == "tootcheck" else (
+            None, None)
+        if wall_t is not None:
+            ok = s.wall.median <= wall_t and (mem_t is None or s.peak.median <= mem_t)
+            verdict = (f"<= {wall_t:g} s" + (f", <= {mem_t:g} MB" if mem_t else "")
+                       + (": met" if ok else ": MISSED"))
+        failed = [x.exit_code for x in s.samples if x.exit_code not in (0, 1)]
+        if failed:
+            verdict += f" (exit {failed[0]}: see above)"
+        lines.append(f"{s.tool:<10} {s.input:<18} {s.objects:>8}  {s.wall.text():<20} "
+                     f"{s.cpu.text():<20} {s.peak.text('{:.0f}'):<22} {len(s.samples):>4}  "
+                     f"{verdict}")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    return (f"{os.cpu_count()} CPU cores ({platform.machine()}), {platform.system()} "
+            f"{platform.release()}, Python {platform.python_version()}, "
+            f"load average {os.getloadavg()[0]:.1f} at start")
+
+
+# ------------------------------------------------------------------ inputs
+
+
+def cache_root() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(os.environ.get("TOOTCHECK_CACHE_DIR") or user_cache_dir("tootcheck"))
+
+
+def mix_documents(n: int) -> list[str]:
+    """``n`` objects as YAML documents: whole copies of the reference render, copy i in
+    namespace bench-<i> (references rewritten with it), then small objects of the same
+    kinds until there are ``n``."""
+    import yaml
+
+    from tootcheck.policy.bundle import parse_stream
+
     base = [o.data for o in parse_stream(REFERENCE.read_text(), "mastodon.yaml")]
-    out: list[dict[str, Any]] = []
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    template = [yaml.dump(d, Dumper=dumper, sort_keys=False) for d in base]
+    docs: list[str] = []
     for i in range(n // len(base)):
-        ns = f"bench-{i:04d}"
-        for doc in base:
-            d = copy.deepcopy(doc)
-            if d["kind"] == "Namespace":
-                d["metadata"]["name"] = ns
-            else:
-                d["metadata"]["namespace"] = ns
-            ann = d["metadata"].get("annotations") or {}
-            key = "traefik.ingress.kubernetes.io/router.middlewares"
-            if key in ann:
-                ann[key] = ann[key].replace("mastodon-", f"{ns}-")
-            out.append(d)
-    while len(out) < n:
-        out.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
-            "name": f"filler-{len(out)}", "namespace": "bench-filler"}, "data": {"A": "b"}})
-    return out
+        docs.extend(retarget(text, f"bench-{i:05d}") for text in template)
+    fillers = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: filler-{i}\n"
+        "  namespace: bench-filler\ndata:\n  LOG_LEVEL: info\n",
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: filler-{i}\n"
+        "  namespace: bench-filler\nautomountServiceAccountToken: false\n",
+    )
+    while len(docs) < n:
+        docs.append(fillers[len(docs) % 2].format(i=len(docs)))
+    return docs
 
 
-def to_bundle(docs: list[dict[str, Any]]) -> Bundle:
-    return Bundle([K8sObject(data=d, source="bench.yaml", doc=i, line=1,
-                             default_namespace="mastodon") for i, d in enumerate(docs)])
+def retarget(doc: str, ns: str) -> str:
+    """The reference's document moved to namespace ``ns`` (Traefik middleware references,
+    which carry the namespace in their name, included)."""
+    lines = []
+    for line in doc.split("\n"):
+        if line == "  name: mastodon" and "kind: Namespace" in doc:
+            line = f"  name: {ns}"
+        elif line.strip() == "namespace: mastodon":
+            line = line.replace("mastodon", ns)
+        elif "router.middlewares:" in line:
+            line = line.replace("mastodon-", f"{ns}-")
+        lines.append(line)
+    return "\n".join(lines)
 
 
-def engine_seconds(docs: list[dict[str, Any]], config: PolicyConfig, rules: list[Rule]) -> float:
-    """CPU seconds of one evaluation: every size does the same total work (smaller
-    bundles are evaluated several times) and the best of 3 rounds counts, so the figure
-    holds steady on a busy machine."""
-    reps = max(1, max(SIZES) // max(1, len(docs)))
-    best = float("inf")
-    for _ in range(3):
-        bundles = [to_bundle(docs) for _ in range(reps)]
-        started = time.process_time()
-        for bundle in bundles:
-            run = evaluate([bundle], config, rules=rules)
-        best = min(best, (time.process_time() - started) / reps)
-        assert not run.failed(strict=False), run.failing_rule_ids()
-    return best
+def configmap_documents(n: int) -> list[str]:
+    return [f"""apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings-{i:06d}
+  namespace: stress-{i % 50:02d}
+  labels:
+    app.kubernetes.io/name: stress
+    app.kubernetes.io/instance: stress-{i % 50:02d}
+    app.kubernetes.io/component: settings
+data:
+  LOG_LEVEL: info
+  FEATURE_FLAGS: "search,translation,media-proxy,web-push,streaming-api,{i}"
+  DESCRIPTION: "A generated ConfigMap for the parser stress test, number {i:06d}, with text."
+  TIMEOUTS: "connect=5s read=30s write=30s idle=120s keepalive=75s retries=3 backoff=250ms"
+  CACHE_TTL: "3600"
+  REGION: eu-central
+""" for i in range(n)]
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+def write_input(path: Path, make: Callable[[], list[str]]) -> Path:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("w") as f:
+            for doc in make():
+                f.write("---\n")
+                f.write(doc if doc.endswith("\n") else doc + "\n")
+        tmp.replace(path)
+    return path
 
 
-def timed(argv: list[str], **kwargs: Any) -> tuple[subprocess.CompletedProcess[str], float, float]:
-    """Run a command; (result, wall seconds, CPU seconds of the child)."""
-    cpu, wall = _children_cpu(), time.perf_counter()
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=CHECKOV_TIMEOUT_S,
-                          **kwargs)
-    return proc, time.perf_counter() - wall, _children_cpu() - cpu
+def policy_config(folder: Path) -> Path:
+    """The external Secret the reference render expects, as the project's config says."""
+    from tootcheck.policy.config import MASTODON_SECRET_KEYS
+
+    path = folder / "tootcheck.toml"
+    path.write_text('[external_secrets]\n"mastodon-secrets" = ['
+                    + ", ".join(f'"{k}"' for k in MASTODON_SECRET_KEYS) + "]\n")
+    return path
 
 
-def checkov_bin() -> tuple[Path | None, str]:
-    exe = CHECKOV_VENV / "bin" / "checkov"
+# ------------------------------------------------------------------ running
+
+
+def run_once(argv: Sequence[str], env: dict[str, str] | None = None,
+             cwd: Path | None = None) -> tuple[Sample, str]:
+    """One fresh process: wall, CPU (user+system) and peak RSS of that child alone."""
+    started = time.perf_counter()
+    with open(os.devnull, "wb") as devnull:
+        proc = subprocess.Popen(list(argv), stdout=devnull, stderr=subprocess.PIPE, env=env,
+                                cwd=cwd)
+        deadline = started + RUN_TIMEOUT_S
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.005)  # polling the child's exit (bounded by the deadline)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    peak_kb = usage.ru_maxrss  # kilobytes on Linux
+    return Sample(wall, usage.ru_utime + usage.ru_stime, peak_kb / 1024, proc.returncode), err
+
+
+def checkov_executable(log: Callable[[str], None]) -> tuple[str | None, str]:
+    on_path = shutil.which("checkov")
+    if on_path:
+        return on_path, "from PATH"
+    venv = cache_root() / f"checkov-{CHECKOV_VERSION}" / "venv"
+    exe = venv / "bin" / "checkov"
     if exe.exists():
-        return exe, "already installed"
+        return str(exe), f"cached in {venv}"
+    log(f"installing Checkov {CHECKOV_VERSION} into {venv} (once; a few minutes) ...")
     try:
-        subprocess.run([sys.executable, "-m", "venv", str(CHECKOV_VENV)], check=True,
-                       capture_output=True, timeout=120)
-        proc = subprocess.run([str(CHECKOV_VENV / "bin" / "pip"), "install", "--quiet",
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True,
+                       capture_output=True, timeout=300)
+        proc = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet",
                                f"checkov=={CHECKOV_VERSION}"], capture_output=True, text=True,
                               timeout=INSTALL_TIMEOUT_S)
     except (OSError, subprocess.SubprocessError) as exc:
@@ -113,76 +273,91 @@ def checkov_bin() -> tuple[Path | None, str]:
     if proc.returncode != 0 or not exe.exists():
         lines = [x for x in proc.stderr.splitlines() if x.strip()]
         return None, lines[-1] if lines else f"pip exited {proc.returncode}"
-    return exe, "installed now"
+    return str(exe), f"installed now into {venv}"
 
 
-def compare_checkov(path: Path, n: int) -> None:
-    print(f"\nSide by side on the same {n}-object render ({path.relative_to(ROOT)}), "
-          f"each as a fresh process:")
-    exe, how = checkov_bin()
-    if exe is None:
-        print(f"  Checkov {CHECKOV_VERSION}: cannot be installed here ({how}); comparison skipped")
-        return
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env["BC_SKIP_MAPPING"] = "TRUE"  # no platform calls
-    proc, checkov_wall, checkov_cpu = timed(
-        [str(exe), "-f", str(path), "--framework", "kubernetes", "--quiet", "--compact",
-         "-o", "json", "--skip-download"], env=env)
-    try:
-        report = json.loads(proc.stdout)
-        summary = (report[0] if isinstance(report, list) else report).get("summary", {})
-        counts = (f"{summary.get('passed', '?')} passed / {summary.get('failed', '?')} failed "
-                  f"check results")
-    except (ValueError, AttributeError, IndexError):
-        counts = f"unparsed output, exit {proc.returncode}"
-    config = path.parent / "tootcheck.toml"
-    config.write_text("[external_secrets]\n\"mastodon-secrets\" = [" +
-                      ", ".join(f'"{k}"' for k in MASTODON_SECRET_KEYS) + "]\n")
-    ours, ours_wall, ours_cpu = timed(
-        [sys.executable, "-m", "tootcheck.cli", "policy", str(path), "--no-waivers",
-         "--config", str(config), "--format", "json"], cwd=ROOT)
-    try:
-        data = json.loads(ours.stdout)
-        ours_counts = (f"{sum(r['matched'] for r in data['rules'])} rule x subject results, "
-                       f"verdict {data['verdict']}")
-    except ValueError:
-        ours_counts = f"unparsed output, exit {ours.returncode}"
-    print(f"  {'':30}{'wall s':>8}{'CPU s':>8}")
-    print(f"  {'Checkov ' + CHECKOV_VERSION:30}{checkov_wall:8.2f}{checkov_cpu:8.2f}  "
-          f"({counts}; {how})")
-    print(f"  {'tootcheck policy':30}{ours_wall:8.2f}{ours_cpu:8.2f}  ({len(all_rules())} rules, "
-          f"{ours_counts})")
-    print(f"  Checkov uses {checkov_cpu / ours_cpu:.1f}x the CPU time of tootcheck policy")
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tootcheck.policy.bench",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="1,000 objects only, 3 rounds (a minute instead of many)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per input (default 5)")
+    parser.add_argument("--no-checkov", action="store_true", help="time tootcheck alone")
+    args = parser.parse_args(argv)
+    rounds = args.rounds or (3 if args.quick else 5)
 
+    def log(text: str) -> None:
+        print(text, flush=True)
 
-def main() -> int:
     if not REFERENCE.exists():
         print(f"bench: {REFERENCE} is missing (make render)", file=sys.stderr)
         return 2
-    config = replace(PolicyConfig(), external_secrets={"mastodon-secrets": MASTODON_SECRET_KEYS})
-    rules = all_rules()
-    print(f"Policy engine: {len(rules)} rules incl. strict schema validation, in process, "
-          f"CPU time per evaluation, best of 3 rounds")
-    engine_seconds(synthetic_docs(24), config, rules)  # warm the schema caches
-    print(f"  {'objects':>8}  {'CPU s':>8}  {'objects/s':>10}  {'ms/object':>10}")
-    per_object = []
-    for n in SIZES:
-        s = engine_seconds(synthetic_docs(n), config, rules)
-        per_object.append(s / n)
-        print(f"  {n:>8}  {s:>8.3f}  {n / s:>10.0f}  {1000 * s / n:>10.3f}")
-    spread = max(per_object) / min(per_object)
-    print(f"  cost per object varies by x{spread:.2f} from {SIZES[0]} to {SIZES[-1]} objects: "
-          f"{'linear' if spread < 1.5 else 'NOT linear'}")
-    docs = synthetic_docs(1000)
-    CACHE.mkdir(exist_ok=True)
-    path = CACHE / "bench" / "bundle-1000.yaml"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
-    started = time.process_time()
-    parse_stream(path.read_text(), "bundle-1000.yaml")
-    print(f"  parsing the 1000-object YAML ({path.stat().st_size // 1024} KiB): "
-          f"{time.process_time() - started:.3f} s CPU")
-    compare_checkov(path, 1000)
+    folder = cache_root() / "bench"
+    log(f"Machine: {machine()}")
+    log(f"Inputs in {folder}; {rounds} rounds after a warm-up run, tools in alternating order")
+    inputs: list[tuple[str, int, Path]] = []
+    for n in (QUICK_SIZES if args.quick else SIZES):
+        inputs.append((f"mix-{n // 1000}k", n,
+                       write_input(folder / f"mix-{n}.yaml", partial(mix_documents, n))))
+    if not args.quick:
+        inputs.append(("configmaps-50mb", CONFIGMAP_STRESS,
+                       write_input(folder / f"configmaps-{CONFIGMAP_STRESS}.yaml",
+                                   lambda: configmap_documents(CONFIGMAP_STRESS))))
+    config = policy_config(folder)
+
+    checkov, how = (None, "not requested (--no-checkov)") if args.no_checkov else \
+        checkov_executable(log)
+    if checkov is None and not args.no_checkov:
+        log("!" * 78)
+        log(f"!! Checkov {CHECKOV_VERSION} cannot be installed here: {how}")
+        log("!! The comparison with Checkov is MISSING from this run.")
+        log("!" * 78)
+    checkov_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    checkov_env["BC_SKIP_MAPPING"] = "TRUE"  # no calls to the vendor's platform
+    tootcheck_argv = [sys.executable, "-m", "tootcheck.cli", "policy", "--no-waivers",
+                      "--config", str(config)]
+
+    series: list[Series] = []
+    for name, n, path in inputs:
+        commands = {"tootcheck": [*tootcheck_argv, str(path)]}
+        if checkov is not None and n == SIZES[0]:
+            commands["checkov"] = [checkov, "-f", str(path), "--framework", "kubernetes",
+                                   "--quiet", "--compact", "-o", "json", "--skip-download"]
+        by_tool = {tool: Series(tool, name, n) for tool in commands}
+        log(f"{name}: {n:,} objects, {path.stat().st_size / 1e6:.1f} MB ...")
+        for tool, cmd in commands.items():  # warm-up, not counted
+            sample, err = run_once(cmd, env=checkov_env if tool == "checkov" else None,
+                                   cwd=ROOT)
+            if sample.exit_code not in (0, 1):
+                log(f"  {tool} exited {sample.exit_code}: {err.strip()[-300:]}")
+        for order in round_orders(list(commands), rounds):
+            for tool in order:
+                sample, _ = run_once(commands[tool],
+                                     env=checkov_env if tool == "checkov" else None,
+                                     cwd=ROOT)
+                by_tool[tool].samples.append(sample)
+        series.extend(by_tool.values())
+
+    log("")
+    log("Whole process, fresh each run: median (min-max)")
+    log(format_table(series, TARGETS))
+    ours = next(s for s in series if s.tool == "tootcheck" and s.objects == SIZES[0])
+    theirs = next((s for s in series if s.tool == "checkov"), None)
+    if theirs is not None:
+        r_wall, r_cpu = ratio(theirs.wall, ours.wall), ratio(theirs.cpu, ours.cpu)
+        verdict = "met" if r_wall >= CHECKOV_RATIO_TARGET else "MISSED"
+        log(f"Checkov {CHECKOV_VERSION} ({how}) / tootcheck on the same {SIZES[0]:,} objects: "
+            f"{r_wall:.1f}x the wall time, {r_cpu:.1f}x the CPU time, "
+            f"{ratio(theirs.peak, ours.peak):.1f}x the peak memory "
+            f"(target >= {CHECKOV_RATIO_TARGET:g}x wall: {verdict})")
+    else:
+        log(f"Checkov: NOT COMPARED ({how})")
+    per_object = [s.cpu.median / s.objects for s in series
+                  if s.tool == "tootcheck" and s.input.startswith("mix-")]
+    if len(per_object) > 1:
+        growth = per_object[-1] / per_object[0]
+        log(f"tootcheck CPU per object from the smallest to the largest mix: x{growth:.2f} "
+            f"({'linear' if growth < 1.5 else 'NOT linear'})")
     return 0
 
 

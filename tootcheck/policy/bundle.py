@@ -2,19 +2,26 @@
 where each came from (file and line) so reports can point at them.
 
 YAML is parsed with PyYAML's C loader (YAML 1.1, the dialect kubectl's
-sigs.k8s.io/yaml reads, so ``yes``/``on`` mean what they mean to the API server).
-The composed node tree of each document is kept so a finding's field path can be
-mapped back to its line.
+sigs.k8s.io/yaml reads, so ``yes``/``on`` mean what they mean to the API server);
+without libyaml, PyYAML's pure-Python loader does the same, slower. Files are read as
+a stream, one document at a time. Each document is composed in C, turned into plain
+data without PyYAML's generic constructor where it holds only plain mappings,
+sequences and scalars, and its node tree is then dropped: an object keeps where its
+text is (a character span), and a finding's field path is mapped back to a line by
+composing that span again, only when a report asks for it.
 """
 
 from __future__ import annotations
 
+import gc
 import re
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any
+from functools import cached_property as _locked_cached_property
+from pathlib import Path
+from typing import Any, TypeVar, overload
 
 import yaml
 
@@ -24,9 +31,52 @@ from tootcheck.model import ObjectRef
 PathPart = str | int
 FieldPath = tuple[PathPart, ...]
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+LIBYAML = _BaseLoader is not yaml.SafeLoader
+_PLAIN_TAGS: dict[str, str] = {}  # plain scalar -> its implicit tag (short scalars only)
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
+    """The safe loader with its per-scalar tag resolution memoised: a plain scalar's
+    implicit tag depends only on its text (there are no path resolvers)."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is yaml.ScalarNode and implicit[0] and len(value) <= 64:
+            tag = _PLAIN_TAGS.get(value)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(_PLAIN_TAGS) < 100_000:
+                    _PLAIN_TAGS[value] = tag
+            return tag
+        return super().resolve(kind, value, implicit)
+
+    if not _BaseLoader.yaml_path_resolvers:
+        # Path resolvers are never registered here, so these per-node hooks (called
+        # from C for every node) have nothing to do: make them C callables that ignore
+        # their arguments instead of Python methods.
+        descend_resolver = staticmethod(slice)
+        ascend_resolver = staticmethod(tuple)
+
 MAX_EXPANDED_NODES = 1_000_000  # per document, aliases expanded
-_ANCHOR = re.compile(r"(?:^|[\s\[{,])&[^\s\[\]{},&]")  # a superset of YAML anchors
+# A superset of YAML anchors: "&name" at the start or after a space or [ { ,. The
+# patterns start with the literal "&" (a fast scan); what precedes it is looked at after.
+_ANCHOR = re.compile(r"&[^\s\[\]{},&]")
+_ANCHOR_BEFORE = frozenset(" \t\n\r\x0b\x0c\x85\u2028\u2029\xa0[{,")
+# The same over UTF-8 bytes; \x85/\xa8/\xa9 end YAML 1.1's NEL, LS and PS line breaks.
+_ANCHOR_BYTES = re.compile(rb"&[^\s\[\]{},&]")
+_ANCHOR_BEFORE_BYTES = frozenset(b" \t\n\r\x0b\x0c\x85\xa8\xa9\xa0[{,")
+
+
+def _may_anchor(text: str | bytes) -> bool:
+    """Whether ``text`` may hold an anchor (a superset: it never misses one)."""
+    if isinstance(text, bytes):
+        return any(m.start() == 0 or text[m.start() - 1] in _ANCHOR_BEFORE_BYTES
+                   or not text[m.start() - 1:m.start()].isascii()
+                   for m in _ANCHOR_BYTES.finditer(text))
+    return any(m.start() == 0 or text[m.start() - 1] in _ANCHOR_BEFORE
+               or not text[m.start() - 1:m.start()].isascii()
+               for m in _ANCHOR.finditer(text))
+_CHUNK = 1 << 20
 
 # Kinds that are not namespaced (the ones this suite can meet).
 CLUSTER_SCOPED = frozenset({
@@ -37,6 +87,26 @@ CLUSTER_SCOPED = frozenset({
     "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ClusterIssuer",
     "GatewayClass", "IPAddressPool", "ClusterTriggerAuthentication",
 })
+
+
+_T = TypeVar("_T")
+
+
+class cached_property(_locked_cached_property[_T]):
+    """functools.cached_property without the lock Python 3.11 takes on every first access
+    (removed in 3.12); objects are built and read by one thread."""
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> cached_property[_T]: ...
+    @overload
+    def __get__(self, instance: object, owner: type[Any] | None = None) -> _T: ...
+    def __get__(self, instance: object, owner: type[Any] | None = None) -> _T | cached_property[_T]:
+        if instance is None:
+            return self
+        assert self.attrname is not None
+        value: _T = self.func(instance)
+        instance.__dict__[self.attrname] = value
+        return value
 
 
 def fmt_path(path: Sequence[PathPart]) -> str:
@@ -67,7 +137,8 @@ class K8sObject:
     source: str  # repo-relative file, "<stdin>", a kustomize dir, or "live:<ctx>/<ns>"
     doc: int = 0  # position of the object in its source
     line: int = 0  # 1-based first line of the object, 0 when unknown (live)
-    node: Any = None  # PyYAML node of the object, for field lines
+    node: Any = None  # PyYAML node of the object, for field lines (composed on demand)
+    span: TextSpan | None = None  # where the object's text is, to compose ``node`` again
     default_namespace: str = "mastodon"
     live_status: dict[str, Any] = field(default_factory=dict)  # kept from live status
     artifact: str = ""  # file a report should point at ("" = source)
@@ -121,7 +192,7 @@ class K8sObject:
         return ObjectRef(kind=self.kind, name=self.name, namespace=self.namespace,
                          api_version=self.api_version)
 
-    @property
+    @cached_property
     def id(self) -> str:
         return str(self.ref)
 
@@ -130,21 +201,26 @@ class K8sObject:
 
     def line_of(self, path: Sequence[PathPart]) -> int:
         """Line of the deepest existing node on ``path`` (the object's line if none)."""
-        node, line = self.node, self.line
+        node, line, shift = self.node, self.line, 0
+        if node is None and self.span is not None:
+            node = self.node = self.span.compose()
+            self.span = None
         if node is None:
             return line
+        if getattr(node, "tootcheck_line0", None) is not None:
+            shift = node.tootcheck_line0  # composed again from the span: lines from 0
         for part in path:
             nxt = None
             if isinstance(node, yaml.MappingNode) and isinstance(part, str):
                 for key, value in node.value:
                     if getattr(key, "value", None) == part:
-                        line = key.start_mark.line + 1
+                        line = key.start_mark.line + 1 + shift
                         nxt = value
                         break
             elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) \
                     and 0 <= part < len(node.value):
                 nxt = node.value[part]
-                line = nxt.start_mark.line + 1
+                line = nxt.start_mark.line + 1 + shift
             if nxt is None:
                 break
             node = nxt
@@ -209,19 +285,115 @@ def _not_object(source: str, doc: int, why: str) -> BadInput:
     return BadInput(f"{source}: document {doc + 1} is not a Kubernetes object ({why})")
 
 
+class SourceText:
+    """A source's text, kept (stdin, a kustomize render) or read again from its file
+    the first time a finding needs a line."""
+
+    def __init__(self, text: str | None = None, path: Path | None = None) -> None:
+        self._text, self._path = text, path
+
+    def text(self) -> str | None:
+        if self._text is None and self._path is not None:
+            try:
+                self._text = self._path.read_text()
+            except (OSError, UnicodeError):
+                self._path = None
+        return self._text
+
+
+class TextSpan:
+    """An object's characters in its source, to compose its node again."""
+
+    __slots__ = ("column", "end", "line0", "source", "start")
+
+    def __init__(self, source: SourceText, start: int, end: int, column: int,
+                 line0: int) -> None:
+        self.source, self.start, self.end, self.column, self.line0 = (
+            source, start, end, column, line0)
+
+    def compose(self) -> Any:
+        """The node, its lines counted from 0 (``tootcheck_line0`` says where that is);
+        None when it cannot be composed alone (then findings point at the object)."""
+        text = self.source.text()
+        if text is None:
+            return None
+        try:
+            loader = _Loader(" " * self.column + text[self.start:self.end])
+            try:
+                node = loader.get_single_node()
+            finally:
+                loader.dispose()
+        except yaml.YAMLError:
+            return None
+        if node is not None:
+            node.tootcheck_line0 = self.line0
+        return node
+
+
 def parse_stream(text: str, source: str, *, default_namespace: str = "mastodon",
                  artifact: str = "") -> list[K8sObject]:
     """Every Kubernetes object in a YAML (or JSON) stream; ``kind: List`` is expanded.
 
     Raises BadInput (one line) when the text is not YAML or a document is not an object.
     """
-    objects: list[K8sObject] = []
     try:
         loader = _Loader(text)
     except UnicodeError as exc:  # e.g. undecodable bytes from stdin (surrogate escapes)
         raise BadInput(f"{source}: not UTF-8 text: {getattr(exc, 'reason', exc)}") from None
+    anchors = _may_anchor(text)  # without anchors nothing can be aliased
+    return _parse(loader, SourceText(text=text), anchors, source, default_namespace, artifact)
+
+
+def parse_file(path: Path, source: str, *, default_namespace: str = "mastodon",
+               artifact: str = "") -> list[K8sObject]:
+    """:func:`parse_stream` over a file, read as a stream (its text is not held)."""
+    try:
+        anchors = _has_anchor(path)
+        stream = path.open("rb")
+    except OSError as exc:
+        raise BadInput(f"{source}: cannot read: {exc.strerror}") from None
+    except UnicodeError as exc:
+        raise BadInput(f"{source}: cannot read: {exc}") from None
+    with stream:
+        if not LIBYAML:  # the pure-Python reader wants text
+            try:
+                text = stream.read().decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise BadInput(f"{source}: cannot read: {exc}") from None
+            return parse_stream(text, source, default_namespace=default_namespace,
+                                artifact=artifact)
+        if not anchors:  # a large file: its halves on two cores (splitparse)
+            from tootcheck.policy.splitparse import parse_halves
+
+            halves = parse_halves(path, source, default_namespace, artifact)
+            if halves is not None:
+                return halves
+        return _parse(_Loader(stream), SourceText(path=path), anchors, source,
+                      default_namespace, artifact)
+
+
+def _has_anchor(path: Path) -> bool:
+    """Whether the file may hold a YAML anchor; raises UnicodeError for UTF-16 (libyaml
+    would decode it, and a manifest must be UTF-8)."""
+    with path.open("rb") as f:
+        tail = b"\n"
+        while chunk := f.read(_CHUNK):
+            if tail == b"\n" and chunk[:2] in (b"\xff\xfe", b"\xfe\xff"):
+                raise UnicodeError("a UTF-16 byte order mark: manifests are UTF-8")
+            if _may_anchor(tail + chunk):
+                return True
+            tail = chunk[-1:]
+    return False
+
+
+def _parse(loader: Any, text: SourceText, anchors: bool, source: str,
+           default_namespace: str, artifact: str) -> list[K8sObject]:
+    objects: list[K8sObject] = []
     doc = -1
-    anchors = _ANCHOR.search(text) is not None  # without anchors nothing can be aliased
+    # The documents hold no reference cycles (aliases aside): reference counting frees
+    # each node tree, and the cyclic collector would only walk the growing object list.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         while loader.check_node():
             node = loader.get_node()
@@ -229,14 +401,22 @@ def parse_stream(text: str, source: str, *, default_namespace: str = "mastodon",
             if anchors and _expanded_size(node, MAX_EXPANDED_NODES) > MAX_EXPANDED_NODES:
                 raise BadInput(f"{source}: document {doc + 1} expands its aliases to more than "
                                f"{MAX_EXPANDED_NODES:,} nodes (excessive aliasing)")
-            data = loader.construct_document(node)
+            data = _construct(loader, node, anchors)
             if data is None:
                 continue
             for item, item_node in _expand(data, node, source, doc):
+                span = None
+                if item_node is not None:
+                    start = item_node.start_mark
+                    span = TextSpan(text, start.index, item_node.end_mark.index, start.column,
+                                    start.line)
                 objects.append(K8sObject(
                     data=item, source=source, doc=len(objects),
                     line=item_node.start_mark.line + 1 if item_node is not None else 1,
-                    node=item_node, default_namespace=default_namespace, artifact=artifact))
+                    span=span, default_namespace=default_namespace, artifact=artifact))
+    except yaml.reader.ReaderError as exc:  # bytes that are not UTF-8 text
+        raise BadInput(f"{source}: cannot read: {exc.reason} at character "
+                       f"{exc.position}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -244,9 +424,65 @@ def parse_stream(text: str, source: str, *, default_namespace: str = "mastodon",
         raise BadInput(f"{source}: not valid YAML{where}: {problem}") from None
     except (TypeError, ValueError) as exc:  # e.g. unhashable keys
         raise BadInput(f"{source}: not valid YAML: {exc}") from None
+    except UnicodeError as exc:  # a file that is not UTF-8
+        raise BadInput(f"{source}: not UTF-8 text: {getattr(exc, 'reason', exc)}") from None
     finally:
         loader.dispose()
+        if collecting:
+            gc.enable()
     return objects
+
+
+_intern = sys.intern
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_MERGE = "tag:yaml.org,2002:merge"
+_SCALAR_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
+                          "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null",
+                          "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary"})
+
+
+class _Generic(Exception):
+    """The document needs PyYAML's generic constructor (merge keys, !!set, complex keys)."""
+
+
+def _construct(loader: Any, node: Any, anchors: bool) -> Any:
+    """The document's data: as PyYAML's SafeConstructor would build it, faster for the
+    plain documents Kubernetes manifests are; anything else goes to that constructor."""
+    if node is None:
+        return None
+    if not anchors:  # aliases share nodes (and may form cycles): leave those to PyYAML
+        try:
+            return _build(node, loader)
+        except _Generic:
+            pass
+    return loader.construct_document(node)
+
+
+def _build(node: Any, loader: Any) -> Any:
+    cls = node.__class__
+    tag = node.tag
+    if cls is yaml.ScalarNode:
+        if tag == _STR:
+            return node.value
+        if tag in _SCALAR_TAGS:  # PyYAML's own constructors: same values, same errors
+            return loader.yaml_constructors[tag](loader, node)
+        raise _Generic
+    if cls is yaml.MappingNode:
+        if tag != _MAP:
+            raise _Generic
+        out = {}
+        for key_node, value_node in node.value:
+            if key_node.__class__ is not yaml.ScalarNode or key_node.tag == _MERGE:
+                raise _Generic
+            # Keys repeat in every object: one shared string each (memory, not speed).
+            key = _intern(key_node.value) if key_node.tag == _STR else _build(key_node, loader)
+            out[key] = _build(value_node, loader)
+        return out
+    if cls is yaml.SequenceNode and tag == _SEQ:
+        return [_build(item, loader) for item in node.value]
+    raise _Generic
 
 
 def _expanded_size(root: Any, limit: int) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import traceback
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,55 +16,20 @@ from tootcheck.errors import BadInput
 from tootcheck.model import Severity
 from tootcheck.policy.bundle import Bundle, FieldPath, K8sObject, fmt_path
 from tootcheck.policy.config import PolicyConfig
-from tootcheck.policy.envmerge import MergedEnv, merge_env
-from tootcheck.policy.k8s import WORKLOAD_KINDS, Container, containers_of, workloads
-from tootcheck.policy.registry import Hit, Rule, all_rules
+from tootcheck.policy.k8s import WORKLOAD_KINDS, workloads
+from tootcheck.policy.registry import Rule, all_rules
 from tootcheck.policy.schema import SCHEMA_DIR, schema_version
+from tootcheck.policy.types import Context, Hit, Subject
 from tootcheck.policy.waivers import Waiver, WaiverProblem, Waivers
 from tootcheck.versions import KUBERNETES
 
+__all__ = ["Context", "Finding", "PolicyRun", "RuleOutcome", "Subject", "SubjectResult",
+           "evaluate", "subjects_for"]
 
-@dataclass(frozen=True, eq=False)
-class Subject:
-    """What a rule is evaluated on: an object, or one container of a workload."""
-
-    obj: K8sObject
-    container: Container | None
-    bundle: Bundle
-
-    @property
-    def object_id(self) -> str:
-        return self.obj.id
-
-    @property
-    def id(self) -> str:
-        text = self.obj.id
-        if self.container is not None:
-            text += f":{self.container.name}"
-        if self.bundle.label:
-            text += f"@{self.bundle.label}"
-        return text
+NO_MATCH = "no matching objects"
 
 
-@dataclass
-class Context:
-    bundle: Bundle
-    config: PolicyConfig
-    kube_version: str = KUBERNETES
-    schema_dir: Path = SCHEMA_DIR
-
-    @property
-    def mode(self) -> str:
-        return self.bundle.mode
-
-    def env(self, c: Container) -> MergedEnv:
-        return merge_env(c, self.bundle, self.config)
-
-    def containers(self, obj: K8sObject) -> list[Container]:
-        return containers_of(self.bundle, obj)
-
-
-@dataclass
+@dataclass(slots=True)  # one per finding and one per rule x subject: many, kept to the end
 class Finding:
     rule: Rule
     subject_id: str
@@ -105,7 +71,7 @@ class Finding:
                 f"{self.rule.remediation})")
 
 
-@dataclass
+@dataclass(slots=True)
 class SubjectResult:
     rule: Rule
     subject_id: str
@@ -123,10 +89,12 @@ class SubjectResult:
 
     @property
     def status(self) -> str:
+        if not self.findings:  # the common case, without building the lists
+            return "pass"
         if self.active:
             return {Severity.ERROR: "fail", Severity.WARN: "warn",
                     Severity.INFO: "info"}[self.rule.severity]
-        return "suppressed" if self.findings else "pass"
+        return "suppressed"
 
     def failed(self, strict: bool) -> bool:
         return self.status == "fail" or (strict and self.status == "warn")
@@ -141,13 +109,18 @@ class RuleOutcome:
     rule: Rule
     results: list[SubjectResult] = field(default_factory=list)
     not_run: str | None = None  # why the rule did not run (mode)
+    _counts: Counter[str] = field(default_factory=Counter, repr=False, compare=False)
+    _counted: int = field(default=0, repr=False, compare=False)
 
     @property
     def matched(self) -> int:
         return len(self.results)
 
     def count(self, status: str) -> int:
-        return sum(1 for r in self.results if r.status == status)
+        if self._counted != len(self.results):  # results are only ever appended
+            self._counts = Counter(r.status for r in self.results)
+            self._counted = len(self.results)
+        return self._counts[status]
 
 
 @dataclass
@@ -180,18 +153,10 @@ class PolicyRun:
     def exit_code(self, strict: bool) -> int:
         return 1 if self.failed(strict) else 0
 
-    def failing_rule_ids(self, strict: bool = False) -> list[str]:
-        return sorted({r.rule.id for r in self.results if r.failed(strict)})
-
 
 def subjects_for(r: Rule, bundle: Bundle, ctx: Context) -> list[Subject]:
-    objs = bundle.objects if r.kinds is None else [o for o in bundle.objects
-                                                   if o.kind in r.kinds]
-    if r.kinds is None or r.kinds & WORKLOAD_KINDS:
-        keep = {id(w) for w in workloads(bundle)}
-        objs = [o for o in objs if o.kind not in WORKLOAD_KINDS or id(o) in keep]
     out: list[Subject] = []
-    for obj in objs:
+    for obj in _objects_for(r.kinds, bundle):
         if r.scope == "container":
             out.extend(Subject(obj, c, bundle) for c in ctx.containers(obj))
         else:
@@ -199,6 +164,21 @@ def subjects_for(r: Rule, bundle: Bundle, ctx: Context) -> list[Subject]:
     if r.applies is not None:
         out = [s for s in out if r.applies(s, ctx)]
     return out
+
+
+def _objects_for(kinds: frozenset[str] | None, bundle: Bundle) -> list[K8sObject]:
+    """The objects of ``kinds`` (None: all) in bundle order, workloads only where they
+    run pods (``workloads``); selected once per set of kinds, for all the rules."""
+    key = ("objects-for", kinds)
+    found: list[K8sObject] | None = bundle.cache.get(key)
+    if found is None:
+        found = bundle.objects if kinds is None else [o for o in bundle.objects
+                                                       if o.kind in kinds]
+        if kinds is None or kinds & WORKLOAD_KINDS:
+            keep = {id(w) for w in workloads(bundle)}
+            found = [o for o in found if o.kind not in WORKLOAD_KINDS or id(o) in keep]
+        bundle.cache[key] = found
+    return found
 
 
 def _run_rule(r: Rule, subject: Subject, ctx: Context) -> list[Hit]:

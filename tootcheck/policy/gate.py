@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tootcheck.errors import BadInput
 from tootcheck.model import Severity
-from tootcheck.policy.bundle import Bundle, K8sObject, parse_stream
+from tootcheck.policy.bundle import Bundle, K8sObject, parse_file
 from tootcheck.policy.config import PolicyConfig
 from tootcheck.policy.config_loader import load_project
 from tootcheck.policy.engine import Finding, PolicyRun, evaluate
@@ -57,11 +57,7 @@ def gate_bundles(files: Sequence[Path], config: PolicyConfig) -> list[Bundle]:
     objects: list[K8sObject] = []
     for path in files:
         shown = display_path(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise BadInput(f"{shown}: cannot read: {exc.strerror}") from None
-        found = parse_stream(text, shown, default_namespace=config.namespace)
+        found = parse_file(path, shown, default_namespace=config.namespace)
         if not found:
             raise BadInput(f"{shown}: no Kubernetes objects in it")
         objects.extend(found)

@@ -15,14 +15,13 @@ import importlib
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from tootcheck.model import Severity
-from tootcheck.policy.bundle import FieldPath
 from tootcheck.policy.config import PROFILES
+from tootcheck.policy.types import Applies, Hit, RuleFn
 
-if TYPE_CHECKING:
-    from tootcheck.policy.engine import Context, Subject
+__all__ = ["Applies", "DuplicateRule", "Hit", "Registry", "Rule", "RuleFn", "all_rules",
+           "load_rules", "rule"]
 
 ID_PATTERN = re.compile(r"^MSTDN-([A-Z]+)-(\d{3})$")
 MODES = frozenset({"offline", "live"})
@@ -40,19 +39,6 @@ RULE_MODULES = (
     "tootcheck.policy.rules.db",
     "tootcheck.policy.rules.upg",
 )
-
-
-@dataclass(frozen=True)
-class Hit:
-    """What a rule yields: one thing wrong, with the field path it concerns."""
-
-    message: str
-    path: FieldPath = ()
-    container: str | None = None  # defaults to the subject's container
-
-
-RuleFn = Callable[["Subject", "Context"], Iterable[Hit]]
-Applies = Callable[["Subject", "Context"], bool]
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,9 @@
 """Strict schema validation for a stated Kubernetes version, offline.
 
+An object is first put to the schema compiled into plain checks (``schemacheck``);
+only one that does not pass them goes to jsonschema (imported then), which words the
+problems.
+
 Built-in kinds use the strict schemas shipped in ``kubernetes-validate``
 (validators are built once per kind and version: the package's own ``validate()``
 re-reads a 1.5 MB definitions file on every call). Custom resources use the
@@ -10,18 +14,23 @@ kind with no schema at all is reported, never passed silently.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
+import os
 import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
-
-import jsonschema
-from referencing import Registry, Resource
+from typing import TYPE_CHECKING, Any
 
 from tootcheck import resources
 from tootcheck.errors import BadInput
+from tootcheck.policy.schemacheck import Check, Compiler, sibling_loader
+
+if TYPE_CHECKING:
+    import jsonschema
+    from referencing import Registry
 
 SCHEMA_DIR = resources.schema_dir()
 _LEGACY_GROUPS = frozenset({"", "apps", "batch", "autoscaling", "policy", "extensions"})
@@ -40,9 +49,11 @@ def is_builtin_group(group: str) -> bool:
 
 @cache
 def _k8s_root() -> Path:
-    import kubernetes_validate
-
-    return Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
+    # Located, not imported: the package's import pulls in more than the data needs.
+    spec = importlib.util.find_spec("kubernetes_validate")
+    if spec is None or spec.origin is None:
+        raise BadInput("kubernetes-validate is not installed (it ships the strict schemas)")
+    return Path(spec.origin).parent / "kubernetes-json-schema"
 
 
 @cache
@@ -65,36 +76,110 @@ def schema_version(kube_version: str) -> str:
 
 
 @cache
-def _k8s_registry(version: str) -> tuple[Path, Registry]:
-    folder = next(p for p in _k8s_root().iterdir() if p.name.startswith(f"v{version}.")
-                  and p.name.endswith("-local-strict"))
-    defs = json.loads((folder / "_definitions.json").read_text())
-    return folder, Resource.from_contents(defs) @ Registry()
+def _k8s_folder(version: str) -> Path:
+    return next(p for p in _k8s_root().iterdir() if p.name.startswith(f"v{version}.")
+                and p.name.endswith("-local-strict"))
+
+
+@cache
+def _k8s_registry(version: str) -> Registry:
+    from referencing import Registry, Resource
+
+    defs = json.loads((_k8s_folder(version) / "_definitions.json").read_text())
+    return Resource.from_contents(defs) @ Registry()
+
+
+@cache
+def _k8s_compiler(version: str) -> Compiler:
+    return Compiler(sibling_loader(_k8s_folder(version)))
+
+
+@cache
+def _k8s_schema(version: str, kind: str, api_version: str) -> dict[str, Any] | None:
+    group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    path = _k8s_folder(version) / f"{kind.lower()}-{group_version}.json"
+    if not path.exists():
+        return None
+    schema: dict[str, Any] = json.loads(path.read_text())
+    return schema
+
+
+@cache
+def _k8s_check(version: str, kind: str, api_version: str) -> Check | None:
+    schema = _k8s_schema(version, kind, api_version)
+    return None if schema is None else _k8s_compiler(version).compile(schema)
 
 
 @cache
 def _k8s_validator(version: str, kind: str, api_version: str) -> jsonschema.Validator | None:
-    folder, registry = _k8s_registry(version)
-    group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
-    path = folder / f"{kind.lower()}-{group_version}.json"
-    if not path.exists():
+    schema = _k8s_schema(version, kind, api_version)
+    if schema is None:
         return None
-    schema = json.loads(path.read_text())
-    registry = Resource.from_contents(schema) @ registry
+    import jsonschema
+    from referencing import Resource
+
+    registry = Resource.from_contents(schema) @ _k8s_registry(version)
     return jsonschema.Draft202012Validator(schema, registry=registry)
 
 
 @cache
-def _crd_validator(schema_dir: Path, group: str, kind: str) -> jsonschema.Validator | None:
+def _crd_schema(schema_dir: Path, group: str, kind: str) -> dict[str, Any] | None:
+    """A project schema, once checked against the Draft 2020-12 metaschema."""
     path = schema_dir / group / f"{kind.lower()}.json"
     if not path.exists():
         return None
     try:
-        schema = json.loads(path.read_text())
-        jsonschema.Draft202012Validator.check_schema(schema)
-    except (OSError, ValueError, jsonschema.SchemaError) as exc:
+        text = path.read_text()
+        schema: dict[str, Any] = json.loads(text)
+    except (OSError, ValueError) as exc:
         raise BadInput(f"schema {path} is broken: {' '.join(str(exc).split())[:200]}") from None
+    _check_metaschema(path, text, schema)
+    return schema
+
+
+def _check_metaschema(path: Path, text: str, schema: dict[str, Any]) -> None:
+    # jsonschema costs more to import and to run than the rest of a small run, so a
+    # schema text that passed once is remembered (by digest) in the user cache.
+    marker = cache_dir() / "schemas-ok" / hashlib.sha256(text.encode()).hexdigest()
+    if marker.exists():
+        return
+    import jsonschema
+
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise BadInput(f"schema {path} is broken: {' '.join(str(exc).split())[:200]}") from None
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError:
+        pass  # a read-only cache only costs time
+
+
+def cache_dir() -> Path:
+    """tootcheck's cache: $TOOTCHECK_CACHE_DIR, else the user cache directory."""
+    override = os.environ.get("TOOTCHECK_CACHE_DIR")
+    if override:
+        return Path(override)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("tootcheck"))
+
+
+@cache
+def _crd_validator(schema_dir: Path, group: str, kind: str) -> jsonschema.Validator | None:
+    schema = _crd_schema(schema_dir, group, kind)
+    if schema is None:
+        return None
+    import jsonschema
+
     return jsonschema.Draft202012Validator(schema)
+
+
+@cache
+def _crd_check(schema_dir: Path, group: str, kind: str) -> Check | None:
+    schema = _crd_schema(schema_dir, group, kind)
+    return None if schema is None else Compiler(lambda base: None).compile(schema)
 
 
 def validate_object(data: dict[str, Any], kube_version: str, *,
@@ -103,19 +188,27 @@ def validate_object(data: dict[str, Any], kube_version: str, *,
     api_version = str(data.get("apiVersion", ""))
     kind = str(data.get("kind", ""))
     group = api_version.split("/", 1)[0] if "/" in api_version else ""
-    if is_builtin_group(group):
+    validator: jsonschema.Validator | None
+    if is_builtin_group(group) and _k8s_schema(schema_version(kube_version), kind,
+                                               api_version) is not None:
         version = schema_version(kube_version)
-        validator = _k8s_validator(version, kind, api_version) or _crd_validator(
-            schema_dir, group, kind)  # e.g. gateway.networking.k8s.io is a CRD group
-        if validator is None:
-            return [SchemaProblem((), f"{api_version} {kind} is not served by Kubernetes "
-                                      f"{version} (removed, misspelt or unknown API) and has "
-                                      f"no project schema")]
-    else:
-        validator = _crd_validator(schema_dir, group, kind)
-        if validator is None:
+        check = _k8s_check(version, kind, api_version)
+        if check is not None and check(data):
+            return []
+        validator = _k8s_validator(version, kind, api_version)
+    else:  # a custom resource, or a CRD group under *.k8s.io (gateway.networking.k8s.io)
+        check = _crd_check(schema_dir, group, kind)
+        if check is None:
+            if is_builtin_group(group):
+                return [SchemaProblem((), f"{api_version} {kind} is not served by Kubernetes "
+                                          f"{schema_version(kube_version)} (removed, misspelt "
+                                          f"or unknown API) and has no project schema")]
             return [SchemaProblem((), f"no schema for custom resource {api_version} {kind}: "
                                       f"add manifests/schemas/{group}/{kind.lower()}.json")]
+        if check(data):
+            return []
+        validator = _crd_validator(schema_dir, group, kind)
+    assert validator is not None
     redact = kind == "Secret"
     problems: list[SchemaProblem] = []
     for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path))):

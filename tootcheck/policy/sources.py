@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from tootcheck.errors import BadInput
-from tootcheck.policy.bundle import Bundle, K8sObject, parse_stream
+from tootcheck.policy.bundle import Bundle, K8sObject, parse_file, parse_stream
 from tootcheck.redaction import register_secret_settings
 from tootcheck.rendering import display_path, helm_charts, kustomization_file, render
 
@@ -44,7 +44,9 @@ def load_path(arg: str, *, default_namespace: str = "mastodon", stdin: TextIO | 
     if not path.exists():
         raise BadInput(f"{arg}: no such file or directory")
     shown = display_path(path)
-    if not path.is_dir():  # a file, or a pipe such as <(kubectl kustomize ...) or /dev/stdin
+    if path.is_file():  # read as a stream, one document at a time
+        return parse_file(path, shown, default_namespace=default_namespace)
+    if not path.is_dir():  # a pipe such as <(kubectl kustomize ...) or /dev/stdin
         try:
             text = path.read_text()
         except (OSError, UnicodeDecodeError) as exc:

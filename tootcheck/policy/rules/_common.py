@@ -6,13 +6,13 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from tootcheck.policy.bundle import K8sObject
-from tootcheck.policy.engine import Context, Subject
 from tootcheck.policy.k8s import (
     Container,
     containers_of,
     mastodon_containers,
     pods_selected_by,
 )
+from tootcheck.policy.types import Context, Subject
 
 Predicate = Callable[[Subject, Context], bool]
 

@@ -12,11 +12,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 from tootcheck.model import Severity
-from tootcheck.policy.engine import Context, Subject
 from tootcheck.policy.envmerge import MergedEnv
 from tootcheck.policy.k8s import WORKLOAD_KINDS, Container, mastodon_containers
-from tootcheck.policy.registry import Hit, rule
+from tootcheck.policy.registry import rule
 from tootcheck.policy.rules._common import role_in, web_container
+from tootcheck.policy.types import Context, Hit, Subject
 
 E, W = Severity.ERROR, Severity.WARN
 RAILS = ("web", "sidekiq", "migrate", "mastodon")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from tootcheck.model import Severity
-from tootcheck.policy.engine import Context, Subject
 from tootcheck.policy.k8s import WORKLOAD_KINDS, replicas, volumes_by_name
-from tootcheck.policy.registry import Hit, rule
+from tootcheck.policy.registry import rule
 from tootcheck.policy.rules._common import role_in
 from tootcheck.policy.rules.pv import DURABLE_VOLUMES, flag, mount_holding, pgdata, postgres_major, tokens
+from tootcheck.policy.types import Context, Hit, Subject
 
 E, W = Severity.ERROR, Severity.WARN
 PG_DOCS = "docker-library/docs postgres/content.md (PGDATA, NFS, 18+ layout)"

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 from tootcheck.model import Severity
 from tootcheck.policy.bundle import FieldPath, K8sObject
-from tootcheck.policy.engine import Context, Subject
 from tootcheck.policy.k8s import (
     CONTROLLER_KINDS,
     Container,
@@ -15,12 +14,13 @@ from tootcheck.policy.k8s import (
     pods_selected_by,
     selector_matches,
 )
-from tootcheck.policy.registry import Hit, rule
+from tootcheck.policy.registry import rule
 from tootcheck.policy.rules._common import (
     ingress_backends,
     is_mastodon_serving_ingress,
     serves_port,
 )
+from tootcheck.policy.types import Context, Hit, Subject
 
 E = Severity.ERROR
 STREAMING_PATH = "/api/v1/streaming"

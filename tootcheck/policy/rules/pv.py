@@ -8,7 +8,6 @@ from typing import Any, cast
 
 from tootcheck.model import Severity
 from tootcheck.policy.bundle import K8sObject
-from tootcheck.policy.engine import Context, Subject
 from tootcheck.policy.k8s import (
     WORKLOAD_KINDS,
     Container,
@@ -17,8 +16,9 @@ from tootcheck.policy.k8s import (
     replicas,
     volumes_by_name,
 )
-from tootcheck.policy.registry import Hit, rule
+from tootcheck.policy.registry import rule
 from tootcheck.policy.rules._common import role_in
+from tootcheck.policy.types import Context, Hit, Subject
 
 E, W = Severity.ERROR, Severity.WARN
 SYSTEM_PATHS = ("/opt/mastodon/public/system", "/mastodon/public/system")

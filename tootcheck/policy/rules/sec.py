@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from tootcheck.model import Severity
-from tootcheck.policy.engine import Context, Subject
 from tootcheck.policy.k8s import (
     RAILS_ROLES,
     WORKLOAD_KINDS,
@@ -16,7 +15,8 @@ from tootcheck.policy.k8s import (
     pod_spec,
     pod_spec_path,
 )
-from tootcheck.policy.registry import Hit, rule
+from tootcheck.policy.registry import rule
+from tootcheck.policy.types import Context, Hit, Subject
 
 E, W = Severity.ERROR, Severity.WARN
 

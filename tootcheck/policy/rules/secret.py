@@ -6,10 +6,10 @@ import re
 from collections.abc import Iterator
 
 from tootcheck.model import Severity
-from tootcheck.policy.engine import Context, Subject
 from tootcheck.policy.envmerge import configmap_data, issued_secret, secret_keys
 from tootcheck.policy.k8s import WORKLOAD_KINDS, pod_spec, pod_spec_path
-from tootcheck.policy.registry import Hit, rule
+from tootcheck.policy.registry import rule
+from tootcheck.policy.types import Context, Hit, Subject
 from tootcheck.redaction import is_secret_key
 
 E, INFO = Severity.ERROR, Severity.INFO

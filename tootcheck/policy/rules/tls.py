@@ -7,8 +7,7 @@ from typing import Any
 
 from tootcheck.model import Severity
 from tootcheck.policy.bundle import K8sObject
-from tootcheck.policy.engine import Context, Subject
-from tootcheck.policy.registry import Hit, rule
+from tootcheck.policy.registry import rule
 from tootcheck.policy.rules._common import (
     is_https_redirect,
     is_mastodon_ingress,
@@ -19,6 +18,7 @@ from tootcheck.policy.rules._common import (
     traefik_middlewares,
     web_container,
 )
+from tootcheck.policy.types import Context, Hit, Subject
 
 E, W, INFO = Severity.ERROR, Severity.WARN, Severity.INFO
 

@@ -6,10 +6,10 @@ import re
 from collections.abc import Iterator
 
 from tootcheck.model import Severity
-from tootcheck.policy.engine import Context, Subject
 from tootcheck.policy.k8s import WORKLOAD_KINDS, Container, all_containers, mastodon_containers
-from tootcheck.policy.registry import Hit, rule
+from tootcheck.policy.registry import rule
 from tootcheck.policy.rules._common import has_role_container, role_in, web_container
+from tootcheck.policy.types import Context, Hit, Subject
 
 E, W = Severity.ERROR, Severity.WARN
 CHART = "mastodon/chart templates/_db-migrate.tpl, job-db-pre-migrate.yaml"

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from tootcheck.model import Severity
-from tootcheck.policy.engine import Context, Subject
 from tootcheck.policy.k8s import (
     WORKLOAD_KINDS,
     Container,
@@ -17,9 +16,10 @@ from tootcheck.policy.k8s import (
     probe_port,
     selector_matches,
 )
-from tootcheck.policy.registry import Hit, rule
+from tootcheck.policy.registry import rule
 from tootcheck.policy.rules._common import has_role_container, role_in, serves_port
 from tootcheck.policy.schema import validate_object
+from tootcheck.policy.types import Context, Hit, Subject
 
 E, W, INFO = Severity.ERROR, Severity.WARN, Severity.INFO
 

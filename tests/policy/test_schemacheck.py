@@ -1,0 +1,154 @@
+"""The compiled schema checks are sound: whenever one passes an object, jsonschema
+finds no problem with it either (so skipping jsonschema changes no finding); and they
+do pass the valid objects (so the fast path is really taken)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from tests.policy.casefiles import CASES_DIR
+from tootcheck.errors import BadInput
+from tootcheck.policy import schema
+from tootcheck.policy.bundle import parse_stream
+from tootcheck.policy.gate import RENDERED_DIR
+from tootcheck.policy.schemacheck import IMPLEMENTED, VALIDATING, Compiler
+from tootcheck.versions import KUBERNETES
+
+
+def _objects() -> list[dict[str, Any]]:
+    files = sorted(RENDERED_DIR.glob("*.yaml")) + sorted(CASES_DIR.glob("*/*.yaml"))
+    out = []
+    for path in files:
+        out.extend(o.data for o in parse_stream(path.read_text(), path.name))
+    return out
+
+
+OBJECTS = _objects()
+
+
+def _pair(data: dict[str, Any]) -> tuple[Any, Any]:
+    """(compiled check, jsonschema validator) for the object's kind, or (None, None)."""
+    api_version, kind = str(data.get("apiVersion", "")), str(data.get("kind", ""))
+    group = api_version.split("/", 1)[0] if "/" in api_version else ""
+    version = schema.schema_version(KUBERNETES)
+    if schema.is_builtin_group(group) and schema._k8s_schema(version, kind, api_version):
+        return (schema._k8s_check(version, kind, api_version),
+                schema._k8s_validator(version, kind, api_version))
+    if schema._crd_validator(schema.SCHEMA_DIR, group, kind) is None:
+        return None, None
+    return (schema._crd_check(schema.SCHEMA_DIR, group, kind),
+            schema._crd_validator(schema.SCHEMA_DIR, group, kind))
+
+
+def _mutations(data: Any, path: tuple = ()) -> Iterator[tuple[tuple, Any]]:
+    """(path, replacement) pairs: unknown keys, wrong types, nulls, dropped keys."""
+    yield path, None
+    yield path, 7
+    yield path, "x"
+    yield path, True
+    yield path, 1.5
+    yield path, []
+    if isinstance(data, dict):
+        yield path, {**data, "bogusField": 1}
+        for key in list(data)[:8]:
+            yield path, {k: v for k, v in data.items() if k != key}
+            if len(path) < 6:
+                yield from _mutations(data[key], (*path, key))
+    elif isinstance(data, list) and data:
+        yield path, [*data, data[0]]
+        if len(path) < 6:
+            yield from _mutations(data[0], (*path, 0))
+
+
+def _replace(data: Any, path: tuple, value: Any) -> Any:
+    if not path:
+        return value
+    out = copy.copy(data)
+    out[path[0]] = _replace(data[path[0]], path[1:], value)
+    return out
+
+
+def test_validating_keywords_match_jsonschema() -> None:
+    assert set(jsonschema.Draft202012Validator.VALIDATORS) == VALIDATING
+    assert IMPLEMENTED <= VALIDATING
+
+
+def test_valid_objects_take_the_fast_path() -> None:
+    checked = 0
+    for data in OBJECTS:
+        check, validator = _pair(data)
+        if check is None or next(validator.iter_errors(data), None) is not None:
+            continue
+        assert check(data), f"{data['kind']}/{data['metadata'].get('name')}"
+        checked += 1
+    assert checked > 100
+
+
+def test_check_never_passes_an_invalid_object() -> None:
+    passed_invalid = []
+    tried = 0
+    kinds: set[tuple[str, str]] = set()
+    for data in OBJECTS:  # one object per kind and API version: the schemas differ by those
+        key = (str(data.get("apiVersion")), str(data.get("kind")))
+        check, validator = _pair(data)
+        if check is None or key in kinds:
+            continue
+        kinds.add(key)
+        for path, value in _mutations(data):
+            mutated = _replace(data, path, value)
+            tried += 1
+            if check(mutated) and next(validator.iter_errors(mutated), None) is not None:
+                passed_invalid.append((data["kind"], path, value))
+    assert tried > 1000
+    assert not passed_invalid, passed_invalid[:5]
+
+
+@pytest.mark.parametrize(("schema_", "value", "expected"), [
+    ({"oneOf": [{"type": ["string", "null"]}, {"type": ["integer", "null"]}]}, "1", True),
+    ({"oneOf": [{"type": ["string", "null"]}, {"type": ["integer", "null"]}]}, None, False),
+    ({"type": "integer"}, 2.0, True),
+    ({"type": "integer"}, True, False),
+    ({"enum": ["a"]}, "a", True),
+    ({"enum": [1]}, 1, False),  # a non-string enum is left to jsonschema
+    ({"pattern": "^a"}, "a", False),  # an unimplemented keyword: "don't know"
+    ({"properties": {"a": {"type": "string"}}, "additionalProperties": False}, {"a": "x"}, True),
+    ({"properties": {"a": {"type": "string"}}, "additionalProperties": False}, {"b": 1}, False),
+    ({"required": ["a"]}, {}, False),
+    ({"$ref": "#/$defs/x", "$defs": {"x": {"type": "string"}}}, "s", True),
+    ({"$ref": "#/$defs/x", "$defs": {"x": {"type": "string"}}}, 1, False),
+])
+def test_keywords(schema_: dict[str, Any], value: Any, expected: bool) -> None:
+    check = Compiler(lambda base: None).compile(schema_)
+    assert check(value) is expected
+    if expected:
+        assert jsonschema.Draft202012Validator(schema_).is_valid(value)
+
+
+def test_broken_project_schema_is_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                            ) -> None:
+    monkeypatch.setenv("TOOTCHECK_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "schemas" / "example.io").mkdir(parents=True)
+    obj = {"apiVersion": "example.io/v1", "kind": "Thing", "metadata": {"name": "t"}}
+    (tmp_path / "schemas" / "example.io" / "thing.json").write_text(
+        json.dumps({"type": "object", "minProperties": -1}))
+    with pytest.raises(BadInput, match=r"thing\.json is broken"):
+        schema.validate_object(obj, KUBERNETES, schema_dir=tmp_path / "schemas")
+    assert not (tmp_path / "cache").exists()  # a broken schema is never remembered
+
+
+def test_checked_schema_is_remembered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOOTCHECK_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "schemas" / "example.io").mkdir(parents=True)
+    (tmp_path / "schemas" / "example.io" / "thing.json").write_text(
+        json.dumps({"type": "object", "required": ["spec"]}))
+    obj = {"apiVersion": "example.io/v1", "kind": "Thing", "metadata": {"name": "t"}}
+    problems = schema.validate_object(obj, KUBERNETES, schema_dir=tmp_path / "schemas")
+    assert [p.message for p in problems] == ["'spec' is a required property"]
+    assert len(list((tmp_path / "cache" / "schemas-ok").iterdir())) == 1

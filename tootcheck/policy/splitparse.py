@@ -1,0 +1,132 @@
+"""Parsing a large manifest file on two cores: this process reads the first half while
+a forked worker reads the second, from a document boundary near the middle.
+
+Composing YAML nodes is most of the cost of a big input, and the documents of a stream
+are independent (anchors do not cross ``---``), so the halves are parsed apart and
+joined: the second half's lines, character offsets and object positions are shifted by
+what precedes it. Whenever that shift could be wrong (other line breaks than ``\\n``,
+directives, anchors) or the worker fails, the file is parsed in one piece instead, so
+errors read exactly as they would have.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gc
+import multiprocessing
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+MIN_SPLIT_BYTES = 16 << 20  # below this, starting a worker costs more than it saves
+_BOUNDARY = re.compile(rb"\n---(?=[ \t\n])")
+_OTHER_BREAKS = ("\r", "\x85", "\u2028", "\u2029")
+
+
+class _Head:
+    """The first ``limit`` bytes of a binary file, as a stream."""
+
+    def __init__(self, f: Any, limit: int) -> None:
+        self._f, self._left = f, limit
+        self.name = getattr(f, "name", "<file>")
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        data: bytes = self._f.read(self._left if size < 0 else min(size, self._left))
+        self._left -= len(data)
+        return data
+
+
+def split_point(path: Path, size: int) -> tuple[int, int, int] | None:
+    """(byte offset of a ``---`` line near the middle, characters and lines before it),
+    or None when the file should be parsed in one piece."""
+    with path.open("rb") as f:
+        f.seek(size // 2)
+        window = f.read(1 << 20)
+        m = _BOUNDARY.search(window)
+        if m is None:
+            return None
+        offset = size // 2 + m.start() + 1
+        f.seek(0)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        chars = lines = 0
+        left = offset
+        last_line = b""
+        while left > 0:
+            chunk = f.read(min(1 << 20, left))
+            if not chunk:
+                return None
+            left -= len(chunk)
+            text = decoder.decode(chunk)
+            if any(b in text for b in _OTHER_BREAKS) or "\n%" in text:
+                return None  # other line breaks or directives: shifting lines is not safe
+            chars += len(text)
+            lines += chunk.count(b"\n")
+            last_line = (last_line + chunk).rsplit(b"\n", 1)[-1]
+        if decoder.decode(b"", final=True) or last_line:
+            return None
+    return offset, chars, lines
+
+
+Parsed = tuple[Any, int, int, int, int, int]  # data, line, span start/end/column/line0
+
+
+def _parse_tail(path: Path, offset: int, source: str, default_namespace: str,
+                artifact: str) -> list[Parsed]:
+    """The worker: plain data and numbers back (they pickle several times faster than
+    the objects around them)."""
+    from tootcheck.policy.bundle import SourceText, _Loader, _parse
+
+    with path.open("rb") as f:
+        f.seek(offset)
+        objects = _parse(_Loader(f), SourceText(path=path), False, source,
+                         default_namespace, artifact)
+    return [(o.data, o.line, *((o.span.start, o.span.end, o.span.column, o.span.line0)
+                               if o.span is not None else (-1, -1, 0, 0)))
+            for o in objects]
+
+
+def parse_halves(path: Path, source: str, default_namespace: str,
+                 artifact: str) -> list[Any] | None:
+    """The file's objects parsed on two cores, or None (then parse it in one piece)."""
+    from tootcheck.policy.bundle import K8sObject, SourceText, TextSpan, _Loader, _parse
+
+    if (os.cpu_count() or 1) < 2 or os.environ.get("TOOTCHECK_PARSE_WORKERS") == "1":
+        return None
+    try:
+        size = path.stat().st_size
+        found = split_point(path, size) if size >= MIN_SPLIT_BYTES else None
+    except (OSError, UnicodeError):
+        return None
+    if found is None:
+        return None
+    offset, chars, lines = found
+    text = SourceText(path=path)
+    pool = multiprocessing.get_context("fork").Pool(1)
+    try:
+        pending = pool.apply_async(_parse_tail, (path, offset, source, default_namespace,
+                                                 artifact))
+        with path.open("rb") as f:
+            head = _parse(_Loader(_Head(f, offset)), text, False, source, default_namespace,
+                          artifact)
+        collecting = gc.isenabled()
+        gc.disable()  # unpickling many containers would start collections that find nothing
+        try:
+            tail = pending.get()
+        except Exception:  # any failure there: parse in one piece, for the same errors
+            return None
+        finally:
+            if collecting:
+                gc.enable()
+    finally:
+        pool.terminate()
+        pool.join()
+    for data, line, start, end, column, line0 in tail:
+        head.append(K8sObject(
+            data=data, source=source, doc=len(head), line=line + lines,
+            span=TextSpan(text, start + chars, end + chars, column, line0 + lines)
+            if start >= 0 else None,
+            default_namespace=default_namespace, artifact=artifact))
+    return head
