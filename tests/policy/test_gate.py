@@ -68,7 +68,8 @@ def test_gate_profile_option(gate_dir: pytest.Pytester) -> None:
     skipped with the reason, the baseline ones still fail."""
     result = gate_dir.runpytest("-v", "-rs", "--policy-profile=baseline",
                                 f"--reports-dir={gate_dir.path / 'reports'}",
-                                "-p", "no:cacheprovider", "-p", "no:pytest-kind")
+                                "-p", "no:cacheprovider", "-p", "no:pytest-kind",
+                                "-o", "enable_assertion_pass_hook=true")
     out = result.stdout.str()
     assert "MSTDN-WL-001[not run] SKIPPED" in out
     assert "MSTDN-WL-001: profile hardened (this run: baseline)" in out

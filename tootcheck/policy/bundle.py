@@ -17,7 +17,7 @@ import gc
 import re
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property as _locked_cached_property
 from pathlib import Path
@@ -344,9 +344,14 @@ def parse_stream(text: str, source: str, *, default_namespace: str = "mastodon",
     return _parse(loader, SourceText(text=text), anchors, source, default_namespace, artifact)
 
 
+Halves = Callable[[Path, str, str, str], list[K8sObject] | None]
+
+
 def parse_file(path: Path, source: str, *, default_namespace: str = "mastodon",
-               artifact: str = "") -> list[K8sObject]:
-    """:func:`parse_stream` over a file, read as a stream (its text is not held)."""
+               artifact: str = "", halves: Halves | None = None) -> list[K8sObject]:
+    """:func:`parse_stream` over a file, read as a stream (its text is not held).
+    ``halves`` may parse a large file on two cores (:func:`tootcheck.policy.splitparse.
+    parse_file` passes it); None from it means: parse in one piece."""
     try:
         anchors = _has_anchor(path)
         stream = path.open("rb")
@@ -362,12 +367,10 @@ def parse_file(path: Path, source: str, *, default_namespace: str = "mastodon",
                 raise BadInput(f"{source}: cannot read: {exc}") from None
             return parse_stream(text, source, default_namespace=default_namespace,
                                 artifact=artifact)
-        if not anchors:  # a large file: its halves on two cores (splitparse)
-            from tootcheck.policy.splitparse import parse_halves
-
-            halves = parse_halves(path, source, default_namespace, artifact)
-            if halves is not None:
-                return halves
+        if not anchors and halves is not None:  # a large file: its halves on two cores
+            parsed = halves(path, source, default_namespace, artifact)
+            if parsed is not None:
+                return parsed
         return _parse(_Loader(stream), SourceText(path=path), anchors, source,
                       default_namespace, artifact)
 

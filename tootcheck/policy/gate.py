@@ -17,12 +17,13 @@ from pathlib import Path
 
 from tootcheck.errors import BadInput
 from tootcheck.model import Severity
-from tootcheck.policy.bundle import Bundle, K8sObject, parse_file
+from tootcheck.policy.bundle import Bundle, K8sObject
 from tootcheck.policy.config import PolicyConfig
 from tootcheck.policy.config_loader import load_project
 from tootcheck.policy.engine import Finding, PolicyRun, evaluate
 from tootcheck.policy.registry import all_rules, check_profile
 from tootcheck.policy.sources import split_overlays
+from tootcheck.policy.splitparse import parse_file
 from tootcheck.policy.waivers import load_waivers
 from tootcheck.redaction import register_secret_settings
 from tootcheck.rendering import display_path

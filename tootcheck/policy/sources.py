@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TextIO
 
 from tootcheck.errors import BadInput
-from tootcheck.policy.bundle import Bundle, K8sObject, parse_file, parse_stream
+from tootcheck.policy.bundle import Bundle, K8sObject, parse_stream
+from tootcheck.policy.splitparse import parse_file
 from tootcheck.redaction import register_secret_settings
 from tootcheck.rendering import display_path, helm_charts, kustomization_file, render
 

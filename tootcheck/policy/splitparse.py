@@ -88,6 +88,15 @@ def _parse_tail(path: Path, offset: int, source: str, default_namespace: str,
             for o in objects]
 
 
+def parse_file(path: Path, source: str, *, default_namespace: str = "mastodon",
+               artifact: str = "") -> list[Any]:
+    """:func:`tootcheck.policy.bundle.parse_file`, a large file parsed on two cores."""
+    from tootcheck.policy.bundle import parse_file as parse_whole
+
+    return parse_whole(path, source, default_namespace=default_namespace, artifact=artifact,
+                       halves=parse_halves)
+
+
 def parse_halves(path: Path, source: str, default_namespace: str,
                  artifact: str) -> list[Any] | None:
     """The file's objects parsed on two cores, or None (then parse it in one piece)."""
