@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 FOREIGN_TEST = "def test_without_assert():\n    pass\n"
 INI = "[pytest]\nenable_assertion_pass_hook = true\n"
 
@@ -48,6 +50,7 @@ def test_inactive_in_a_foreign_project(tmp_path: Path) -> None:
     assert not (where / "reports").exists()
 
 
+@pytest.mark.slow(reason="inner pytest sessions in fresh Python processes, one per activation way")
 def test_active_with_a_config_file_or_an_option(tmp_path: Path) -> None:
     where = _project(tmp_path)
     (where / "tootcheck.toml").write_text('profile = "baseline"\n')

@@ -31,7 +31,7 @@ def both(call):
     return out
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(st.one_of(VALUES, st.builds(lambda k, v: f'{k}="{v}"', TOKENS, VALUES),
                  st.lists(st.tuples(TOKENS, VALUES)).map(
                      lambda ps: ",".join(f'{k}="{v}"' for k, v in ps))))

@@ -9,6 +9,9 @@ data without PyYAML's generic constructor where it holds only plain mappings,
 sequences and scalars, and its node tree is then dropped: an object keeps where its
 text is (a character span), and a finding's field path is mapped back to a line by
 composing that span again, only when a report asks for it.
+
+One module of about 540 lines on purpose: the fast loader, the spans and the line
+lookup share one parser state; splitting them would expose its internals.
 """
 
 from __future__ import annotations
