@@ -41,6 +41,7 @@ def test_options_coexist_with_pytest_kind(tmp_path: Path) -> None:
         assert option in plugins, option
 
 
+@pytest.mark.slow(reason="an inner pytest session in a fresh Python process, with pytest-kind")
 def test_inactive_in_a_foreign_project(tmp_path: Path) -> None:
     where = _project(tmp_path)
     done = _pytest(where, "-q")

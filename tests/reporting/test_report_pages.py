@@ -251,3 +251,14 @@ def test_write_puts_the_page_next_to_the_history(tmp_path, nightly):
     assert written == tmp_path / "summary.html"
     assert "Last 2 runs" in written.read_text()
     assert Path(written).stat().st_size < LIMIT
+
+
+def test_a_not_proven_part_is_listed_once(tmp_path):
+    summary = recorded.summary(target="none", mode="gate")
+    summary["tests"].append({**summary["tests"][-1], "nodeid": "tests/test_render.py::test_fresh[x]",
+                             "message": "NOT PROVEN: render.freshness[x]: helm not found"})
+    summary["gaps"] = {"not_proven": {"render.freshness[x]": "helm not found"}}
+    markdown = text.markdown(summary)
+    page = html_report.render(summary, tmp_path)
+    assert markdown.count("render.freshness[x]") == 1 and page.count("render.freshness[x]") == 1
+    assert "- NOT PROVEN render.freshness[x]: helm not found" in markdown

@@ -60,14 +60,16 @@ def attention(tests: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return sorted(picked, key=lambda t: (ATTENTION_ORDER.index(t["outcome"]), t["nodeid"]))
 
 
-def skipped_by_reason(tests: Sequence[Mapping[str, Any]],
-                      without_checks: bool = False) -> dict[str, list[str]]:
+def skipped_by_reason(tests: Sequence[Mapping[str, Any]], without_checks: bool = False,
+                      without_not_proven: bool = False) -> dict[str, list[str]]:
     """Skip reason -> nodeids (policy waivers excluded: they are shown per rule; live check
     tests too with ``without_checks``, when the capability matrix already lists them)."""
     reasons: dict[str, list[str]] = {}
     for test in tests:
         if without_checks and test.get("check"):
             continue
+        if without_not_proven and test["message"].startswith("NOT PROVEN"):
+            continue  # listed from the run's gaps
         if test["outcome"] == "skipped" and not is_policy(test):
             first = next((ln.strip() for ln in test["message"].splitlines() if ln.strip()), "no reason")
             reasons.setdefault(first, []).append(test["nodeid"])

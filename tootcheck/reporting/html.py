@@ -138,7 +138,8 @@ def _failures(tests: Sequence[Mapping[str, Any]], base: Path) -> list[str]:
 
 
 def _not_run(summary: Mapping[str, Any]) -> list[str]:
-    reasons = groups.skipped_by_reason(summary["tests"], summary["target"] != "none")
+    reasons = groups.skipped_by_reason(summary["tests"], summary["target"] != "none",
+                                     bool((summary.get("gaps") or {}).get("not_proven")))
     live = capabilities.not_run(rows(summary)) if summary["target"] != "none" else {}
     gaps = text.gap_lines(summary)
     if not reasons and not live and not gaps:

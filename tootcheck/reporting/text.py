@@ -48,7 +48,8 @@ def not_run_lines(summary: Mapping[str, Any]) -> list[str]:
     if summary["target"] != "none":
         for reason, checks in capabilities.not_run(rows(summary)).items():
             lines.append(f"{reason}: {', '.join(checks)}")
-    for reason, nodeids in groups.skipped_by_reason(summary["tests"], summary["target"] != "none").items():
+    for reason, nodeids in groups.skipped_by_reason(summary["tests"], summary["target"] != "none",
+                                     bool((summary.get("gaps") or {}).get("not_proven"))).items():
         lines.append(f"{reason} ({len(nodeids)} test{'s' if len(nodeids) > 1 else ''})")
     if len(lines) > REASONS_SHOWN:
         lines = [*lines[:REASONS_SHOWN], f"... and {len(lines) - REASONS_SHOWN} more reasons (summary.html)"]
