@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.reporting import recorded
-from tootcheck.reporting import capabilities, svg, text
+from tootcheck.reporting import capabilities, groups, svg, text
 from tootcheck.reporting import html as html_report
 from tootcheck.reporting import summary as json_summary
 
@@ -262,3 +262,6 @@ def test_a_not_proven_part_is_listed_once(tmp_path):
     page = html_report.render(summary, tmp_path)
     assert markdown.count("render.freshness[x]") == 1 and page.count("render.freshness[x]") == 1
     assert "- NOT PROVEN render.freshness[x]: helm not found" in markdown
+    shown = len(re.findall(r"<li><span class='o notrun'>NOT PROVEN", page))
+    skipped = sum(len(v) for v in groups.skipped_by_reason(summary["tests"], False, True).values())
+    assert f"Not run ({shown + skipped})" in page

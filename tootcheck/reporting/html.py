@@ -144,7 +144,8 @@ def _not_run(summary: Mapping[str, Any]) -> list[str]:
     gaps = text.gap_lines(summary)
     if not reasons and not live and not gaps:
         return []
-    total = sum(len(v) for v in reasons.values()) + sum(len(v) for v in live.values())
+    total = (sum(len(v) for v in reasons.values()) + sum(len(v) for v in live.values())
+             + len(gaps))
     parts = [f"<h2 id='not-run'>Not run ({total})</h2>"]
     if gaps:
         parts.append("<ul>" + "".join(f"<li><span class='o notrun'>{_e(g.split(':', 1)[0])}</span>"
