@@ -138,12 +138,18 @@ class HttpProbe:
         self._session = target.http()
         self._session.headers["Connection"] = "close"
 
-    def __call__(self) -> Observation:
+    def _get(self) -> requests.Response | Observation:
+        """The answer, or the failed observation when there was none."""
         try:
-            response = self._session.get(self.url, timeout=self.timeout, allow_redirects=False)
+            return self._session.get(self.url, timeout=self.timeout, allow_redirects=False)
         except requests.RequestException as exc:
             text = " ".join(str(exc).split())[:160]
             return Observation(False, f"{type(exc).__name__}: {text}")
+
+    def __call__(self) -> Observation:
+        response = self._get()
+        if isinstance(response, Observation):
+            return response
         return Observation(response.status_code == 200, f"HTTP {response.status_code}")
 
     def close(self) -> None:
@@ -169,11 +175,9 @@ class ServiceProbe(HttpProbe):
             self._session.headers["Authorization"] = f"Bearer {token.reveal()}"
 
     def __call__(self) -> Observation:
-        try:
-            response = self._session.get(self.url, timeout=self.timeout, allow_redirects=False)
-        except requests.RequestException as exc:
-            text = " ".join(str(exc).split())[:160]
-            return Observation(False, f"{type(exc).__name__}: {text}")
+        response = self._get()
+        if isinstance(response, Observation):
+            return response
         if response.status_code != 200:
             return Observation(False, f"HTTP {response.status_code}")
         try:
