@@ -69,3 +69,15 @@ def test_run_once_measures_a_child() -> None:
     assert sample.exit_code == 3
     assert sample.wall_s > 0 and sample.cpu_s >= 0 and sample.peak_mb > 1
     assert err == ""
+
+
+def test_a_run_is_bounded_and_its_stderr_cannot_block_it(monkeypatch) -> None:
+    import sys
+
+    from tootcheck.policy import bench
+
+    monkeypatch.setattr(bench, "RUN_TIMEOUT_S", 0.5)
+    hung, _ = bench.run_once([sys.executable, "-c", "import time; time.sleep(30)"])
+    assert hung.exit_code < 0 and hung.wall_s < 10  # killed at the bound
+    chatty, err = bench.run_once([sys.executable, "-c", "import sys; sys.stderr.write('x' * 300000)"])
+    assert chatty.exit_code == 0 and len(err) == 300000

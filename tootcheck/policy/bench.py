@@ -29,6 +29,8 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -233,22 +235,19 @@ def run_once(argv: Sequence[str], env: dict[str, str] | None = None,
              cwd: Path | None = None) -> tuple[Sample, str]:
     """One fresh process: wall, CPU (user+system) and peak RSS of that child alone."""
     started = time.perf_counter()
-    with open(os.devnull, "wb") as devnull:
-        proc = subprocess.Popen(list(argv), stdout=devnull, stderr=subprocess.PIPE, env=env,
-                                cwd=cwd)
-        deadline = started + RUN_TIMEOUT_S
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                proc.kill()
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.005)  # polling the child's exit (bounded by the deadline)
+    # stderr to a file, not a pipe: a chatty child cannot block on a full pipe
+    with open(os.devnull, "wb") as devnull, tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(list(argv), stdout=devnull, stderr=errors, env=env, cwd=cwd)
+        killer = threading.Timer(RUN_TIMEOUT_S, proc.kill)  # the bound on one run
+        killer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage
+        finally:
+            killer.cancel()
         wall = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
-        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        errors.seek(0)
+        err = errors.read().decode(errors="replace")
     peak_kb = usage.ru_maxrss  # kilobytes on Linux
     return Sample(wall, usage.ru_utime + usage.ru_stime, peak_kb / 1024, proc.returncode), err
 
