@@ -72,10 +72,6 @@ def test_run_once_measures_a_child() -> None:
 
 
 def test_a_run_is_bounded_and_its_stderr_cannot_block_it(monkeypatch) -> None:
-    import sys
-
-    from tootcheck.policy import bench
-
     monkeypatch.setattr(bench, "RUN_TIMEOUT_S", 0.5)
     hung, _ = bench.run_once([sys.executable, "-c", "import time; time.sleep(30)"])
     assert hung.exit_code < 0 and hung.wall_s < 10  # killed at the bound
