@@ -132,3 +132,11 @@ def test_an_explicit_mode_wins_over_the_live_default():
     assert load({"target": "live"}, env={"TOOTCHECK_MODE": "gate"}).mode == "gate"
     assert load({"target": "kind"}, env={}).mode == "gate"
     assert load({}, env={"TOOTCHECK_TARGET": "live"}).mode == "nightly"
+
+
+def test_every_declared_need_names_a_registered_check() -> None:
+    from tootcheck.checks.needs import NEEDS
+    from tootcheck.checks.registry import all_checks
+
+    unknown = sorted(set(NEEDS) - set(all_checks()))
+    assert unknown == [], f"needs declared for checks that do not exist: {unknown}"

@@ -66,7 +66,7 @@ def book() -> RecordBook:
         live("streaming.delivery", "skipped",
              "mutating check refused in nightly mode (allow it with --allow-mutating)"),
         live("oidc.login", "passed", metrics=json.dumps({"login_s": 2.4})),
-        live("sidekiq.health", "skipped", "needs a kubeconfig (--kubeconfig)"),
+        live("sidekiq.health", "skipped", "needs a kubeconfig (--tootcheck-kubeconfig)"),
     ]
     for nodeid, outcome, message, props in runs:
         _test(records, nodeid, outcome, message, props)

@@ -80,7 +80,7 @@ def test_matrix_cells_say_passed_failed_flaky_and_not_run_with_the_reason(nightl
     assert cells["oidc.discovery"]["state"] == "flaky"
     assert cells["streaming.delivery"]["state"] == "not run"
     assert "refused in nightly mode" in cells["streaming.delivery"]["reason"]
-    assert cells["sidekiq.health"]["reason"] == "needs a kubeconfig (--kubeconfig)"
+    assert cells["sidekiq.health"]["reason"] == "needs a kubeconfig (--tootcheck-kubeconfig)"
     assert cells["mail.delivery"] == {"check": "mail.delivery", "state": "not run",
                                       "reason": capabilities.NOT_SELECTED, "nodeid": ""}
     assert cells[capabilities.POLICY_GATE]["state"] == "failed"
@@ -159,7 +159,7 @@ def test_terminal_and_markdown_show_the_json_counts(nightly):
         assert any(line.split()[-4:] == [str(n) for n in counts] and line.startswith(row["label"])
                    for line in lines), row["label"]
         assert f"| {row['label']} | " + " | ".join(map(str, counts)) + " |" in markdown
-    assert "needs a kubeconfig (--kubeconfig): sidekiq.health" in "\n".join(lines)
+    assert "needs a kubeconfig (--tootcheck-kubeconfig): sidekiq.health" in "\n".join(lines)
     assert "render freshness NOT PROVEN (1 test)" in markdown
 
 

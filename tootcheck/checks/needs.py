@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from tootcheck.settings import Settings
 
-KUBECONFIG = "a kubeconfig (--kubeconfig or --kube-context)"
+KUBECONFIG = "a kubeconfig (--tootcheck-kubeconfig or --kube-context)"
 TEST_TOKEN = "the test account's token (TOOTCHECK_TEST_TOKEN[_FILE])"
 SECOND_TOKEN = "the second account's token (TOOTCHECK_SECOND_TOKEN[_FILE])"
 OIDC_USER = ("the OIDC test user (TOOTCHECK_OIDC_USERNAME and "
