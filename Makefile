@@ -16,7 +16,9 @@ export PATH := $(CURDIR)/$(TOOLS_DIR)/bin:$(PATH)
 APP ?=
 PYTEST_REPORTS := --junitxml=reports/junit.xml -o junit_family=xunit2
 # `make test` runs in parallel (pytest-xdist): one worker per core, a test module's tests on one
-# worker (--dist loadscope: module-scoped peers start once); TEST_WORKERS=0 runs serially.
+# worker (--dist loadscope: module-scoped peers start once), the longest modules handed out first
+# (tests/conftest.py orders them; --no-loadscope-reorder keeps that order instead of xdist's
+# "most tests first"); TEST_WORKERS=0 runs serially.
 TEST_WORKERS ?= auto
 
 .PHONY: help
@@ -50,9 +52,12 @@ tools: ## fetch pinned kind, kubectl and helm into .tools/bin (checksums verifie
 test: $(STAMP) ## the offline gate plus the suite's own tests (parallel; prints its wall time)
 	@scripts/install-peers --if-root
 	@mkdir -p reports
-	@start=$$(date +%s.%N); rc=0; \
+	@# Bytecode caches on (__pycache__, git-ignored) even where PYTHONDONTWRITEBYTECODE is set:
+	@# without them every worker and inner session compiles the sources and rewrites the
+	@# test modules' asserts again (about 7 s per collection).
+	@unset PYTHONDONTWRITEBYTECODE; start=$$(date +%s.%N); rc=0; \
 	  echo "+ ruff check --quiet ."; $(BIN)/ruff check --quiet . || rc=$$?; \
-	  cmd=($(BIN)/pytest tests suites/policy/test_policy.py -n $(TEST_WORKERS) --dist loadscope \
+	  cmd=($(BIN)/pytest tests suites/policy/test_policy.py -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder \
 	       $(PYTEST_REPORTS) \
 	       --check-coverage $(PYTEST_ARGS)); \
 	  if [[ $$rc == 0 ]]; then echo "+ $${cmd[*]}"; "$${cmd[@]}" || rc=$$?; fi; \

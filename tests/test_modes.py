@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
+from tests import inner
 from tootcheck.checks.registry import CheckSpec, all_checks
 from tootcheck.modes import decide, tags
 
@@ -48,6 +48,8 @@ def test_tags_name_modes_and_kind():
 
 
 INNER = '''
+import subprocess
+
 import pytest
 from tootcheck.checks.registry import live_check
 
@@ -80,15 +82,14 @@ ALLOW_REAL_CHECKS = "--allow-missing=" + ",".join(sorted(all_checks()))
 def run_inner(tmp_path, *args: str) -> subprocess.CompletedProcess:
     (tmp_path / "test_inner.py").write_text(INNER)
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:pytest-kind", "-rs",
+    return inner.run(
+        ["-p", "no:cacheprovider", "-p", "no:pytest-kind", "-rs",
          "-o", "enable_assertion_pass_hook=true", "-p", "no:hypothesispytest",
          "-p", "no:pytest_httpserver",
          "--reports-dir", str(tmp_path / "reports"), *args],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+        cwd=tmp_path, timeout=120)
 
 
-@pytest.mark.slow(reason="an inner pytest session in a fresh Python process (plugin start-up and collection)")
 def test_nightly_run_refuses_mutating_and_runs_read_only(tmp_path):
     result = run_inner(tmp_path, "--mode=nightly")
     assert result.returncode == 0, result.stdout
@@ -96,13 +97,11 @@ def test_nightly_run_refuses_mutating_and_runs_read_only(tmp_path):
     assert "refused: inner.writer is mutating" in result.stdout
 
 
-@pytest.mark.slow(reason="an inner pytest session in a fresh Python process (plugin start-up and collection)")
 def test_allowed_mutating_check_runs_in_nightly(tmp_path):
     result = run_inner(tmp_path, "--mode=nightly", "--allow-mutating=inner.writer")
     assert "2 passed" in result.stdout, result.stdout
 
 
-@pytest.mark.slow(reason="an inner pytest session in a fresh Python process (plugin start-up and collection)")
 def test_mode_markers_select_read_only_tests(tmp_path):
     result = run_inner(tmp_path, "-m", "readonly")
     assert "1 passed, 1 deselected" in result.stdout, result.stdout
@@ -115,7 +114,6 @@ def test_bad_mode_or_target_is_one_line_usage_error(tmp_path, bad):
     assert "Traceback" not in result.stderr + result.stdout
 
 
-@pytest.mark.slow(reason="an inner pytest session in a fresh Python process (plugin start-up and collection)")
 def test_a_live_target_defaults_to_nightly_mode(tmp_path):
     # `pytest suites --target=live` without --mode must not run mutating checks on the instance.
     result = run_inner(tmp_path, "--target=live", ALLOW_REAL_CHECKS)

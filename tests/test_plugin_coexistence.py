@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
-import pytest
+from tests import inner
 
 FOREIGN_TEST = "def test_without_assert():\n    pass\n"
 INI = "[pytest]\nenable_assertion_pass_hook = true\n"
@@ -18,9 +17,7 @@ INI = "[pytest]\nenable_assertion_pass_hook = true\n"
 def _pytest(where: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PYTEST_", "TOOTCHECK_"))}
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-                          cwd=where, env=env, capture_output=True, text=True, timeout=120,
-                          check=False)
+    return inner.run(["-p", "no:cacheprovider", *args], cwd=where, env=env, timeout=120)
 
 
 def _project(tmp_path: Path) -> Path:
@@ -41,7 +38,6 @@ def test_options_coexist_with_pytest_kind(tmp_path: Path) -> None:
         assert option in plugins, option
 
 
-@pytest.mark.slow(reason="an inner pytest session in a fresh Python process, with pytest-kind")
 def test_inactive_in_a_foreign_project(tmp_path: Path) -> None:
     where = _project(tmp_path)
     done = _pytest(where, "-q")
@@ -51,7 +47,6 @@ def test_inactive_in_a_foreign_project(tmp_path: Path) -> None:
     assert not (where / "reports").exists()
 
 
-@pytest.mark.slow(reason="inner pytest sessions in fresh Python processes, one per activation way")
 def test_active_with_a_config_file_or_an_option(tmp_path: Path) -> None:
     where = _project(tmp_path)
     (where / "tootcheck.toml").write_text('profile = "baseline"\n')

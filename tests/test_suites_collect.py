@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from tests import REPO_ROOT
+from tests import REPO_ROOT, inner
 
 LIVE_SUITES = ["https", "streaming", "sidekiq", "persistence", "oidc", "mail", "federation",
                "webpush", "drift", "rehearsal", "incontainer"]
@@ -17,11 +15,10 @@ LIVE_SUITES = ["https", "streaming", "sidekiq", "persistence", "oidc", "mail", "
 @pytest.mark.slow(reason="an inner pytest session that collects every live suite")
 def test_live_suites_skip_in_one_line_without_a_target(tmp_path):
     paths = [f"suites/{name}" for name in LIVE_SUITES] + ["suites/policy/test_live_policy.py"]
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", *paths, "-p", "no:cacheprovider", "-p", "no:pytest_httpserver",
-         "-rs", "-q",
+    done = inner.run(
+        [*paths, "-p", "no:cacheprovider", "-p", "no:pytest_httpserver", "-rs", "-q",
          "--reports-dir", str(tmp_path)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
+        cwd=REPO_ROOT, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     tests = summary["tests"]

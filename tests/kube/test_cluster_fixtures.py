@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
+from tests.inner import run as run_pytest
 from tootcheck.kube import plan
 
 REPO = Path(__file__).resolve().parents[2]
@@ -124,12 +124,12 @@ def inner(tmp_path: Path, mode: str, *args: str,
     (directory / "test_inner.py").write_text(TESTS)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOOTCHECK_")}
     env["PYTHONPATH"] = str(REPO)
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--target=kind",
+    done = run_pytest(
+        ["-p", "no:cacheprovider", "--target=kind",
          "--allow-missing=*",  # no live check runs here: the bring-up is under test
          "--reports-dir", str(directory / "reports"), "--junitxml", str(directory / "junit.xml"),
          "-rA", *args],
-        cwd=directory, capture_output=True, text=True, timeout=120, env=env, check=False)
+        cwd=directory, env=env, timeout=120)
     return done, directory
 
 
@@ -196,7 +196,6 @@ def test_failed_bring_up_leaves_evidence_linked_from_junit(failing):
     assert cases["test_target"] >= {"evidence"}
 
 
-@pytest.mark.slow(reason="an inner pytest session in a fresh Python process (plugin start-up and collection)")
 def test_unmarked_cluster_refuses_destructive_tests(tmp_path):
     done, directory = inner(tmp_path, "unmarked")
     assert "PASSED test_inner.py::test_target" in done.stdout
@@ -207,13 +206,11 @@ def test_unmarked_cluster_refuses_destructive_tests(tmp_path):
     assert "pass --allow-destructive to override" in messages["test_destructive"]
 
 
-@pytest.mark.slow(reason="an inner pytest session in a fresh Python process (plugin start-up and collection)")
 def test_allow_destructive_overrides(tmp_path):
     done, _ = inner(tmp_path, "unmarked", "--allow-destructive")
     assert "PASSED test_inner.py::test_destructive" in done.stdout
 
 
-@pytest.mark.slow(reason="an inner pytest session in a fresh Python process (plugin start-up and collection)")
 def test_a_cluster_created_then_failed_is_kept_with_reconnect_lines(tmp_path):
     # The cluster phase failed after `kind create`: the fixture never yielded, so
     # --tootcheck-keep-cluster is applied on the failure path itself.
@@ -224,7 +221,6 @@ def test_a_cluster_created_then_failed_is_kept_with_reconnect_lines(tmp_path):
     assert "delete cluster" not in (directory / "clusters.calls").read_text()
 
 
-@pytest.mark.slow(reason="an inner pytest session in a fresh Python process (plugin start-up and collection)")
 def test_a_cluster_created_then_failed_is_deleted_with_keep_never(tmp_path):
     done, directory = inner(tmp_path, "cluster-fail", "--tootcheck-keep-cluster=never")
     assert done.returncode == pytest.ExitCode.TESTS_FAILED
@@ -232,7 +228,6 @@ def test_a_cluster_created_then_failed_is_deleted_with_keep_never(tmp_path):
     assert "kind cluster 'tootcheck' deleted: --tootcheck-keep-cluster=never" in done.stdout
 
 
-@pytest.mark.slow(reason="an inner pytest session in a fresh Python process (plugin start-up and collection)")
 def test_a_reused_cluster_without_the_marker_survives_keep_never(tmp_path):
     # --reuse-cluster on a kind cluster the suite did not create: never deleted.
     done, directory = inner(tmp_path, "pass", "--reuse-cluster", "--tootcheck-keep-cluster=never",

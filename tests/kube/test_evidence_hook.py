@@ -4,12 +4,12 @@ only, linked from JUnit, censored, with collector errors beside the evidence."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+
+from tests.inner import run as run_pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -61,10 +61,10 @@ def inner_run(tmp_path_factory):
     (directory / "test_inner.py").write_text(TESTS)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOOTCHECK_")}
     env["PYTHONPATH"] = str(REPO)
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--reports-dir",
-         str(directory / "reports"), "--junitxml", str(directory / "junit.xml"), "-q"],
-        cwd=directory, capture_output=True, text=True, timeout=120, env=env, check=False)
+    done = run_pytest(
+        ["-p", "no:cacheprovider", "--reports-dir", str(directory / "reports"), "--junitxml",
+         str(directory / "junit.xml"), "-q"],
+        cwd=directory, env=env, timeout=120)
     return directory, done
 
 

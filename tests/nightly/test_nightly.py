@@ -21,9 +21,9 @@ is never vacuous. One inner run per suite (or pair), since each suite has its ow
 - Sidekiq and drift against a fake cluster API (objects, the Redis Secret, the
   port-forward) in front of a real Redis with a real Sidekiq.
 
-The module fixture starts every peer, launches the five inner runs at once (each is
-a separate process; their start-up dominates) and collects them; the tests then judge
-one run each.
+The module fixture starts every peer, launches the five inner runs at once (each its
+own process, forked by tests/inner.py) and collects them; the tests then judge one run
+each.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ import re
 import secrets
 import ssl
 import subprocess
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +45,7 @@ from typing import Any
 import pytest
 import trustme
 
-from tests import REPO_ROOT
+from tests import REPO_ROOT, inner
 from tests.nightly.sni_router import SniRouter
 from tests.peers.databases import RedisPeer, scratch_dir
 from tests.peers.oidc_idp import AUTH_HOST, AuthentikPeer, PeerCA
@@ -109,7 +108,7 @@ class InnerRun:
 class Launched:
     """An inner run in progress; ``collect`` waits for it (bounded) and reads its output."""
 
-    process: subprocess.Popen[bytes]
+    process: inner.Session
     tmp: Path
 
     def collect(self) -> InnerRun:
@@ -136,7 +135,7 @@ def launch(tmp: Path, paths: list[str], *args: str, env: Mapping[str, str],
     credentials in ``env`` only (never on the command line); the checks of other suites
     (and ``allow``) may be absent."""
     tmp.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pytest", *paths, "--target=live", "--mode=nightly",
+    command = [*paths, "--target=live", "--mode=nightly",
                others(paths, *allow),
                "-p", "no:pytest-kind", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
                "-p", "no:pytest_httpserver",
@@ -146,9 +145,8 @@ def launch(tmp: Path, paths: list[str], *args: str, env: Mapping[str, str],
         if "TOKEN" in key or "PASSWORD" in key:
             assert value not in " ".join(command)
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("TOOTCHECK_")}
-    with (tmp / "stdout").open("wb") as out, (tmp / "stderr").open("wb") as err:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env={**inherited, **env},
-                                   stdout=out, stderr=err)
+    process = inner.start(command, cwd=REPO_ROOT, env={**inherited, **env},
+                          stdout=tmp / "stdout", stderr=tmp / "stderr")
     return Launched(process, tmp)
 
 

@@ -1,6 +1,7 @@
 """The false-green guards fail a bad run, also in parallel (pytest-xdist, ``-n 2``).
 
-Each guard is proven on an inner pytest session (pytester, in a subprocess): the
+Each guard is proven on an inner pytest session (pytester's files, the session in its own
+process, forked by tests/inner.py): the
 no-assertion guard, ``--strict-peers``, ``--check-coverage``, rerun-only passes, checks
 the mode selects that did not run (skipped in setup or in the body), NOT PROVEN parts,
 the live preflight and the refusal to run with the assertion hook off.
@@ -10,12 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from tests import REPO_ROOT
+from tests.inner import run, run_pytester
 from tootcheck.checks.registry import all_checks
 
 INI = "[pytest]\nenable_assertion_pass_hook = true\n"
@@ -96,8 +96,7 @@ def inner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.
 
 
 def _run(p: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict]:
-    result = p.runpytest_subprocess(*QUIET, f"--reports-dir={p.path / 'reports'}", *args,
-                                    timeout=240)
+    result = run_pytester(p, *QUIET, f"--reports-dir={p.path / 'reports'}", *args, timeout=240)
     path = p.path / "reports" / "summary.json"
     return result, (json.loads(path.read_text()) if path.exists() else {})
 
@@ -139,7 +138,6 @@ def test_every_guard_fails_a_bad_parallel_run(inner: pytest.Pytester) -> None:
     assert summary["ok"] is False and summary["exit_status"] == 1
 
 
-@pytest.mark.slow(reason="an inner pytest session in a fresh Python process (plugin start-up and collection)")
 def test_the_same_run_passes_when_each_gap_is_allowed(inner: pytest.Pytester) -> None:
     inner.makepyfile(test_good='''
 import pytest
@@ -219,20 +217,18 @@ def test_needs_a_peer():
                          ids=["hook-off", "assert-plain"])
 def test_no_assertion_guard_refuses_to_run_blind(inner: pytest.Pytester, off: tuple[str, ...]) -> None:
     inner.makepyfile(test_x="def test_x():\n    assert True\n")
-    result = inner.runpytest_subprocess(*QUIET, *off, timeout=120)
+    result = run_pytester(inner, *QUIET, *off, timeout=120)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     errors = [line for line in result.stderr.lines if line.strip()]
     assert len(errors) == 1 and "no-assertion guard cannot count asserts" in errors[0], errors
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
-@pytest.mark.slow(reason="an inner pytest session in a fresh Python process (plugin start-up and collection)")
 def test_live_nightly_without_a_kubeconfig_stops_before_the_tests() -> None:
     # The command of issue 11, from the repository: exit 2 with one line, no test run.
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "suites", "--target=live", "--mode=nightly",
-         "--tootcheck-base-url=https://example.invalid", "-p", "no:cacheprovider"],
-        cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=120, check=False)
+    done = run(["suites", "--target=live", "--mode=nightly",
+                "--tootcheck-base-url=https://example.invalid", "-p", "no:cacheprovider"],
+               cwd=REPO_ROOT, env=_env(), timeout=120)
     assert done.returncode == 2, done.stdout + done.stderr
     lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     assert len(lines) == 1, lines

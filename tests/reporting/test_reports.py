@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests import inner
 
 INI = "[pytest]\nenable_assertion_pass_hook = true\n"
 
@@ -59,11 +60,11 @@ def run_inner(directory: Path, files: dict[str, str], *args: str) -> subprocess.
     (directory / "pytest.ini").write_text(INI)
     for name, text in files.items():
         (directory / name).write_text(text)
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:pytest-kind",
+    return inner.run(
+        ["-p", "no:cacheprovider", "-p", "no:pytest-kind",
          "-p", "no:hypothesispytest", "-p", "no:pytest_httpserver",
          "--reports-dir", str(directory / "reports"), *args],
-        cwd=directory, capture_output=True, text=True, timeout=120, check=False)
+        cwd=directory, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +132,6 @@ def test_html_and_trend_are_written(sample_run):
     assert "tootcheck summary" in result.stdout and "summary.html" in result.stdout
 
 
-@pytest.mark.slow(reason="an inner pytest session in a fresh Python process (plugin start-up and collection)")
 def test_a_clean_run_is_ok_and_secrets_are_redacted(tmp_path):
     result = run_inner(tmp_path, {"test_ok.py": "def test_ok():\n    assert True\n",
                                   "test_leak.py": LEAK}, "test_ok.py")
