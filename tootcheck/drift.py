@@ -20,6 +20,7 @@ import yaml
 
 from tootcheck.config_file import project_root
 from tootcheck.errors import BadInput
+from tootcheck.kube.apply import SAFE_LOADER
 from tootcheck.model import ObjectRef
 from tootcheck.redaction import mask_secret_settings, mask_setting, register_secret_settings
 
@@ -179,6 +180,6 @@ def render_at(revision: str, snapshot: str = "manifests/rendered/mastodon.yaml")
         reason = (done.stderr.strip().splitlines() or ["unknown error"])[-1]
         raise BadInput(f"no render {snapshot} at revision {revision!r}: {reason}")
     try:
-        return [doc for doc in yaml.safe_load_all(done.stdout) if isinstance(doc, dict)]
+        return [doc for doc in yaml.load_all(done.stdout, Loader=SAFE_LOADER) if isinstance(doc, dict)]
     except yaml.YAMLError as exc:
         raise BadInput(f"{snapshot} at {revision} is not valid YAML: {exc}") from None

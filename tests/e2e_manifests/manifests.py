@@ -171,7 +171,7 @@ class Tag:
     value: Any
 
 
-class TagLoader(yaml.SafeLoader):
+class TagLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """SafeLoader that keeps any ``!Tag`` node as a :class:`Tag` instead of failing."""
 
 

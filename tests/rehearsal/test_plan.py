@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import yaml
 from tests import REPO_ROOT
 from tootcheck import versions
 from tootcheck.errors import BadInput
-from tootcheck.kube.apply import split_documents
+from tootcheck.kube.apply import SAFE_LOADER, split_documents
 from tootcheck.rehearsal import plan as p
 from tootcheck.rehearsal import renderer, run, table
 from tootcheck.settings import Settings
@@ -22,8 +23,14 @@ from tootcheck.tools import find
 RENDER = REPO_ROOT / "manifests" / "rendered" / "overlay-kind.yaml"
 
 
+@cache
+def _overlay_docs() -> tuple[dict, ...]:
+    return tuple(d for d in yaml.load_all(RENDER.read_text(), Loader=SAFE_LOADER) if d)
+
+
 def overlay_docs() -> list[dict]:
-    return [d for d in yaml.safe_load_all(RENDER.read_text()) if d]
+    """The committed overlay render (parsed once; each caller gets its own copy)."""
+    return copy.deepcopy(list(_overlay_docs()))
 
 
 def at(docs: list[dict], tag: str) -> list[dict]:

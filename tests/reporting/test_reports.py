@@ -175,3 +175,16 @@ def test_a_test_whose_body_never_reported_is_not_a_pass():
     assert book.records["t.py::finished"].outcome == "passed"
     assert book.records["t.py::finished"].message == ""
     assert book.ok is False
+
+
+def test_a_record_as_a_dict_is_dataclasses_asdict_plus_the_suite() -> None:
+    from dataclasses import asdict
+
+    from tootcheck.reporting.records import TestRecord
+
+    record = TestRecord("suites/https/test_https.py::test_x", "failed", 1.5, "boom", "call", 2,
+                        "https.certificate", "nightly", "reports/evidence/x", {"faults": "expired"})
+    expected = {**asdict(record), "suite": "suites/https"}
+    as_dict = record.to_dict()
+    assert as_dict == expected
+    assert as_dict["properties"] is not record.properties  # a copy, as asdict makes

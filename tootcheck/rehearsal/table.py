@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from tootcheck.errors import BadInput
+from tootcheck.kube.apply import SAFE_LOADER
 
 DATA_FILE = "release_lines.yaml"
 
@@ -218,7 +219,7 @@ def _chart_major(raw: Mapping[str, Any]) -> ChartMajor:
 def parse(text: str) -> Table:
     """The table from YAML text; BadInput (one line) naming what is wrong."""
     try:
-        data = yaml.safe_load(text) or {}
+        data = yaml.load(text, Loader=SAFE_LOADER) or {}
     except yaml.YAMLError as exc:
         raise BadInput(f"{DATA_FILE}: not YAML ({' '.join(str(exc).split())})") from exc
     generic = data.get("generic") or {}
