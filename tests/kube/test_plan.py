@@ -132,6 +132,14 @@ class TestTheKindPlan:
             "storage", "traefik", "authentik-secrets", "authentik", "mastodon-secrets", "mastodon",
             "accounts", "peers"]
 
+    def test_the_cluster_fixture_runs_the_first_phases_of_the_plan(self):
+        """kind_bringup runs cluster and render (both from 0:00), kind_deployment the rest
+        numbered after them: they must be the plan's first."""
+        from fixtures.cluster import FIRST
+
+        assert plan.phase_names()[:len(FIRST)] == list(FIRST) == ["cluster", "render"]
+        assert all(not p.needs for p in plan.KIND_PLAN if p.name in FIRST)
+
     def test_every_phase_says_what_ready_means(self):
         assert all(p.ready for p in plan.KIND_PLAN)
 
