@@ -192,6 +192,24 @@ def test_render_puts_the_run_vapid_key_into_the_configmap(tmp_path, kind_bin):
         ctx, plan.Phase("app-images", paths=("manifests/overlays/kind",)))
 
 
+def test_render_needs_no_cluster_and_waits_for_the_run_values_to_write_the_overlay(tmp_path, kind_bin):
+    ctx = make_ctx(tmp_path, kind_bin)
+    render = plan.Phase("render", always=True, cascade=False, paths=SMALL)
+    bringup.execute(ctx, [render])  # no cluster phase: nothing connected
+    assert ctx.kube is None and ctx.secrets is None
+    overlay = ctx.render("manifests/overlays/kind")
+    assert overlay.finish is not None and not overlay.file.exists()  # not final: not written
+    assert ctx.render("manifests/infra/nfs").file.is_file()
+    production_key = next(d for d in overlay.docs if d["metadata"]["name"] == "mastodon-env")[
+        "data"]["VAPID_PUBLIC_KEY"]
+    bringup.execute(ctx, [PHASES["cluster"], PHASES["secrets"]], impls={
+        **bringup.IMPLS, "render": bringup.Impl(lambda c, p: "done")})
+    final = ctx.render("manifests/overlays/kind")
+    assert final.finish is None and final.digest != overlay.digest and final.file.is_file()
+    env = next(d for d in final.docs if d["metadata"]["name"] == "mastodon-env")["data"]
+    assert env["VAPID_PUBLIC_KEY"] == ctx.secrets.vapid_public_key != production_key
+
+
 def test_target_pins_the_served_hosts_to_the_mapped_ports(tmp_path, kind_bin):
     ctx = up_to_render(tmp_path, kind_bin, https_port=8443, http_port=8080)
     target = ctx.target()

@@ -14,6 +14,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.kube.fakes import FakeKube
 from tests.kube.test_bringup import PHASES, kind_bin, make_ctx, up_to_render  # noqa: F401
+from tootcheck import secretgen
 from tootcheck.errors import BadInput
 from tootcheck.kube import bringup, objects, testca
 from tootcheck.kube.bringup import certificates
@@ -199,3 +200,14 @@ def test_a_reused_cluster_skips_the_issuers_only_with_the_same_ca(tmp_path, kind
     assert certificates.done_issuers(again, PHASES["issuers"])
     kube.put(objects.root_ca_secret(testca.generate().cert_pem, "x" * 10))  # someone replaced it
     assert not certificates.done_issuers(again, PHASES["issuers"])
+
+
+def test_a_cluster_whose_ca_cert_manager_made_is_refused(tmp_path, kind_bin):  # noqa: F811
+    """Reused after the CA became the run's: its certificates were signed by a CA the run
+    does not have, so the bring-up stops with one line instead of failing later on TLS."""
+    kube = FakeKube([objects.state_configmap({"phase.issuers": "an-older-render"}),
+                     objects.run_secrets(secretgen.generate())])
+    (tmp_path / "clusters").write_text("tootcheck\n")
+    with pytest.raises(bringup.BringUpFailed, match=r"phase secrets failed: kind cluster 'tootcheck' "
+                       r"has issuers but no stored test CA .*kind delete cluster --name tootcheck"):
+        up_to_render(tmp_path, kind_bin, kube, reuse_cluster=True)

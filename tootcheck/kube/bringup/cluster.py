@@ -74,6 +74,12 @@ def run_secrets(ctx: Context, phase: plan.Phase) -> str:
     stored = objects.decode_data(ctx.kube.get("v1", "Secret", objects.RUN_SECRETS, objects.SUITE_NAMESPACE))
     values, generated = secretgen.complete(stored)
     ca, new_ca = testca.complete(stored)
+    if new_ca and plan.STATE_KEY_PREFIX + "issuers" in ctx.state:
+        # Brought up before the CA was the run's: cert-manager made it, and what it signed
+        # would not verify against a new one.
+        raise BringUpFailed(f"kind cluster {ctx.name!r} has issuers but no stored test CA (an "
+                            "earlier tootcheck let cert-manager make it): delete it with "
+                            f"`kind delete cluster --name {ctx.name}`")
     if generated or new_ca:
         ctx.kube.apply(objects.run_secrets(values, ca.stored()))
     if ctx.secret_overrides:  # never stored: the run's Secret keeps the generated values
