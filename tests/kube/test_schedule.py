@@ -164,6 +164,18 @@ def test_a_failure_stops_new_phases_and_names_the_phase(tmp_path, kind_bin):  # 
     assert "cert-manager" not in started and "mastodon" not in started
 
 
+def test_docs_bringup_quotes_the_current_estimate():
+    from pathlib import Path
+
+    t = timeline.timeline()
+    text = " ".join((Path(__file__).resolve().parents[2] / "docs" / "bringup.md").read_text().split())
+    def clock(seconds: float) -> str:
+        return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
+
+    assert f"bring-up {clock(t.bringup_s)}, zero to verdict {clock(t.verdict_s)} expected" in text, (
+        "docs/bringup.md quotes a stale estimate")
+
+
 def test_docs_e2e_shows_the_current_plan():
     """docs/e2e.md's "Time" section quotes `tootcheck preflight e2e --plan`; it must be current."""
     from pathlib import Path
