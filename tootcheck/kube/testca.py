@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
@@ -104,7 +105,7 @@ def load(cert_pem: str, key_pem: str, now: dt.datetime | None = None) -> TestCA:
     try:
         cert = x509.load_pem_x509_certificate(cert_pem.encode())
         key = serialization.load_pem_private_key(key_secret.reveal().encode(), password=None)
-    except ValueError:
+    except (ValueError, TypeError, UnsupportedAlgorithm):  # TypeError: the key wants a password
         raise BadInput("stored test CA: not a PEM certificate and private key; delete the "
                        "cluster or fix kube-system/tootcheck-run-secrets") from None
     try:

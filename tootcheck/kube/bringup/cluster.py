@@ -19,6 +19,7 @@ from tootcheck.kube.bringup.context import (
     OVERLAY,
     BringUpFailed,
     Context,
+    Finish,
     Rendered,
     now_utc,
     poll_once,
@@ -116,8 +117,7 @@ def run_render(ctx: Context, phase: plan.Phase) -> str:
         # A rehearsal deploys the overlay at FROM first (images, and the chart if it changes).
         override = ctx.hooks.render_override(path)
         app_dir = ctx.settings.app_dir if path == OVERLAY else None
-        finish: Callable[[secretgen.SecretSet, list[dict[str, Any]]], list[dict[str, Any]]] | None
-        finish = None
+        finish: Finish | None = None
         composed = app_dir is not None and override is None  # make e2e APP=DIR
         if composed:
             assert app_dir is not None
@@ -136,9 +136,8 @@ def _with_vapid(values: secretgen.SecretSet, docs: list[dict[str, Any]]) -> list
     return objects.with_env(docs, {"VAPID_PUBLIC_KEY": values.vapid_public_key})
 
 
-def keep_render(ctx: Context, path: str, docs: list[dict[str, Any]],
-                finish: Callable[[secretgen.SecretSet, list[dict[str, Any]]], list[dict[str, Any]]]
-                | None = None, *, secret_values: bool = False) -> None:
+def keep_render(ctx: Context, path: str, docs: list[dict[str, Any]], finish: Finish | None = None,
+                *, secret_values: bool = False) -> None:
     """Remember a render; one that still needs the run's values is written once it has them
     (``secret_values``: they include secrets, which the copy on disk masks)."""
     out = ctx.out_dir / "render" / (path.removeprefix("manifests/").replace("/", "-") + ".yaml")
@@ -161,8 +160,7 @@ def finish_renders(ctx: Context) -> None:
 
 
 def app_overlay(ctx: Context, app_dir: Path, render_fn: Callable[[Path], str],
-                ) -> tuple[list[dict[str, Any]], Callable[[secretgen.SecretSet, list[dict[str, Any]]],
-                                                          list[dict[str, Any]]]]:
+                ) -> tuple[list[dict[str, Any]], Finish]:
     """The operator's DIR inside a kind overlay composed at run time (make e2e APP=DIR),
     and how the run's values go into it."""
     from tootcheck.kube import overlay

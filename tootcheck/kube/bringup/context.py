@@ -62,6 +62,10 @@ class BringUpHooks:
     extra_images: Callable[[], Sequence[str]] = _no_images
 
 
+# Puts the run's values into a render: (the run's secrets, the render's docs) -> final docs.
+Finish = Callable[[secretgen.SecretSet, list[dict[str, Any]]], list[dict[str, Any]]]
+
+
 @dataclass
 class Rendered:
     """A kustomization's render. ``finish`` puts the run's values in (the ``secrets`` phase
@@ -72,7 +76,7 @@ class Rendered:
     docs: list[dict[str, Any]]
     file: Path
     digest: str
-    finish: Callable[[secretgen.SecretSet, list[dict[str, Any]]], list[dict[str, Any]]] | None = None
+    finish: Finish | None = None
     secret_values: bool = False
 
 
