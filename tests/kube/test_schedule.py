@@ -47,7 +47,7 @@ def test_mastodon_waits_for_neither_cert_manager_nor_the_issuers_on_paper():
 def test_the_critical_path_and_the_eight_minute_target():
     t = timeline.timeline()
     assert t.critical_path == ["cluster", "images", "storage", "mastodon", "accounts"]
-    assert t.bringup_s == t.critical_s == 325  # the workers are no bottleneck
+    assert t.bringup_s == t.critical_s  # the workers are no bottleneck
     assert t.verdict_s <= 8 * 60
 
 
