@@ -74,7 +74,7 @@ def leaf_signed_by(ca: testca.TestCA, host: str) -> tuple[bytes, bytes]:
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
                 ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value),
                 critical=False)
-            .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
+            .sign(ca_key, hashes.SHA256()))
     return (cert.public_bytes(serialization.Encoding.PEM),
             key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                               serialization.NoEncryption()))
