@@ -9,6 +9,7 @@ import re
 import pytest
 
 from tests.e2e_manifests.manifests import find, of_kind, reference, rendered
+from tootcheck.kube import objects
 
 ISSUER_ANNOTATION = "cert-manager.io/cluster-issuer"
 
@@ -33,13 +34,14 @@ def test_cluster_issuer_is_the_one_the_reference_names():
     assert wanted == {"kirchner-social-issuer"}
     issuers = rendered("infra-issuers")
     ca_issuer = find(issuers, "ClusterIssuer", "kirchner-social-issuer")
-    root = find(issuers, "Certificate", "tootcheck-root-ca", "cert-manager")
-    # A CA ClusterIssuer reads its secret from the cluster resource namespace (cert-manager).
-    assert ca_issuer["spec"]["ca"]["secretName"] == root["spec"]["secretName"]
-    assert root["spec"]["isCA"] is True and root["spec"]["subject"]["organizations"]
-    bootstrap = root["spec"]["issuerRef"]
-    assert bootstrap["kind"] == "ClusterIssuer"
-    assert "selfSigned" in find(issuers, "ClusterIssuer", bootstrap["name"])["spec"]
+    # The CA is the run's (tootcheck/kube/testca.py): the bring-up stores it as this Secret in
+    # the cluster resource namespace (cert-manager), where a CA ClusterIssuer reads it.
+    namespace, name = objects.ROOT_CA_SECRET
+    assert ca_issuer["spec"] == {"ca": {"secretName": name}} and namespace == "cert-manager"
+    assert [o["kind"] for o in issuers] == ["ClusterIssuer"]  # no cert-manager-made CA any more
+    secret = objects.root_ca_secret("-----BEGIN CERTIFICATE-----\n", "-----BEGIN PRIVATE KEY-----\n")
+    assert secret["type"] == "kubernetes.io/tls" and secret["metadata"]["namespace"] == namespace
+    assert set(secret["data"]) == {"tls.crt", "tls.key", "ca.crt"}
 
 
 def test_authentik_ingress_uses_the_same_issuer_and_class():

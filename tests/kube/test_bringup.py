@@ -14,7 +14,7 @@ import yaml
 
 from tests.kube.fakes import FakeKube
 from tootcheck import secretgen
-from tootcheck.kube import bringup, objects, plan, safety
+from tootcheck.kube import bringup, objects, plan, safety, testca
 from tootcheck.kube.bringup import app as bringup_app
 from tootcheck.kube.bringup import cluster as bringup_cluster
 from tootcheck.kube.bringup import context as bringup_context
@@ -156,10 +156,10 @@ SMALL = ("manifests/overlays/kind", "manifests/infra/nfs")
 
 
 def up_to_render(tmp_path, kind_bin, kube=None, paths=SMALL, **settings) -> bringup.Context:
-    """Cluster, secrets and a render of ``paths`` only (the CRD-laden renders are big)."""
+    """Cluster, a render of ``paths`` only (the CRD-laden renders are big), and secrets."""
     ctx = make_ctx(tmp_path, kind_bin, kube, **settings)
-    render = plan.Phase("render", ("secrets",), always=True, cascade=False, paths=paths)
-    bringup.execute(ctx, [PHASES["cluster"], PHASES["secrets"], render])
+    render = plan.Phase("render", always=True, cascade=False, paths=paths)
+    bringup.execute(ctx, [PHASES["cluster"], render, PHASES["secrets"]])
     return ctx
 
 
@@ -167,13 +167,17 @@ def test_secrets_are_generated_once_and_read_back_on_reuse(tmp_path, kind_bin):
     kube = FakeKube()
     ctx = up_to_render(tmp_path, kind_bin, kube)
     stored = kube.objects[("Secret", "kube-system", objects.RUN_SECRETS)]
-    assert set(stored["data"]) == set(secretgen.SPECS)
-    assert ctx.progress.lines[1].endswith(f"ran: {len(secretgen.SPECS)} generated")
+    assert set(stored["data"]) == set(secretgen.SPECS) | {testca.CERT_KEY, testca.KEY_KEY}
+    line = next(ln for ln in ctx.progress.lines if "] secrets " in ln)
+    assert f"ran: {len(secretgen.SPECS)} generated; test CA generated, in " in line
     (tmp_path / "clusters").write_text("tootcheck\n")
     again = make_ctx(tmp_path, kind_bin, kube, reuse_cluster=True)
-    bringup.execute(again, [PHASES["cluster"], PHASES["secrets"]])
+    render = plan.Phase("render", always=True, cascade=False, paths=SMALL)
+    bringup.execute(again, [PHASES["cluster"], render, PHASES["secrets"]])
     assert again.secrets["SECRET_KEY_BASE"] == ctx.secrets["SECRET_KEY_BASE"]
-    assert again.progress.lines[1].endswith(f"0 generated, {len(secretgen.SPECS)} read back")
+    assert again.ca == ctx.ca  # a reused cluster keeps its test CA
+    line = next(ln for ln in again.progress.lines if "] secrets " in ln)
+    assert f"0 generated, {len(secretgen.SPECS)} read back; test CA read back" in line
 
 
 def test_render_puts_the_run_vapid_key_into_the_configmap(tmp_path, kind_bin):
@@ -186,6 +190,24 @@ def test_render_puts_the_run_vapid_key_into_the_configmap(tmp_path, kind_bin):
     assert ctx.secrets["VAPID_PRIVATE_KEY"].reveal() not in written
     assert "ghcr.io/mastodon/mastodon:v4.7.2" in bringup_cluster.wanted_images(
         ctx, plan.Phase("app-images", paths=("manifests/overlays/kind",)))
+
+
+def test_render_needs_no_cluster_and_waits_for_the_run_values_to_write_the_overlay(tmp_path, kind_bin):
+    ctx = make_ctx(tmp_path, kind_bin)
+    render = plan.Phase("render", always=True, cascade=False, paths=SMALL)
+    bringup.execute(ctx, [render])  # no cluster phase: nothing connected
+    assert ctx.kube is None and ctx.secrets is None
+    overlay = ctx.render("manifests/overlays/kind")
+    assert overlay.finish is not None and not overlay.file.exists()  # not final: not written
+    assert ctx.render("manifests/infra/nfs").file.is_file()
+    production_key = next(d for d in overlay.docs if d["metadata"]["name"] == "mastodon-env")[
+        "data"]["VAPID_PUBLIC_KEY"]
+    bringup.execute(ctx, [PHASES["cluster"], PHASES["secrets"]], impls={
+        **bringup.IMPLS, "render": bringup.Impl(lambda c, p: "done")})
+    final = ctx.render("manifests/overlays/kind")
+    assert final.finish is None and final.digest != overlay.digest and final.file.is_file()
+    env = next(d for d in final.docs if d["metadata"]["name"] == "mastodon-env")["data"]
+    assert env["VAPID_PUBLIC_KEY"] == ctx.secrets.vapid_public_key != production_key
 
 
 def test_target_pins_the_served_hosts_to_the_mapped_ports(tmp_path, kind_bin):
@@ -477,9 +499,8 @@ def test_render_with_app_dir_composes_the_overlay_around_it(tmp_path, kind_bin):
 
     ctx = make_ctx(tmp_path, kind_bin, app_dir=app)
     ctx.render_fn = render_fn
-    render = plan.Phase("render", ("secrets",), always=True, cascade=False,
-                        paths=("manifests/overlays/kind",))
-    bringup.execute(ctx, [PHASES["cluster"], PHASES["secrets"], render])
+    render = plan.Phase("render", always=True, cascade=False, paths=("manifests/overlays/kind",))
+    bringup.execute(ctx, [PHASES["cluster"], render, PHASES["secrets"]])
     assert seen[0] == app and seen[1] == ctx.out_dir / "app-overlay"
     env = next(d for d in ctx.render("manifests/overlays/kind").docs if d["kind"] == "ConfigMap")
     planted = yaml.safe_load_all(committed)

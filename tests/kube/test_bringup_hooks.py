@@ -12,9 +12,9 @@ NFS_ONLY = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: from-the-hook, nam
 
 
 def run_up_to_render(ctx: bringup.Context, paths: tuple[str, ...]) -> None:
-    render = plan.Phase("render", ("secrets",), always=True, cascade=False, paths=paths)
+    render = plan.Phase("render", always=True, cascade=False, paths=paths)
     by_name = {p.name: p for p in plan.KIND_PLAN}
-    bringup.execute(ctx, [by_name["cluster"], by_name["secrets"], render])
+    bringup.execute(ctx, [by_name["cluster"], render, by_name["secrets"]])
 
 
 def test_a_render_override_replaces_the_render_of_its_path_only(tmp_path, kind_bin):  # noqa: F811

@@ -64,8 +64,10 @@ class FakeTools:
     """docker and kind as they answer: which images the host has, which loads fail."""
 
     def __init__(self, on_host: set[str], unpullable: set[str] = frozenset(),
-                 unloadable: set[str] = frozenset()) -> None:
+                 unloadable: set[str] = frozenset(), unsavable: set[str] = frozenset(),
+                 platform: str = "linux/amd64") -> None:
         self.on_host, self.unpullable, self.unloadable = set(on_host), unpullable, unloadable
+        self.unsavable, self.platform = unsavable, platform
         self.calls: list[list[str]] = []
 
     def __call__(self, argv, timeout):
@@ -84,6 +86,16 @@ class FakeTools:
             if image in self.unloadable:
                 return subprocess.CompletedProcess(argv, 1, "", "ctr: content digest not found\n")
             return ok
+        if argv[1] == "version":
+            return subprocess.CompletedProcess(argv, 0, self.platform + "\n", "")
+        if argv[1:3] == ["image", "save"]:
+            assert argv[3:5] == ["--platform", self.platform] and argv[5] == "-o"
+            if image in self.unsavable:
+                return subprocess.CompletedProcess(argv, 1, "", "unknown flag: --platform\n")
+            return ok
+        if argv[1:3] == ["load", "image-archive"]:
+            assert image.endswith("image.tar")
+            return ok
         raise AssertionError(argv)
 
 
@@ -97,14 +109,40 @@ def test_preload_pulls_once_and_loads_everything():
 
 
 def test_failures_leave_the_image_to_the_node_and_say_why():
-    tools = FakeTools(on_host=set(), unpullable={"rate:1"}, unloadable={"multi:1"})
+    tools = FakeTools(on_host=set(), unpullable={"rate:1"}, unloadable={"multi:1"},
+                      unsavable={"multi:1"})
     report = images.preload(["rate:1", "multi:1", "ok:1"], docker=Path("docker"), kind=Path("kind"),
                             cluster="t", report=images.PreloadReport(wanted=3), runner=tools)
     assert report.left_to_node == ["rate:1", "multi:1"] and report.loaded == ["ok:1"]
     assert report.problems == ["pull rate:1: toomanyrequests: rate limit",
-                               "kind load multi:1: ctr: content digest not found"]
+                               "kind load multi:1: ctr: content digest not found",
+                               "docker image save --platform linux/amd64 multi:1: unknown flag: "
+                               "--platform"]
     assert "2 left to the node's own pull" in report.summary()
     assert set(report.to_json()["seconds"]) == {"host", "load"}
+
+
+def test_the_containerd_image_store_loads_through_a_one_platform_archive():
+    """kind#3795: `kind load docker-image` fails on Docker's containerd image store; the image
+    still reaches the node (docker image save --platform, kind load image-archive), unpulled."""
+    tools = FakeTools(on_host={"multi:1", "plain:1"}, unloadable={"multi:1"}, platform="linux/arm64")
+    report = images.preload(["multi:1", "plain:1"], docker=Path("docker"), kind=Path("kind"),
+                            cluster="t", report=images.PreloadReport(wanted=2), runner=tools)
+    assert report.loaded == ["multi:1", "plain:1"] and report.via_archive == ["multi:1"]
+    assert report.left_to_node == [] and report.problems == [] and report.pulled == []
+    save = next(c for c in tools.calls if c[1:3] == ["image", "save"])
+    assert save[3:5] == ["--platform", "linux/arm64"] and save[-1] == "multi:1"
+    archive = next(c for c in tools.calls if c[1:3] == ["load", "image-archive"])
+    assert archive[3:5] == ["--name", "t"] and archive[-1] == save[6]
+    assert [c[1] for c in tools.calls].count("version") == 1
+
+
+def test_an_unknown_daemon_platform_leaves_the_image_to_the_node():
+    tools = FakeTools(on_host={"multi:1"}, unloadable={"multi:1"}, platform="")
+    report = images.preload(["multi:1"], docker=Path("docker"), kind=Path("kind"), cluster="t",
+                            report=images.PreloadReport(wanted=1), runner=tools)
+    assert report.left_to_node == ["multi:1"] and report.via_archive == []
+    assert report.problems[-1] == "archive fallback multi:1: the Docker daemon's platform is unknown"
 
 
 def test_a_warm_host_cache_loads_without_pulling():

@@ -49,7 +49,7 @@ def test_self_dependency_is_a_cycle():
 
 def test_closure_picks_what_a_phase_needs():
     assert names(plan.closure(plan.KIND_PLAN, ["issuers"])) == [
-        "cluster", "secrets", "render", "images", "nodes", "cert-manager", "issuers"]
+        "cluster", "render", "secrets", "images", "nodes", "cert-manager", "issuers"]
     with pytest.raises(PlanError):
         plan.closure(plan.KIND_PLAN, ["nope"])
 
@@ -67,7 +67,7 @@ def test_reuse_skips_phases_found_done():
     assert steps["cert-manager"].action == "skip" and steps["mastodon"].action == "skip"
     assert steps["accounts"].action == "run" and steps["accounts"].reason == "not done yet"
     # always-phases (cheap, and they load what later phases need) run every time
-    assert [n for n, s in steps.items() if s.action == "run"] == ["cluster", "secrets", "render", "accounts"]
+    assert [n for n, s in steps.items() if s.action == "run"] == ["cluster", "render", "secrets", "accounts"]
 
 
 def test_a_phase_that_runs_again_invalidates_what_needs_it():
@@ -77,8 +77,9 @@ def test_a_phase_that_runs_again_invalidates_what_needs_it():
     steps = {s.phase.name: s for s in plan.schedule(ordered, done, reuse=True)}
     assert steps["issuers"].action == "run"
     assert steps["authentik"].action == "run" and "issuers ran again" in steps["authentik"].reason
-    assert steps["mastodon-secrets"].action == "run"
-    assert steps["mastodon"].action == "run"  # through authentik and mastodon-secrets
+    assert steps["peers"].action == "run"
+    # the test CA is the run's, not the issuers': Mastodon's inputs and rollout do not need them
+    assert steps["mastodon-secrets"].action == "skip" and steps["mastodon"].action == "skip"
     assert steps["storage"].action == "skip"  # independent of issuers
 
 
@@ -126,10 +127,18 @@ def test_timings():
 class TestTheKindPlan:
     def test_orders_without_cycle_in_the_issue_order(self):
         assert plan.phase_names() == [
-            "cluster", "secrets", "render", "images", "app-images", "nodes", "coredns", "cert-manager",
+            "cluster", "render", "secrets", "images", "app-images", "nodes", "coredns", "cert-manager",
             "issuers",
             "storage", "traefik", "authentik-secrets", "authentik", "mastodon-secrets", "mastodon",
             "accounts", "peers"]
+
+    def test_the_cluster_fixture_runs_the_first_phases_of_the_plan(self):
+        """kind_bringup runs cluster and render (both from 0:00), kind_deployment the rest
+        numbered after them: they must be the plan's first."""
+        from fixtures.cluster import FIRST
+
+        assert plan.phase_names()[:len(FIRST)] == list(FIRST) == ["cluster", "render"]
+        assert all(not p.needs for p in plan.KIND_PLAN if p.name in FIRST)
 
     def test_every_phase_says_what_ready_means(self):
         assert all(p.ready for p in plan.KIND_PLAN)
@@ -146,5 +155,11 @@ class TestTheKindPlan:
         assert "cert-manager" in needs["issuers"]
         assert {"mastodon-secrets", "storage", "traefik", "coredns", "app-images"} <= needs["mastodon"]
         assert "authentik" not in needs["mastodon"]  # independent: they roll out at the same time
-        assert "issuers" in needs["mastodon-secrets"]  # the CA ConfigMap comes from the root CA
+        # the test CA is made with the run's secrets, not by cert-manager: Mastodon's inputs
+        # and rollout wait for neither cert-manager nor the issuers
+        assert needs["mastodon-secrets"] == {"secrets", "render"}
+        assert not {"cert-manager", "issuers"} & needs["mastodon"]
+        assert "secrets" in needs["issuers"]  # the issuer's CA Secret holds the run's CA
+        assert "images" in needs["mastodon"]  # PostgreSQL comes with the infrastructure's images
+        assert needs["render"] == set()  # kustomize needs no cluster: it runs beside `cluster`
         assert "mastodon" in needs["accounts"]

@@ -29,6 +29,28 @@ def test_independent_phases_overlap_on_paper():
         assert all(times[n][1] <= times[phase.name][0] for n in phase.needs), phase.name
 
 
+def test_render_and_image_loading_run_beside_what_they_do_not_need():
+    times = plan.simulate(plan.KIND_PLAN, expected(), workers=plan.WORKERS)
+    assert times["render"][0] == times["cluster"][0] == 0  # kustomize needs no cluster
+    assert overlaps(times, "render", "cluster")
+    assert overlaps(times, "images", "app-images")  # the two image phases load at once
+    assert overlaps(times, "images", "nodes") and overlaps(times, "app-images", "traefik")
+
+
+def test_mastodon_waits_for_neither_cert_manager_nor_the_issuers_on_paper():
+    times = plan.simulate(plan.KIND_PLAN, expected(), workers=plan.WORKERS)
+    assert times["mastodon-secrets"][1] < times["cert-manager"][0]  # the run's CA, not cert-manager's
+    assert times["mastodon"][0] < times["issuers"][0]
+    assert overlaps(times, "mastodon", "cert-manager") and overlaps(times, "mastodon", "issuers")
+
+
+def test_the_critical_path_and_the_eight_minute_target():
+    t = timeline.timeline()
+    assert t.critical_path == ["cluster", "images", "storage", "mastodon", "accounts"]
+    assert t.bringup_s == t.critical_s  # the workers are no bottleneck
+    assert t.verdict_s <= 8 * 60
+
+
 def test_one_worker_is_the_plan_order():
     times = plan.simulate(plan.KIND_PLAN, expected(), workers=1)
     assert sorted(times, key=lambda n: times[n][0]) == plan.phase_names()
@@ -83,6 +105,49 @@ def test_the_engine_runs_independent_phases_at_the_same_time(tmp_path, kind_bin)
     assert all(ln.endswith("ran: stubbed") for ln in ctx.progress.lines)
 
 
+def test_the_engine_renders_while_the_cluster_comes_up(tmp_path, kind_bin):  # noqa: F811
+    """cluster waits until render has started: only an engine that runs them at once passes."""
+    barrier = threading.Barrier(2, timeout=10)
+
+    def run(ctx, phase):
+        if phase.name in ("cluster", "render"):
+            barrier.wait()
+        return "stubbed"
+
+    ctx = make_ctx(tmp_path, kind_bin)
+    ctx.workers = plan.WORKERS
+    bringup.execute(ctx, plan.KIND_PLAN, impls={p.name: bringup.Impl(run) for p in plan.KIND_PLAN})
+    assert len(ctx.progress.lines) == len(plan.KIND_PLAN)
+
+
+def test_the_engine_rolls_mastodon_out_while_cert_manager_still_runs(tmp_path, kind_bin):  # noqa: F811
+    """cert-manager ends only once Mastodon's rollout has begun: with Mastodon's inputs
+    waiting for the issuers (the CA made by cert-manager) this times out."""
+    mastodon_started = threading.Event()
+    seen: list[str] = []
+
+    def run(ctx, phase):
+        if phase.name == "mastodon":
+            mastodon_started.set()
+        if phase.name == "cert-manager" and not mastodon_started.wait(10):
+            raise RuntimeError("Mastodon's rollout did not start while cert-manager ran")
+        seen.append(phase.name)
+        return "stubbed"
+
+    ctx = make_ctx(tmp_path, kind_bin)
+    ctx.workers = plan.WORKERS
+    bringup.execute(ctx, plan.KIND_PLAN, impls={p.name: bringup.Impl(run) for p in plan.KIND_PLAN})
+    assert seen.index("mastodon") < seen.index("cert-manager") < seen.index("issuers")
+
+
+def test_phases_whose_needs_are_never_met_fail_loudly(tmp_path, kind_bin):  # noqa: F811
+    ctx = make_ctx(tmp_path, kind_bin)
+    phases = [plan.Phase("a", ("b",)), plan.Phase("b", ("a",))]  # not through plan.order
+    with pytest.raises(bringup.BringUpFailed, match="never became ready to start: a, b"):
+        bringup.execute(ctx, phases, impls={"a": bringup.Impl(lambda c, p: "x"),
+                                            "b": bringup.Impl(lambda c, p: "x")})
+
+
 def test_a_failure_stops_new_phases_and_names_the_phase(tmp_path, kind_bin):  # noqa: F811
     started: list[str] = []
 
@@ -97,6 +162,18 @@ def test_a_failure_stops_new_phases_and_names_the_phase(tmp_path, kind_bin):  # 
     with pytest.raises(bringup.BringUpFailed, match="bring-up phase images failed: kind load failed"):
         bringup.execute(ctx, plan.KIND_PLAN, impls={p.name: bringup.Impl(run) for p in plan.KIND_PLAN})
     assert "cert-manager" not in started and "mastodon" not in started
+
+
+def test_docs_bringup_quotes_the_current_estimate():
+    from pathlib import Path
+
+    t = timeline.timeline()
+    text = " ".join((Path(__file__).resolve().parents[2] / "docs" / "bringup.md").read_text().split())
+    def clock(seconds: float) -> str:
+        return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
+
+    assert f"bring-up {clock(t.bringup_s)}, zero to verdict {clock(t.verdict_s)} expected" in text, (
+        "docs/bringup.md quotes a stale estimate")
 
 
 def test_docs_e2e_shows_the_current_plan():

@@ -7,11 +7,20 @@ is missing where is decided by pure functions over the render's image list and
 the node's ``status.images``; the docker/kind calls are bounded subprocesses.
 Preloading is an optimisation: an image that cannot be loaded is left to the
 node's own pull (imagePullPolicy IfNotPresent), and the timings say so.
+
+``kind load docker-image`` fails with "content digest ... not found" when Docker
+keeps images in the containerd image store (the default of a fresh Docker 29):
+``docker save`` then writes an index naming every platform, or an attestation,
+whose blobs the host never pulled (kubernetes-sigs/kind#3795). The fallback is the
+one kind documents for it (kubernetes-sigs/kind#4247): ``docker image save
+--platform <the daemon's os/arch>`` into a temporary archive, then ``kind load
+image-archive``; only when that fails too is the image left to the node.
 """
 
 from __future__ import annotations
 
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -80,6 +89,7 @@ class PreloadReport:
     pulled: list[str] = field(default_factory=list)
     loaded: list[str] = field(default_factory=list)
     left_to_node: list[str] = field(default_factory=list)
+    via_archive: list[str] = field(default_factory=list)  # loaded by the fallback (kind#3795)
     seconds: dict[str, float] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -96,6 +106,7 @@ class PreloadReport:
             out.pulled += r.pulled
             out.loaded += r.loaded
             out.left_to_node += r.left_to_node
+            out.via_archive += r.via_archive
             out.problems += r.problems
             for key, seconds in r.seconds.items():
                 out.seconds[key] = round(out.seconds.get(key, 0.0) + seconds, 2)
@@ -111,7 +122,8 @@ class PreloadReport:
     def to_json(self) -> dict[str, Any]:
         return {"wanted": self.wanted, "images": self.images, "already_on_node": self.already_on_node,
                 "host_hits": self.host_hits, "pulled": self.pulled, "loaded": self.loaded,
-                "left_to_node": self.left_to_node, "seconds": self.seconds,
+                "left_to_node": self.left_to_node, "via_archive": self.via_archive,
+                "seconds": self.seconds,
                 "problems": self.problems}
 
 
@@ -154,12 +166,49 @@ def preload(missing: Sequence[str], *, docker: Path, kind: Path, cluster: str,
             report.left_to_node.append(image)
     report.seconds["host"] = round(clock() - started, 2)
     started = clock()
+    platform: list[str] = []  # the daemon's os/arch, asked once, when the fallback needs it
     for image in loadable:  # one at a time: a failure affects only that image
         loaded = runner([str(kind), "load", "docker-image", "--name", cluster, image], LOAD_TIMEOUT_S)
         if loaded.returncode == 0:
             report.loaded.append(image)
+            continue
+        problem = f"kind load {image}: {_last_line(loaded)}"
+        if not platform:
+            platform.append(_platform(docker, runner))
+        fallback = load_archive(image, docker=docker, kind=kind, cluster=cluster,
+                                platform=platform[0], runner=runner)
+        if fallback is None:
+            report.loaded.append(image)
+            report.via_archive.append(image)
         else:
-            report.problems.append(f"kind load {image}: {_last_line(loaded)}")
+            report.problems += [problem, fallback]
             report.left_to_node.append(image)
     report.seconds["load"] = round(clock() - started, 2)
     return report
+
+
+def _platform(docker: Path, runner: Runner) -> str:
+    """The daemon's ``os/arch`` (what the node runs: kind nodes are containers of the
+    daemon), or "" when docker cannot say."""
+    done = runner([str(docker), "version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"],
+                  INSPECT_TIMEOUT_S)
+    value = done.stdout.strip() if done.returncode == 0 else ""
+    return value if value.count("/") == 1 and " " not in value else ""
+
+
+def load_archive(image: str, *, docker: Path, kind: Path, cluster: str, platform: str,
+                 runner: Runner = run) -> str | None:
+    """Load ``image`` through a one-platform archive; None when loaded, else the problem."""
+    if not platform:
+        return f"archive fallback {image}: the Docker daemon's platform is unknown"
+    with tempfile.TemporaryDirectory(prefix="tootcheck-image-") as tmp:
+        archive = str(Path(tmp) / "image.tar")
+        saved = runner([str(docker), "image", "save", "--platform", platform, "-o", archive, image],
+                       LOAD_TIMEOUT_S)
+        if saved.returncode != 0:
+            return f"docker image save --platform {platform} {image}: {_last_line(saved)}"
+        loaded = runner([str(kind), "load", "image-archive", "--name", cluster, archive],
+                        LOAD_TIMEOUT_S)
+        if loaded.returncode != 0:
+            return f"kind load image-archive {image}: {_last_line(loaded)}"
+    return None

@@ -4,7 +4,8 @@ Names and keys are the ones the manifests reference (docs/e2e.md "Secrets and
 ConfigMaps the bring-up creates"): Secret ``mastodon/mastodon-secrets``, Secret
 ``authentik/authentik-bootstrap`` (read by the chart through
 ``authentik.existingSecret`` and by the blueprint through ``!Env``), ConfigMap
-``mastodon/tootcheck-ca`` with the test CA, and the suite's own bookkeeping in
+``mastodon/tootcheck-ca`` with the test CA, Secret ``cert-manager/tootcheck-root-ca``
+(the test CA's key pair, read by the CA ClusterIssuer), and the suite's own bookkeeping in
 ``kube-system``: the run's secrets and the bring-up state. Secret values go in
 ``data`` (base64), never in anything that is printed.
 """
@@ -25,7 +26,9 @@ ACCOUNTS_SECRET = "tootcheck-accounts"
 MASTODON_SECRET = "mastodon-secrets"
 AUTHENTIK_SECRET = "authentik-bootstrap"
 CA_CONFIGMAP = "tootcheck-ca"
-CA_SOURCE = ("cert-manager", "tootcheck-root-ca")  # namespace, Secret name (key ca.crt)
+# The test CA's key pair for ClusterIssuer kirchner-social-issuer (manifests/infra/issuers): a CA
+# ClusterIssuer reads its Secret from the cluster resource namespace, cert-manager's own.
+ROOT_CA_SECRET = ("cert-manager", "tootcheck-root-ca")  # namespace, name
 ENV_CONFIGMAP = "mastodon-env"
 OIDC_USERNAME = "tootcheck-oidc"  # manifests/infra/authentik/blueprints/mastodon.yaml
 
@@ -48,10 +51,11 @@ def _meta(name: str, namespace: str) -> dict[str, Any]:
     return {"name": name, "namespace": namespace, "labels": {MANAGED_BY[0]: MANAGED_BY[1]}}
 
 
-def secret(name: str, namespace: str, data: Mapping[str, str]) -> dict[str, Any]:
+def secret(name: str, namespace: str, data: Mapping[str, str], *,
+           type_: str = "Opaque") -> dict[str, Any]:
     """A Secret whose ``data`` is already base64."""
     return {"apiVersion": "v1", "kind": "Secret", "metadata": _meta(name, namespace),
-            "type": "Opaque", "data": dict(data)}
+            "type": type_, "data": dict(data)}
 
 
 def configmap(name: str, namespace: str, data: Mapping[str, str]) -> dict[str, Any]:
@@ -59,9 +63,19 @@ def configmap(name: str, namespace: str, data: Mapping[str, str]) -> dict[str, A
             "data": dict(data)}
 
 
-def run_secrets(values: SecretSet) -> dict[str, Any]:
-    """Every secret of the run, so a reused cluster gets the same values back."""
-    return secret(RUN_SECRETS, SUITE_NAMESPACE, values.secret_data())
+def run_secrets(values: SecretSet, extra: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Every secret of the run, so a reused cluster gets the same values back; ``extra``
+    holds plain values kept beside them (the test CA's certificate and key)."""
+    data = values.secret_data()
+    data.update({k: _b64(v) for k, v in (extra or {}).items()})
+    return secret(RUN_SECRETS, SUITE_NAMESPACE, data)
+
+
+def root_ca_secret(cert_pem: str, key_pem: str) -> dict[str, Any]:
+    """The test CA as a TLS Secret for the CA ClusterIssuer (``ca.crt``: the root itself)."""
+    namespace, name = ROOT_CA_SECRET
+    return secret(name, namespace, {"tls.crt": _b64(cert_pem), "tls.key": _b64(key_pem),
+                                    "ca.crt": _b64(cert_pem)}, type_="kubernetes.io/tls")
 
 
 def mastodon_secrets(values: SecretSet) -> dict[str, Any]:

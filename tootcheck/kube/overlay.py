@@ -328,19 +328,25 @@ def run_values(known: Mapping[str, str], generate: Callable[[], str]) -> Callabl
     return value_for
 
 
-def render_app_overlay(app_dir: Path, render_fn: Callable[[Path], str], work_dir: Path, *,
-                       oidc_issuer: str, domain: str, value_for: Callable[[str], str],
-                       vapid_public_key: str) -> list[dict[str, Any]]:
-    """Render DIR, compose the overlay around it in ``work_dir``, render that, and put
-    the run's secrets in: the documents the bring-up applies."""
+def compose_app_overlay(app_dir: Path, render_fn: Callable[[Path], str], work_dir: Path, *,
+                        oidc_issuer: str, domain: str) -> tuple[list[dict[str, Any]], AppFacts]:
+    """Render DIR, compose the overlay around it in ``work_dir`` and render that: the
+    documents the bring-up applies once :func:`with_run_values` put the run's values in."""
     def docs_of(text: str) -> list[dict[str, Any]]:
         return [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
 
     base = docs_of(render_fn(check_app_dir(app_dir)))
     facts = write_overlay(app_dir, base, work_dir, oidc_issuer=oidc_issuer, domain=domain)
-    docs = inject_run_secrets(docs_of(render_fn(work_dir)), facts, value_for)
-    for doc in docs:  # the run's VAPID pair: its public half goes where DIR keeps it
+    return docs_of(render_fn(work_dir)), facts
+
+
+def with_run_values(docs: Sequence[Mapping[str, Any]], facts: AppFacts,
+                    value_for: Callable[[str], str], vapid_public_key: str) -> list[dict[str, Any]]:
+    """The composed overlay's render with the run's secrets in, and the run's VAPID public
+    key where DIR keeps it."""
+    out = inject_run_secrets(docs, facts, value_for)
+    for doc in out:
         if doc.get("kind") == "ConfigMap" and \
                 (doc.get("metadata") or {}).get("name") in facts.env_configmaps:
             doc["data"] = {**(doc.get("data") or {}), "VAPID_PUBLIC_KEY": vapid_public_key}
-    return docs
+    return out

@@ -6,7 +6,6 @@ from typing import Any
 
 from tootcheck.kube import accounts as acct
 from tootcheck.kube import objects, plan
-from tootcheck.kube.bringup.certificates import ensure_ca
 from tootcheck.kube.bringup.context import (
     HTTP_TIMEOUT_S,
     MASTODON_POD,
@@ -17,8 +16,8 @@ from tootcheck.kube.bringup.context import (
     done_when,
     http_readiness,
     record,
+    same_secret,
 )
-from tootcheck.kube.bringup.identity import same_secret
 from tootcheck.kube.readiness import Readiness
 from tootcheck.kube.waits import Watch
 from tootcheck.redaction import Secret, redact
@@ -26,10 +25,9 @@ from tootcheck.target import Account
 
 
 def mastodon_inputs(ctx: Context) -> list[dict[str, Any]]:
-    assert ctx.secrets is not None
-    ca = ensure_ca(ctx).read_text()
+    assert ctx.secrets is not None and ctx.ca is not None
     return [*objects.namespace_docs(ctx.docs("manifests/overlays/kind"), "mastodon"),
-            objects.mastodon_secrets(ctx.secrets), objects.ca_configmap(ca)]
+            objects.mastodon_secrets(ctx.secrets), objects.ca_configmap(ctx.ca.cert_pem)]
 
 
 def run_mastodon_secrets(ctx: Context, phase: plan.Phase) -> str:

@@ -1,18 +1,19 @@
-"""Certificate phases: cert-manager, the issuers and the test root CA."""
+"""Certificate phases: cert-manager, and the CA ClusterIssuer with the run's test root CA."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 from tootcheck.kube import objects, plan
 from tootcheck.kube.apply import ApplyError
 from tootcheck.kube.bringup.context import (
-    BringUpFailed,
     Context,
     apply_and_wait,
     apply_docs,
+    done_when,
     phase_digest,
     record,
+    same_secret,
     transient_errors,
 )
 from tootcheck.kube.readiness import Readiness, endpoints_readiness
@@ -33,15 +34,18 @@ def run_cert_manager(ctx: Context, phase: plan.Phase) -> str:
     return apply_and_wait(ctx, phase, CERT_MANAGER_WATCHES, extra=lambda: webhook_endpoints(ctx))
 
 
-ISSUER_WATCHES = (
-    Watch("cert-manager.io/v1", "ClusterIssuer", name="tootcheck-selfsigned"),
-    Watch("cert-manager.io/v1", "Certificate", "cert-manager", "tootcheck-root-ca"),
-    Watch("cert-manager.io/v1", "ClusterIssuer", name="kirchner-social-issuer"),
-)
+ISSUER_WATCHES = (Watch("cert-manager.io/v1", "ClusterIssuer", name="kirchner-social-issuer"),)
+
+
+def root_ca_secret(ctx: Context) -> dict[str, Any]:
+    """Secret cert-manager/tootcheck-root-ca: the run's test CA, for the CA ClusterIssuer."""
+    assert ctx.ca is not None
+    return objects.root_ca_secret(ctx.ca.cert_pem, ctx.ca.key.reveal())
 
 
 def run_issuers(ctx: Context, phase: plan.Phase) -> str:
-    docs = ctx.docs(*phase.paths)
+    # The CA's key pair first: the ClusterIssuer is Ready once it finds a CA there.
+    docs = [root_ca_secret(ctx), *ctx.docs(*phase.paths)]
     # The webhook may refuse for a short while after its endpoint appears (its CA is
     # injected by cainjector): retry the apply, bounded.
     def applied() -> Readiness:
@@ -52,25 +56,12 @@ def run_issuers(ctx: Context, phase: plan.Phase) -> str:
 
     note = wait_for(applied, what="issuers accepted by the cert-manager webhook", timeout=180,
                     interval=3.0).reason
-    verdict = wait_ready(ctx.kube, ISSUER_WATCHES, what="issuers and the root CA", timeout=phase.timeout,
+    verdict = wait_ready(ctx.kube, ISSUER_WATCHES, what="the CA ClusterIssuer", timeout=phase.timeout,
                          retry_on=transient_errors())
-    ensure_ca(ctx)
     record(ctx, phase, phase_digest(ctx, phase))
-    return f"{note}; {verdict.reason}; CA in {ctx.ca_file}"
+    return f"{note}; {verdict.reason}"
 
 
-def ensure_ca(ctx: Context) -> Path:
-    """Copy ca.crt (never tls.key) of the test root CA into the run's CA file."""
-    namespace, name = objects.CA_SOURCE
-    data = (ctx.kube.get("v1", "Secret", name, namespace) or {}).get("data") or {}
-    if "ca.crt" not in data:
-        raise BringUpFailed(f"Secret {namespace}/{name} has no ca.crt yet")
-    pem = objects.decode_data({"data": {"ca.crt": data["ca.crt"]}})["ca.crt"]
-    path = ctx.cache_dir / "ca.crt"
-    with ctx.lock:  # phases that run at the same time may each load it
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(pem)
-        ctx.ca_file = path
-    return path
-
-
+def done_issuers(ctx: Context, phase: plan.Phase) -> bool:
+    """Done when the issuer is Ready with this render and signs with the run's CA."""
+    return done_when(ISSUER_WATCHES)(ctx, phase) and same_secret(ctx, root_ca_secret(ctx))

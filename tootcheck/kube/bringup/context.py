@@ -19,7 +19,7 @@ from tootcheck import resources, secretgen
 from tootcheck.clients.pinning import PinMap
 from tootcheck.errors import BadInput
 from tootcheck.kube import images as img
-from tootcheck.kube import kindconfig, objects, plan, safety
+from tootcheck.kube import kindconfig, objects, plan, safety, testca
 from tootcheck.kube.apply import apply_documents
 from tootcheck.kube.bringup.kind import SuiteKindCluster
 from tootcheck.kube.bringup.progress import Progress
@@ -62,12 +62,22 @@ class BringUpHooks:
     extra_images: Callable[[], Sequence[str]] = _no_images
 
 
+# Puts the run's values into a render: (the run's secrets, the render's docs) -> final docs.
+Finish = Callable[[secretgen.SecretSet, list[dict[str, Any]]], list[dict[str, Any]]]
+
+
 @dataclass
 class Rendered:
+    """A kustomization's render. ``finish`` puts the run's values in (the ``secrets`` phase
+    calls it; until then the docs are not final and no copy is written); ``secret_values``:
+    those values include secrets (APP=DIR), masked in the copy on disk."""
+
     path: str
     docs: list[dict[str, Any]]
     file: Path
     digest: str
+    finish: Finish | None = None
+    secret_values: bool = False
 
 
 @dataclass
@@ -83,6 +93,7 @@ class Context:
     reused: bool = False
     created: bool = False
     secrets: secretgen.SecretSet | None = None
+    ca: testca.TestCA | None = None  # the run's test root CA (phase secrets)
     renders: dict[str, Rendered] = field(default_factory=dict)
     state: dict[str, str] = field(default_factory=dict)
     kind_config: dict[str, Any] = field(default_factory=dict)
@@ -177,6 +188,13 @@ def transient_errors() -> tuple[type[BaseException], ...]:
     from urllib3.exceptions import HTTPError
 
     return (ApiException, HTTPError)
+
+
+def same_secret(ctx: Context, expected: Mapping[str, Any]) -> bool:
+    """The live Secret holds exactly ``expected``'s data."""
+    meta = expected["metadata"]
+    live = ctx.kube.get("v1", "Secret", meta["name"], meta["namespace"])
+    return bool(live) and (live.get("data") or {}) == expected["data"]
 
 
 def poll_once(condition: Callable[[], Readiness]) -> bool:

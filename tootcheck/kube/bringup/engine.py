@@ -69,6 +69,9 @@ def execute(ctx: Context, phases: Sequence[plan.Phase], *, offset: int = 0,
                     finished.add(phase.name)
     if failure is not None:
         raise failure
+    stuck = [p.name for p in ordered if p.name not in finished]
+    if stuck:  # needs that can never be met: a run that did not do them must not look done
+        raise BringUpFailed(f"bring-up phases never became ready to start: {', '.join(stuck)}")
 
 
 def _run_step(ctx: Context, step: plan.Step, impl: Impl, index: int, total: int) -> None:

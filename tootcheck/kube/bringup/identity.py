@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
 from tootcheck.kube import objects, plan
-from tootcheck.kube.bringup.certificates import ensure_ca
 from tootcheck.kube.bringup.context import (
     BLUEPRINT,
     BLUEPRINT_NUDGE_S,
@@ -18,15 +16,10 @@ from tootcheck.kube.bringup.context import (
     apply_and_wait,
     apply_docs,
     http_readiness,
+    same_secret,
 )
 from tootcheck.kube.readiness import Readiness
 from tootcheck.kube.waits import Watch
-
-
-def same_secret(ctx: Context, expected: Mapping[str, Any]) -> bool:
-    meta = expected["metadata"]
-    live = ctx.kube.get("v1", "Secret", meta["name"], meta["namespace"])
-    return bool(live) and (live.get("data") or {}) == expected["data"]
 
 
 def authentik_secret(ctx: Context) -> dict[str, Any]:
@@ -110,7 +103,6 @@ def oidc_discovery(ctx: Context, nudge: bool = True) -> Readiness:
 
 
 def run_authentik(ctx: Context, phase: plan.Phase) -> str:
-    ensure_ca(ctx)
     return apply_and_wait(ctx, phase, AUTHENTIK_WATCHES, extra=lambda: oidc_discovery(ctx))
 
 

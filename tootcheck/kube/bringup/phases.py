@@ -17,8 +17,7 @@ from tootcheck.kube.bringup.app import (
 )
 from tootcheck.kube.bringup.certificates import (
     CERT_MANAGER_WATCHES,
-    ISSUER_WATCHES,
-    ensure_ca,
+    done_issuers,
     run_cert_manager,
     run_issuers,
     webhook_endpoints,
@@ -33,7 +32,7 @@ from tootcheck.kube.bringup.cluster import (
     run_render,
     run_secrets,
 )
-from tootcheck.kube.bringup.context import Context, Impl, done_when
+from tootcheck.kube.bringup.context import Impl, done_when
 from tootcheck.kube.bringup.identity import (
     AUTHENTIK_WATCHES,
     done_authentik_secrets,
@@ -43,13 +42,6 @@ from tootcheck.kube.bringup.identity import (
 )
 from tootcheck.kube.bringup.ingress import COREDNS_WATCHES, TRAEFIK_WATCHES, run_coredns, run_traefik
 from tootcheck.kube.bringup.storage import STORAGE_WATCHES, run_storage
-from tootcheck.kube.plan import Phase
-
-
-def _load_ca(ctx: Context, phase: Phase) -> None:
-    """A skipped phase after the issuers still leaves the run's CA file in place."""
-    ensure_ca(ctx)
-
 
 IMPLS: dict[str, Impl] = {
     "cluster": Impl(run_cluster),
@@ -60,14 +52,13 @@ IMPLS: dict[str, Impl] = {
     "nodes": Impl(run_nodes, done_nodes),
     "coredns": Impl(run_coredns, done_when(COREDNS_WATCHES)),
     "cert-manager": Impl(run_cert_manager, done_when(CERT_MANAGER_WATCHES, webhook_endpoints)),
-    "issuers": Impl(run_issuers, done_when(ISSUER_WATCHES), _load_ca),
+    "issuers": Impl(run_issuers, done_issuers),
     "storage": Impl(run_storage, done_when(STORAGE_WATCHES)),
     "traefik": Impl(run_traefik, done_when(TRAEFIK_WATCHES)),
     "authentik-secrets": Impl(run_authentik_secrets, done_authentik_secrets),
-    "authentik": Impl(run_authentik, done_when(AUTHENTIK_WATCHES, lambda c: oidc_discovery(c, False)),
-                      _load_ca),
-    "mastodon-secrets": Impl(run_mastodon_secrets, done_mastodon_secrets, _load_ca),
-    "mastodon": Impl(run_mastodon, done_mastodon, _load_ca),
+    "authentik": Impl(run_authentik, done_when(AUTHENTIK_WATCHES, lambda c: oidc_discovery(c, False))),
+    "mastodon-secrets": Impl(run_mastodon_secrets, done_mastodon_secrets),
+    "mastodon": Impl(run_mastodon, done_mastodon),
     "accounts": Impl(run_accounts, done_accounts),
     "peers": Impl(run_peers, done_when(PEER_WATCHES)),
 }
