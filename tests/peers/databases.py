@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -108,6 +109,12 @@ def _run_as() -> str | None:
 
 
 _TEMPLATES: dict[str, Path] = {}  # bin dir -> a freshly initialised, never started cluster
+# --no-sync: the template is only ever copied (cp does not fsync either)
+_INITDB_OPTIONS = ("-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tootcheck"
 _SHUTDOWN_SIGNALS = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}
 
 
@@ -142,22 +149,44 @@ class PostgresPeer:
             entry = pwd.getpwnam(self.user)
             for path in (self.root, self.data, self.log):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
-        # initdb once per process, then copy the fresh cluster (cp -a keeps owner and modes)
+        # a fresh cluster made once (initdb), then copied (cp -a keeps owner and modes)
         template = _TEMPLATES.get(str(self.bin_dir))
         if template is None:
-            template = scratch_dir("pg-template") / "data"
-            template.mkdir(mode=0o700)
-            if self.user:
-                entry = pwd.getpwnam(self.user)
-                os.chown(template, entry.pw_uid, entry.pw_gid)
-            # --no-sync: the template is only ever copied (cp does not fsync either)
-            subprocess.run(self._cmd("initdb", "-D", str(template), "-U", "postgres",
-                                     "--auth=trust", "-E", "UTF8", "--no-sync"),
-                           check=True, capture_output=True, timeout=120)
-            _TEMPLATES[str(self.bin_dir)] = template
+            template = _TEMPLATES[str(self.bin_dir)] = self._template()
         subprocess.run(["cp", "-a", f"{template}/.", str(self.data)], check=True,
                        capture_output=True, timeout=120)
         self.data.chmod(0o700)
+
+    def _template(self) -> Path:
+        """The initdb of this PostgreSQL build, for this user, kept in the user cache
+        directory between runs (keyed by ``postgres --version``, the binaries' path, the
+        user and the initdb options; a copy counts only once it is complete)."""
+        assert self.bin_dir is not None
+        version = subprocess.run([str(self.bin_dir / "postgres"), "--version"], check=True,
+                                 capture_output=True, text=True, timeout=30).stdout.strip()
+        key = hashlib.sha256("\n".join(
+            [version, str(self.bin_dir), self.user or "", *_INITDB_OPTIONS]).encode()).hexdigest()
+        cached = _cache_dir() / f"pg-template-{key[:16]}"
+        if (cached / "complete").exists():
+            return cached / "data"
+        fresh = scratch_dir("pg-template") / "data"
+        fresh.mkdir(mode=0o700)
+        if self.user:
+            entry = pwd.getpwnam(self.user)
+            os.chown(fresh, entry.pw_uid, entry.pw_gid)
+        subprocess.run(self._cmd("initdb", "-D", str(fresh), *_INITDB_OPTIONS),
+                       check=True, capture_output=True, timeout=120)
+        with contextlib.suppress(OSError):  # no cache: this run uses its own copy
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{cached.name}-", dir=cached.parent))
+            subprocess.run(["cp", "-a", str(fresh), str(staging / "data")], check=True,
+                           capture_output=True, timeout=120)
+            (staging / "complete").write_text(version + "\n")
+            try:
+                staging.rename(cached)  # another worker may have won: then use its copy
+            except OSError:
+                shutil.rmtree(staging, ignore_errors=True)
+        return fresh
 
     def start(self) -> None:
         """Run the postmaster as our own child (what ``pg_ctl start`` runs, without its
