@@ -9,6 +9,11 @@ on time by Sidekiq from the `schedule` set that survived in Redis. Each fault is
 loss: Redis without persistence (the scheduled job vanishes), a media volume that
 comes back empty or with a file's data gone, a database that does not come back,
 a token the API refuses.
+
+The scheduled status falls due a second after it is written. Sidekiq is held (SIGSTOP)
+from before the markers are written until Redis has restarted, so the job is still in
+`schedule` when Redis restarts however slow the machine is, and whatever publishes it
+afterwards can only have read it from what Redis kept.
 """
 
 from __future__ import annotations
@@ -38,8 +43,11 @@ from tootcheck.waiting import wait_until
 
 FAST = {"api_timeout_s": 5.0, "interval_s": 0.1}
 LATER = 3600.0  # a scheduled status that stays scheduled during the test
-# due after the first restart has begun even on a loaded CI box, yet soon enough to await
-SCHEDULED_IN_S = 4.0
+SCHEDULED_IN_S = 1.0  # Sidekiq is held until Redis has restarted: no race with the restart
+# Longer than a surviving job takes to be published once Sidekiq resumes (its scheduler
+# polls every 0.1 s; its fetcher backs off 1 s after the Redis restart broke its
+# connection): "still scheduled" after it can only mean the entry is gone.
+LOSS_GRACE_S = 1.5
 
 
 @dataclass
@@ -49,17 +57,18 @@ class Stack:
     rest: MastodonRestPeer
     target: Target
     dsn: str
+    sidekiq: SidekiqPeer
 
 
 @contextlib.contextmanager
 def running_stack(postgres: PostgresPeer, redis_peer: RedisPeer) -> Iterator[Stack]:
     dsn = postgres.create_database(f"persist_{secrets.token_hex(4)}")
     root = scratch_dir("persistence")
-    sidekiq = SidekiqPeer(redis_peer.url(0), root, database_url=dsn)
+    sidekiq = SidekiqPeer(redis_peer.url(0), root, database_url=dsn, poll_interval_s=0.1)
     try:
         with running_rest_peer(dsn, redis_peer.url(0), root) as (rest, target):
             sidekiq.start()
-            yield Stack(postgres, redis_peer, rest, target, dsn)
+            yield Stack(postgres, redis_peer, rest, target, dsn, sidekiq)
     finally:
         sidekiq.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -85,6 +94,16 @@ def start_after_crash(postgres: PostgresPeer) -> None:
                timeout=30, interval=0.2, retry_on=(subprocess.CalledProcessError,))
 
 
+@contextlib.contextmanager
+def sidekiq_held(sidekiq: SidekiqPeer) -> Iterator[None]:
+    """Sidekiq stopped (SIGSTOP) until the restart step resumes it; resumed in any case."""
+    sidekiq.pause()
+    try:
+        yield
+    finally:
+        sidekiq.resume()  # a no-op once the restart step has resumed it
+
+
 def scheduled_jobs(redis_peer: RedisPeer, scheduled_id: str) -> int:
     """How many PublishScheduledStatusWorker entries for ``scheduled_id`` Redis holds."""
     with redis.Redis.from_url(redis_peer.url(0)) as conn:
@@ -102,6 +121,7 @@ def test_markers_survive_restarts_and_crashes(stack: Stack) -> None:
     def restart() -> None:
         pending_at_restart.append(scheduled_jobs(stack.redis, written[0].scheduled[0].id))
         stack.redis.restart()  # first: the `schedule` entry must live through it
+        stack.sidekiq.resume()
         stack.postgres.restart()
         in_sql.append(verify_markers_db(stack.dsn, written[0], publish_grace_s=60))
 
@@ -112,11 +132,12 @@ def test_markers_survive_restarts_and_crashes(stack: Stack) -> None:
         start_after_crash(stack.postgres)
         in_sql.append(verify_markers_db(stack.dsn, written[0], publish_grace_s=60))
 
-    result = expect_ok(check_markers_survive(
-        stack.target,
-        [("PostgreSQL and Redis restart", restart), ("PostgreSQL and Redis crash", crash)],
-        scheduled_in_s=SCHEDULED_IN_S, publish_grace_s=6.0, await_scheduled_s=20.0,
-        on_written=written.append, **FAST))
+    with sidekiq_held(stack.sidekiq):
+        result = expect_ok(check_markers_survive(
+            stack.target,
+            [("PostgreSQL and Redis restart", restart), ("PostgreSQL and Redis crash", crash)],
+            scheduled_in_s=SCHEDULED_IN_S, publish_grace_s=6.0, await_scheduled_s=20.0,
+            on_written=written.append, **FAST))
     assert [r.metrics["markers_found"] for r in in_sql] == [6, 6], [r.summary for r in in_sql]
     assert result.metrics["markers_written"] == 6
     assert result.metrics["markers_found"] == 6
@@ -126,8 +147,7 @@ def test_markers_survive_restarts_and_crashes(stack: Stack) -> None:
         outcomes = result.evidence["rounds"][round_index]["outcomes"]
         return next(o["detail"] for o in outcomes if o["kind"] == "scheduled")
 
-    # waiting in Redis's `schedule` when Redis restarted (read there, not after the restart
-    # step, which a loaded machine can stretch past the due time), then published by Sidekiq
+    # waiting in Redis's `schedule` when Redis restarted, then published by Sidekiq
     assert pending_at_restart == [1], "the scheduled job was not in Redis when it restarted"
     assert scheduled_after(-1).startswith("published"), scheduled_after(-1)
     after_crash = result.evidence["rounds"][2]["outcomes"]
@@ -139,22 +159,27 @@ def test_markers_survive_restarts_and_crashes(stack: Stack) -> None:
     assert not any(token in serialised for token in tokens)
 
 
-@pytest.mark.slow(reason="waits for a status scheduled SCHEDULED_IN_S ahead across a Redis restart")
+@pytest.mark.slow(reason="starts its own Sidekiq stack and waits out a scheduled status's "
+                         "time and grace across a Redis restart")
 def test_redis_without_persistence_loses_the_schedule(
         stack: Stack, own_postgres: PostgresPeer, make_redis: Callable[..., RedisPeer]) -> None:
     volatile = make_redis(appendonly=False)  # --save '' too: nothing reaches disk
     written: list[MarkerSet] = []
     pending_at_restart: list[int] = []
+    left_by_restart: list[int] = []
 
     def restart() -> None:
         pending_at_restart.append(scheduled_jobs(volatile, written[0].scheduled[0].id))
         volatile.restart()
+        left_by_restart.append(scheduled_jobs(volatile, written[0].scheduled[0].id))
+        broken.sidekiq.resume()
 
-    with running_stack(own_postgres, volatile) as broken:
+    with running_stack(own_postgres, volatile) as broken, sidekiq_held(broken.sidekiq):
         result = check_markers_survive(broken.target, [("Redis restart", restart)],
-                                       scheduled_in_s=SCHEDULED_IN_S, publish_grace_s=0.3,
+                                       scheduled_in_s=SCHEDULED_IN_S, publish_grace_s=LOSS_GRACE_S,
                                        await_scheduled_s=10.0, on_written=written.append, **FAST)
     assert pending_at_restart == [1], "the restart must take a pending schedule away"
+    assert left_by_restart == [0], "Redis without persistence kept the scheduled job"
     expect_fault(result, "scheduled-late", mentions="still scheduled")
     assert result.metrics["markers_lost"] == 1
     assert result.metrics["markers_found"] == 5
@@ -185,7 +210,7 @@ def test_media_file_loses_its_data(stack: Stack) -> None:
 def test_database_does_not_come_back(stack: Stack) -> None:
     try:
         result = check_markers_survive(stack.target, [("PostgreSQL restart", stack.postgres.stop)],
-                                       scheduled_in_s=LATER, api_timeout_s=0.5, interval_s=0.1,
+                                       scheduled_in_s=LATER, api_timeout_s=0.3, interval_s=0.05,
                                        cleanup=False)
     finally:
         stack.postgres.start()

@@ -44,6 +44,9 @@ from tootcheck.testing import expect_fault, expect_ok
 from tootcheck.waiting import Poll, wait_until
 
 BEAT_BOUND_S = 2.0  # the peer beats every 0.5 s
+FAST_BEAT_S = 0.1  # the peers whose beat a fault test watches beat faster, to age sooner
+STALE_S = 0.4  # four of those beats missed
+FAIL_AFTER_S = 0.2  # a failing job fails this long after it is taken: after the check began
 ALL_BUT_MAILERS = tuple(q for q in MASTODON_QUEUES if q != "mailers")
 
 # ------------------------------------------------------------ pure parsing
@@ -196,7 +199,7 @@ def _wait_for_process(url: str, what: str, predicate) -> None:
         def poll() -> Poll[bool]:
             procs = read_snapshot(conn).processes
             return Poll(any(predicate(p) for p in procs), True, f"{len(procs)} process(es)")
-        wait_until(poll, what=what, timeout=10, interval=0.1)
+        wait_until(poll, what=what, timeout=10, interval=0.02)
 
 
 # ------------------------------------------------------------------ health
@@ -223,18 +226,19 @@ def test_health_no_process_after_sidekiq_stops(stack: Stack) -> None:
 
 
 def test_health_stale_heartbeat(stack: Stack) -> None:
-    with sidekiq_on_own_db(stack) as (peer, url):
+    with sidekiq_on_own_db(stack, beat_pause_s=FAST_BEAT_S) as (peer, url):
         peer.pause()
         try:
-            _wait_for_process(url, "the beat to age", lambda p: (p.beat or 0) < time.time() - 1.2)
-            result = check_health(url, POD_NAME, max_beat_age_s=1.0)
+            _wait_for_process(url, "the beat to age",
+                              lambda p: (p.beat or 0) < time.time() - STALE_S - 0.1)
+            result = check_health(url, POD_NAME, max_beat_age_s=STALE_S)
         finally:
             peer.resume()
     expect_fault(result, "stale-heartbeat", mentions="last beat")
 
 
 def test_health_quiet_process(stack: Stack) -> None:
-    with sidekiq_on_own_db(stack) as (peer, url):
+    with sidekiq_on_own_db(stack, beat_pause_s=FAST_BEAT_S) as (peer, url):
         peer.quiet()
         _wait_for_process(url, "quiet=true", lambda p: p.quiet)
         result = check_health(url, POD_NAME, max_beat_age_s=BEAT_BOUND_S)
@@ -272,14 +276,15 @@ def test_queues_drain_ok(stack: Stack) -> None:
 def test_queues_drain_stuck_queue(partial: tuple[SidekiqPeer, str]) -> None:
     peer, url = partial
     peer.push("SlowJob", [0], queue="mailers")
-    result = check_queues_drain(url, drain_timeout_s=1.0, window_s=0.5, interval_s=0.1)
+    # a served queue progresses in milliseconds (BRPOP); this one is never fetched
+    result = check_queues_drain(url, drain_timeout_s=0.5, window_s=0.5, interval_s=0.05)
     expect_fault(result, "queue-stuck", mentions="mailers")
 
 
 def test_queues_drain_retry_growing(failing: tuple[SidekiqPeer, str]) -> None:
     peer, url = failing
-    peer.push("FailingJob", [0.3], retry=5)  # fails inside the window
-    result = check_queues_drain(url, drain_timeout_s=5, window_s=1.0, interval_s=0.1)
+    peer.push("FailingJob", [FAIL_AFTER_S], retry=5)  # fails inside the window
+    result = check_queues_drain(url, drain_timeout_s=5, window_s=0.6, interval_s=0.05)
     expect_fault(result, "retry-growing", mentions="FailingJob")
 
 
@@ -291,7 +296,7 @@ def test_queues_drain_counts_failures_since_the_run_started(
         size = conn.zcard("retry")
         peer.push("FailingJob", [0], retry=5)
         wait_until(lambda: conn.zcard("retry") > size, what="the job to fail", timeout=10,
-                   interval=0.1)
+                   interval=0.02)
     # the failure happened before this check's own window, but within the run
     result = check_queues_drain(url, drain_timeout_s=2, window_s=0.1, interval_s=0.1,
                                 failures_since=run_started)
@@ -300,15 +305,15 @@ def test_queues_drain_counts_failures_since_the_run_started(
 
 def test_queues_drain_dead_growing(failing: tuple[SidekiqPeer, str]) -> None:
     peer, url = failing
-    peer.push("DyingJob", [0.3], retry=0)  # no retries: straight to `dead`
-    result = check_queues_drain(url, drain_timeout_s=5, window_s=1.0, interval_s=0.1)
+    peer.push("DyingJob", [FAIL_AFTER_S], retry=0)  # no retries: straight to `dead`
+    result = check_queues_drain(url, drain_timeout_s=5, window_s=0.6, interval_s=0.05)
     expect_fault(result, "dead-growing", mentions="DyingJob")
 
 
 def test_queues_drain_ignores_named_classes(failing: tuple[SidekiqPeer, str]) -> None:
     peer, url = failing
-    peer.push("FailingJob", [0.3], retry=5)
-    result = check_queues_drain(url, drain_timeout_s=5, window_s=1.0, interval_s=0.1,
+    peer.push("FailingJob", [FAIL_AFTER_S], retry=5)
+    result = check_queues_drain(url, drain_timeout_s=5, window_s=0.6, interval_s=0.05,
                                 ignore_failure_classes=("FailingJob",))
     assert result.ok, result.summary
     assert result.metrics["retry_size_delta"] >= 1  # it did fail; it was only ignored
@@ -333,7 +338,8 @@ def test_roundtrip_without_sidekiq(stack: Stack) -> None:
     quiet_redis = stack.redis.url(15)
     root = scratch_dir("rest")
     with running_rest_peer(stack.dsn, quiet_redis, root) as (_, target):
-        result = check_roundtrip(target, timeout_s=1.0, interval_s=0.2)
+        # a healthy round trip takes about 0.1 s (test_roundtrip_ok)
+        result = check_roundtrip(target, timeout_s=0.5, interval_s=0.05)
         with redis.Redis.from_url(quiet_redis) as conn:
             assert conn.llen("queue:default") >= 1  # DistributionWorker waits, unprocessed
     shutil.rmtree(root, ignore_errors=True)

@@ -119,7 +119,8 @@ class SimulatedMastodon:
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True,
                                   ssl_context=tls_context(str(cert), str(key)))
         self.port = self.server.server_port
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={"poll_interval": 0.02}, daemon=True)
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> SimulatedMastodon:

@@ -126,7 +126,7 @@ class SidekiqPeer:
         self.process = subprocess.Popen(self.command(), cwd=self.root, env=env,
                                         stdout=self._log, stderr=subprocess.STDOUT)
         wait_until(self._registered, what=f"sidekiq pid {self.process.pid} in `processes`",
-                   timeout="peer-start", interval=0.1)
+                   timeout="peer-start", interval=0.02)
 
     def _registered(self) -> Poll[bool]:
         assert self.process is not None

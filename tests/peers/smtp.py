@@ -95,7 +95,8 @@ class SmtpSink:
         self.lock = threading.Lock()
         self.smtp = Controller(_Handler(self), hostname="127.0.0.1", port=free_port())
         self.http = ThreadingHTTPServer(("127.0.0.1", 0), type("H", (_Api,), {"sink": self}))
-        self._thread = threading.Thread(target=self.http.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.http.serve_forever,
+                                        kwargs={"poll_interval": 0.02}, daemon=True)
 
     @property
     def smtp_port(self) -> int:

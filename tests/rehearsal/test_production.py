@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -67,10 +67,22 @@ def test_bad_secret_files(tmp_path: Path) -> None:
         production.load_secrets(tmp_path / "missing", v("v4.6.0"))
 
 
+@pytest.fixture(scope="module")
+def restore_peer(make_postgres: Callable[[], PostgresPeer]) -> PostgresPeer:
+    """One PostgreSQL for the restores; each test drops its two databases when done."""
+    return make_postgres()
+
+
+@pytest.fixture
+def peer(restore_peer: PostgresPeer) -> Iterator[PostgresPeer]:
+    yield restore_peer
+    with psycopg.connect(restore_peer.dsn(), autocommit=True) as conn:
+        for name in ("production_copy", "mastodon_production"):
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.mark.parametrize("fmt", ["plain.gz", "custom", "plain"])
-def test_the_operators_dump_is_restored(make_postgres: Callable[[], PostgresPeer], tmp_path: Path,
-                                        fmt: str) -> None:
-    peer = make_postgres()
+def test_the_operators_dump_is_restored(peer: PostgresPeer, tmp_path: Path, fmt: str) -> None:
     source = peer.create_database("production_copy")
     with psycopg.connect(source, autocommit=True) as conn:
         conn.execute("CREATE TABLE accounts (id bigint PRIMARY KEY, username text, uri text)")

@@ -168,7 +168,7 @@ def check_delivery(
             accepts = _await_delivery(peer, mark, "Accept", follow["id"], timeout, interval)
         except WaitTimeout as exc:
             run.fail("federation-follow-not-accepted",
-                     f"no Accept of the Follow reached the peer within {exc.timeout:.0f}s "
+                     f"no Accept of the Follow reached the peer within {exc.timeout:g}s "
                      f"(last state: {exc.last_seen})")
             return run.result()
         run.metrics["accept_latency_s"] = round(time.monotonic() - started, 3)
@@ -188,7 +188,7 @@ def check_delivery(
             creates = _await_delivery(peer, mark, "Create", status_uri, timeout, interval)
         except WaitTimeout as exc:
             run.fail("federation-not-delivered",
-                     f"no Create of {status_uri} reached the peer within {exc.timeout:.0f}s "
+                     f"no Create of {status_uri} reached the peer within {exc.timeout:g}s "
                      f"(last state: {exc.last_seen})")
             return run.result()
         run.metrics["create_latency_s"] = round(time.monotonic() - started, 3)
@@ -206,7 +206,7 @@ def check_delivery(
             deletes = _await_delivery(peer, mark, "Delete", status_uri, timeout, interval)
         except WaitTimeout as exc:
             run.fail("federation-delete-not-delivered",
-                     f"no Delete of {status_uri} reached the peer within {exc.timeout:.0f}s "
+                     f"no Delete of {status_uri} reached the peer within {exc.timeout:g}s "
                      f"(last state: {exc.last_seen})")
             return run.result()
         run.metrics["delete_latency_s"] = round(time.monotonic() - started, 3)

@@ -154,7 +154,7 @@ def check_delivery(
         )
     except WaitTimeout as exc:
         run.fail("mail-not-delivered",
-                 f"no password-reset mail reached the sink within {exc.timeout:.0f}s "
+                 f"no password-reset mail reached the sink within {exc.timeout:g}s "
                  f"(last state: {exc.last_seen})")
         return run.result()
     message = cast(Message, found)  # a done Poll always carries the message

@@ -230,7 +230,7 @@ def check_delivery(
                                interval=interval, retry_on=(PeerError,))
         except WaitTimeout as exc:
             run.fail("push-not-delivered",
-                     f"no Web Push request reached {endpoint} within {exc.timeout:.0f}s "
+                     f"no Web Push request reached {endpoint} within {exc.timeout:g}s "
                      f"(last state: {exc.last_seen})")
             return run.result()
         run.metrics["push_latency_s"] = round(time.monotonic() - started, 3)
