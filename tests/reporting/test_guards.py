@@ -213,6 +213,59 @@ def test_needs_a_peer():
     assert "SKIPPED 1x local peer redis unavailable: no redis-server here" in result.stdout.str()
 
 
+COUNTER = '''
+EXPLAINED = []
+
+
+def pytest_assertrepr_compare(op, left, right):
+    EXPLAINED.append(op)  # pytest asks this for the explanation of a compare it reports
+
+
+def pytest_sessionfinish(session):
+    (session.config.rootpath / "explained.txt").write_text(str(len(EXPLAINED)))
+'''
+
+PAUSED = '''
+ATTEMPTS = {"rerun": 0}
+
+
+def test_asserts_in_a_loop():
+    for value in range(500):
+        assert value == value
+
+
+def test_after_it_asserts_nothing():
+    x = 1 + 1
+
+
+def test_after_it_asserts_once():
+    assert "a" != "b"
+
+
+def test_passes_on_its_rerun():
+    for value in range(3):
+        assert value == value
+    ATTEMPTS["rerun"] += 1
+    assert ATTEMPTS["rerun"] > 1, "first attempt fails"
+'''
+
+
+def test_the_guard_explains_one_passing_assert_per_test_and_still_counts_each_test(
+        inner: pytest.Pytester) -> None:
+    inner.makeconftest(CHECKS + COUNTER)
+    inner.makepyfile(test_paused=PAUSED)
+    result, summary = _run(inner, "--reruns", "1", "--only-rerun", "first attempt fails",
+                           ALLOW_REAL)
+    assert _outcomes(summary) == {"test_asserts_in_a_loop": "passed",
+                                  "test_after_it_asserts_nothing": "failed",
+                                  "test_after_it_asserts_once": "passed",
+                                  "test_passes_on_its_rerun": "flaky"}, result.stdout.str()
+    assert "test_after_it_asserts_nothing: made no assertion" in result.stdout.str()
+    # the loop's first passing compare, the rerun test's first in each attempt, and the
+    # failing compare (reported); not one per passing assert of the loop
+    assert int((inner.path / "explained.txt").read_text()) == 5
+
+
 @pytest.mark.parametrize("off", [("-o", "enable_assertion_pass_hook=false"), ("--assert=plain",)],
                          ids=["hook-off", "assert-plain"])
 def test_no_assertion_guard_refuses_to_run_blind(inner: pytest.Pytester, off: tuple[str, ...]) -> None:

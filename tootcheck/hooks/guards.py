@@ -32,6 +32,7 @@ from collections.abc import Generator
 from typing import Any
 
 import pytest
+from _pytest.assertion import util as _assertion_util
 
 from tootcheck.redaction import redact
 from tootcheck.settings import active
@@ -87,6 +88,31 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_assertion_pass(item: pytest.Item) -> None:  # pytest passes only the arguments named
     item.config.stash[ASSERTS][item.nodeid] += 1
+    if _CURRENT and _CURRENT[-1] is item:
+        _pause_pass_hook(item)
+
+
+# One passing assert per test is all the guard needs, but while the pass hook is set pytest
+# builds an explanation for every passing assert (saferepr of each operand, the
+# assertrepr_compare hook): in a test that asserts in a loop, more than the test itself
+# costs. So once the test body has passed one, the hook is paused for the rest of the body
+# (pytest reads it from ``_pytest.assertion.util._assertion_pass``), unless another plugin
+# also implements it. The body's end restores it; so does pytest after the test.
+_PAUSED: list[Any] = []
+
+
+def _pause_pass_hook(item: pytest.Item) -> None:
+    if _PAUSED or len(item.ihook.pytest_assertion_pass.get_hookimpls()) != 1:
+        return
+    hook = getattr(_assertion_util, "_assertion_pass", None)
+    if hook is not None:
+        _PAUSED.append(hook)
+        _assertion_util._assertion_pass = None
+
+
+def _resume_pass_hook() -> None:
+    if _PAUSED:
+        _assertion_util._assertion_pass = _PAUSED.pop()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -129,6 +155,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         return (yield)
     finally:
         _CURRENT.pop()
+        _resume_pass_hook()
 
 
 def is_worker(config: pytest.Config) -> bool:
