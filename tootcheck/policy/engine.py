@@ -104,23 +104,67 @@ class SubjectResult:
         return f"{self.rule.id}[{self.subject_id}]"
 
 
-@dataclass
+_STATUS = {Severity.ERROR: "fail", Severity.WARN: "warn", Severity.INFO: "info"}
+
+
+@dataclass(slots=True, eq=False)
+class _Batch:
+    """One rule's results over one bundle, compact: a passing subject is its object and
+    container name (two list slots), not an object of its own."""
+
+    label: str
+    objs: list[K8sObject] = field(default_factory=list)
+    containers: list[str | None] = field(default_factory=list)
+    findings: dict[int, list[Finding]] = field(default_factory=dict)  # by position
+
+    def subject_id(self, i: int) -> str:
+        found = self.findings.get(i)
+        if found:
+            return found[0].subject_id
+        text = self.objs[i].id
+        if self.containers[i] is not None:
+            text += f":{self.containers[i]}"
+        return f"{text}@{self.label}" if self.label else text
+
+
+@dataclass(eq=False)
 class RuleOutcome:
+    """A rule's results; :attr:`results` builds them on demand, the counts are kept."""
+
     rule: Rule
-    results: list[SubjectResult] = field(default_factory=list)
     not_run: str | None = None  # why the rule did not run (mode)
-    _counts: Counter[str] = field(default_factory=Counter, repr=False, compare=False)
-    _counted: int = field(default=0, repr=False, compare=False)
+    _batches: list[_Batch] = field(default_factory=list, repr=False)
+    _counts: Counter[str] = field(default_factory=Counter, repr=False)
+
+    def add(self, batch: _Batch) -> None:
+        self._batches.append(batch)
+        statuses = [_status(self.rule, found) for found in batch.findings.values()]
+        self._counts.update(statuses)
+        self._counts["pass"] += len(batch.objs) - len(statuses)
 
     @property
     def matched(self) -> int:
-        return len(self.results)
+        return sum(len(b.objs) for b in self._batches)
 
     def count(self, status: str) -> int:
-        if self._counted != len(self.results):  # results are only ever appended
-            self._counts = Counter(r.status for r in self.results)
-            self._counted = len(self.results)
         return self._counts[status]
+
+    @property
+    def results(self) -> list[SubjectResult]:
+        return [SubjectResult(self.rule, b.subject_id(i), obj, b.containers[i],
+                              b.findings.get(i, []))
+                for b in self._batches for i, obj in enumerate(b.objs)]
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for b in self._batches for found in b.findings.values() for f in found]
+
+
+def _status(rule: Rule, findings: list[Finding]) -> str:
+    """A subject's status from its (non-empty) findings, as :attr:`SubjectResult.status`."""
+    if any(not f.suppressed for f in findings):
+        return _STATUS[rule.severity]
+    return "suppressed"
 
 
 @dataclass
@@ -134,7 +178,7 @@ class PolicyRun:
 
     @property
     def findings(self) -> list[Finding]:
-        return [f for o in self.outcomes for r in o.results for f in r.findings]
+        return [f for o in self.outcomes for f in o.findings]
 
     @property
     def results(self) -> list[SubjectResult]:
@@ -145,7 +189,7 @@ class PolicyRun:
         return sum(len(b) for b in self.bundles)
 
     def failed(self, strict: bool) -> bool:
-        if any(r.failed(strict) for r in self.results):
+        if any(o.count("fail") or (strict and o.count("warn")) for o in self.outcomes):
             return True
         return any(p.severity is Severity.ERROR or (strict and p.severity is Severity.WARN)
                    for p in self.waiver_problems)
@@ -218,17 +262,18 @@ def evaluate(bundles: Sequence[Bundle], config: PolicyConfig, *,
         for ctx in contexts:
             if ctx.mode not in r.modes:
                 continue
-            results: dict[str, SubjectResult] = {}
+            batch = _Batch(ctx.bundle.label)
+            seen: dict[str, int] = {}  # subject id -> position (a duplicate joins the first)
             for subject in subjects_for(r, ctx.bundle, ctx):
                 sid = subject.id
-                res = results.get(sid)
-                if res is None:
-                    res = results[sid] = SubjectResult(
-                        r, sid, subject.obj,
-                        subject.container.name if subject.container else None)
+                at = seen.get(sid)
+                cname = subject.container.name if subject.container else None
+                if at is None:
+                    at = seen[sid] = len(batch.objs)
+                    batch.objs.append(subject.obj)
+                    batch.containers.append(cname)
                 for hit in _run_rule(r, subject, ctx):
-                    container = hit.container or (subject.container.name
-                                                  if subject.container else None)
+                    container = hit.container or cname
                     finding = Finding(r, sid, subject.obj, container, hit.path,
                                       " ".join(hit.message.split()), ctx.bundle.label)
                     waiver = waivers.find(r.id, subject.obj.id, container, ctx.bundle.label)
@@ -236,8 +281,8 @@ def evaluate(bundles: Sequence[Bundle], config: PolicyConfig, *,
                         waiver.matched += 1
                         finding.waiver = waiver
                         finding.waiver_expired = waiver.is_expired(today)
-                    res.findings.append(finding)
-            outcome.results.extend(results.values())
+                    batch.findings.setdefault(at, []).append(finding)
+            outcome.add(batch)
     present = {obj.id for bundle in bundles for obj in bundle}
     not_run = {o.rule.id for o in outcomes if o.not_run}
     return PolicyRun(outcomes, list(bundles), waivers, waivers.problems(today, present, not_run),
