@@ -8,7 +8,7 @@ import datetime as dt
 import time
 import traceback
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,7 +108,7 @@ _STATUS = {Severity.ERROR: "fail", Severity.WARN: "warn", Severity.INFO: "info"}
 
 
 @dataclass(slots=True, eq=False)
-class _Batch:
+class Batch:
     """One rule's results over one bundle, compact: a passing subject is its object and
     container name (two list slots), not an object of its own."""
 
@@ -133,10 +133,10 @@ class RuleOutcome:
 
     rule: Rule
     not_run: str | None = None  # why the rule did not run (mode)
-    _batches: list[_Batch] = field(default_factory=list, repr=False)
+    _batches: list[Batch] = field(default_factory=list, repr=False)
     _counts: Counter[str] = field(default_factory=Counter, repr=False)
 
-    def add(self, batch: _Batch) -> None:
+    def add(self, batch: Batch) -> None:
         self._batches.append(batch)
         statuses = [_status(self.rule, found) for found in batch.findings.values()]
         self._counts.update(statuses)
@@ -198,9 +198,15 @@ class PolicyRun:
         return 1 if self.failed(strict) else 0
 
 
-def subjects_for(r: Rule, bundle: Bundle, ctx: Context) -> list[Subject]:
+Only = Callable[[frozenset[str] | None], list[K8sObject]]
+
+
+def subjects_for(r: Rule, bundle: Bundle, ctx: Context, only: Only | None = None
+                 ) -> list[Subject]:
+    """The rule's subjects in bundle order; ``only`` (the objects of a set of kinds that
+    this process evaluates, when the run is split over two) narrows them."""
     out: list[Subject] = []
-    for obj in _objects_for(r.kinds, bundle):
+    for obj in only(r.kinds) if only is not None else objects_for(r.kinds, bundle):
         if r.scope == "container":
             out.extend(Subject(obj, c, bundle) for c in ctx.containers(obj))
         else:
@@ -210,7 +216,7 @@ def subjects_for(r: Rule, bundle: Bundle, ctx: Context) -> list[Subject]:
     return out
 
 
-def _objects_for(kinds: frozenset[str] | None, bundle: Bundle) -> list[K8sObject]:
+def objects_for(kinds: frozenset[str] | None, bundle: Bundle) -> list[K8sObject]:
     """The objects of ``kinds`` (None: all) in bundle order, workloads only where they
     run pods (``workloads``); selected once per set of kinds, for all the rules."""
     key = ("objects-for", kinds)
@@ -236,6 +242,32 @@ def _run_rule(r: Rule, subject: Subject, ctx: Context) -> list[Hit]:
                     f"({Path(frame.filename).name}:{frame.lineno})")]
 
 
+def evaluate_rule(r: Rule, ctx: Context, waivers: Waivers, today: dt.date,
+                  only: Only | None = None) -> Batch:
+    """One rule over one bundle (over the objects ``only`` gives, when it is given)."""
+    batch = Batch(ctx.bundle.label)
+    seen: dict[str, int] = {}  # subject id -> position (a duplicate joins the first)
+    for subject in subjects_for(r, ctx.bundle, ctx, only):
+        sid = subject.id
+        at = seen.get(sid)
+        cname = subject.container.name if subject.container else None
+        if at is None:
+            at = seen[sid] = len(batch.objs)
+            batch.objs.append(subject.obj)
+            batch.containers.append(cname)
+        for hit in _run_rule(r, subject, ctx):
+            container = hit.container or cname
+            finding = Finding(r, sid, subject.obj, container, hit.path,
+                              " ".join(hit.message.split()), ctx.bundle.label)
+            waiver = waivers.find(r.id, subject.obj.id, container, ctx.bundle.label)
+            if waiver is not None:
+                waiver.matched += 1
+                finding.waiver = waiver
+                finding.waiver_expired = waiver.is_expired(today)
+            batch.findings.setdefault(at, []).append(finding)
+    return batch
+
+
 def evaluate(bundles: Sequence[Bundle], config: PolicyConfig, *,
              waivers: Waivers | None = None, kube_version: str = KUBERNETES,
              rules: Iterable[Rule] | None = None, today: dt.date | None = None,
@@ -249,6 +281,7 @@ def evaluate(bundles: Sequence[Bundle], config: PolicyConfig, *,
     rule_list = list(rules) if rules is not None else all_rules()
     outcomes: list[RuleOutcome] = []
     contexts = [Context(b, config, kube_version, schema_dir) for b in bundles]
+    jobs: list[tuple[RuleOutcome, Context]] = []
     for r in rule_list:
         outcome = RuleOutcome(r)
         outcomes.append(outcome)
@@ -260,29 +293,12 @@ def evaluate(bundles: Sequence[Bundle], config: PolicyConfig, *,
             outcome.not_run = f"runs only {'/'.join(sorted(r.modes))}"
             continue
         for ctx in contexts:
-            if ctx.mode not in r.modes:
-                continue
-            batch = _Batch(ctx.bundle.label)
-            seen: dict[str, int] = {}  # subject id -> position (a duplicate joins the first)
-            for subject in subjects_for(r, ctx.bundle, ctx):
-                sid = subject.id
-                at = seen.get(sid)
-                cname = subject.container.name if subject.container else None
-                if at is None:
-                    at = seen[sid] = len(batch.objs)
-                    batch.objs.append(subject.obj)
-                    batch.containers.append(cname)
-                for hit in _run_rule(r, subject, ctx):
-                    container = hit.container or cname
-                    finding = Finding(r, sid, subject.obj, container, hit.path,
-                                      " ".join(hit.message.split()), ctx.bundle.label)
-                    waiver = waivers.find(r.id, subject.obj.id, container, ctx.bundle.label)
-                    if waiver is not None:
-                        waiver.matched += 1
-                        finding.waiver = waiver
-                        finding.waiver_expired = waiver.is_expired(today)
-                    batch.findings.setdefault(at, []).append(finding)
-            outcome.add(batch)
+            if ctx.mode in r.modes:
+                jobs.append((outcome, ctx))
+    from tootcheck.policy.splitrun import run_jobs  # a large run: on two cores
+
+    for (outcome, _), batch in zip(jobs, run_jobs(jobs, waivers, today), strict=True):
+        outcome.add(batch)
     present = {obj.id for bundle in bundles for obj in bundle}
     not_run = {o.rule.id for o in outcomes if o.not_run}
     return PolicyRun(outcomes, list(bundles), waivers, waivers.problems(today, present, not_run),
