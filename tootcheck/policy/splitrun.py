@@ -24,13 +24,16 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from tootcheck.policy.ruleeval import Batch, Finding, Only, evaluate_rule, objects_for
+
 if TYPE_CHECKING:
     from tootcheck.policy.bundle import Bundle, K8sObject
-    from tootcheck.policy.engine import Batch, Context, Only, RuleOutcome
+    from tootcheck.policy.registry import Rule
+    from tootcheck.policy.types import Context
     from tootcheck.policy.waivers import Waivers
 
 MIN_SPLIT_OBJECTS = 5000  # below this, starting a worker costs more than it saves
-Job = tuple["RuleOutcome", "Context"]
+Job = tuple["Rule", "Context"]  # a rule over a bundle
 # A finding as the worker sends it: subject id, object position, container, path,
 # message, waiver position (-1: none), waiver expired.
 _Sent = tuple[str, int, "str | None", tuple[Any, ...], str, int, bool]
@@ -60,8 +63,6 @@ def halves(bundle: Bundle) -> tuple[set[int], set[int]] | None:
 
 
 def _restricted(bundle: Bundle, mine: set[int]) -> Only:
-    from tootcheck.policy.engine import objects_for
-
     memo: dict[frozenset[str] | None, list[K8sObject]] = {}
 
     def only(kinds: frozenset[str] | None) -> list[K8sObject]:
@@ -75,8 +76,6 @@ def _restricted(bundle: Bundle, mine: set[int]) -> Only:
 
 def run_jobs(jobs: Sequence[Job], waivers: Waivers, today: dt.date) -> list[Batch]:
     """Each job's batch (rule over bundle), on two cores when the run is large."""
-    from tootcheck.policy.engine import evaluate_rule
-
     bundles = list({id(ctx.bundle): ctx.bundle for _, ctx in jobs}.values())
     split = None
     if jobs and two_cores() and sum(len(b) for b in bundles) >= MIN_SPLIT_OBJECTS:
@@ -84,15 +83,18 @@ def run_jobs(jobs: Sequence[Job], waivers: Waivers, today: dt.date) -> list[Batc
         if any(h is None for h in split.values()):
             split = None
     if split is None:
-        return [evaluate_rule(o.rule, ctx, waivers, today) for o, ctx in jobs]
-    firsts = {k: _restricted(b, h[0]) for b in bundles if (k := id(b)) and (h := split[k])}
-    seconds = {k: _restricted(b, h[1]) for b in bundles if (k := id(b)) and (h := split[k])}
+        return [evaluate_rule(r, ctx, waivers, today) for r, ctx in jobs]
+    firsts: dict[int, Only] = {}
+    seconds: dict[int, Only] = {}
+    for b in bundles:
+        first, second = split[id(b)] or (set(), set())
+        firsts[id(b)], seconds[id(b)] = _restricted(b, first), _restricted(b, second)
     _State.update(jobs=jobs, waivers=waivers, today=today, only=seconds)
     pool = multiprocessing.get_context("fork").Pool(1)
     try:
         pending = pool.apply_async(_second_half)
-        head = [evaluate_rule(o.rule, ctx, waivers, today, firsts[id(ctx.bundle)])
-                for o, ctx in jobs]
+        head = [evaluate_rule(r, ctx, waivers, today, firsts[id(ctx.bundle)])
+                for r, ctx in jobs]
         collecting = gc.isenabled()
         gc.disable()
         try:
@@ -107,12 +109,12 @@ def run_jobs(jobs: Sequence[Job], waivers: Waivers, today: dt.date) -> list[Batc
         pool.join()
         _State.clear()
     if sent is None:
-        tail = [evaluate_rule(o.rule, ctx, waivers, today, seconds[id(ctx.bundle)])
-                for o, ctx in jobs]
+        tail = [evaluate_rule(r, ctx, waivers, today, seconds[id(ctx.bundle)])
+                for r, ctx in jobs]
     else:
         for w, n in zip(waivers.entries, used, strict=True):
             w.matched += n
-        tail = [_received(item, o, ctx, waivers) for item, (o, ctx) in zip(sent, jobs,
+        tail = [_received(item, r, ctx, waivers) for item, (r, ctx) in zip(sent, jobs,
                                                                            strict=True)]
     for batch, more in zip(head, tail, strict=True):
         shift = len(batch.objs)
@@ -124,16 +126,14 @@ def run_jobs(jobs: Sequence[Job], waivers: Waivers, today: dt.date) -> list[Batc
 
 def _second_half() -> tuple[list[Any], list[int]]:
     """The worker: every job over the second half, as plain data."""
-    from tootcheck.policy.engine import evaluate_rule
-
     jobs: Sequence[Job] = _State["jobs"]
     waivers: Waivers = _State["waivers"]
     only: dict[int, Only] = _State["only"]
     at_waiver = {id(w): i for i, w in enumerate(waivers.entries)}
     positions: dict[int, dict[int, int]] = {}
     out: list[Any] = []
-    for o, ctx in jobs:
-        batch = evaluate_rule(o.rule, ctx, waivers, _State["today"], only[id(ctx.bundle)])
+    for r, ctx in jobs:
+        batch = evaluate_rule(r, ctx, waivers, _State["today"], only[id(ctx.bundle)])
         pos = positions.get(id(ctx.bundle))
         if pos is None:
             pos = positions[id(ctx.bundle)] = {id(x): i for i, x in
@@ -147,15 +147,13 @@ def _second_half() -> tuple[list[Any], list[int]]:
     return out, [w.matched for w in waivers.entries]
 
 
-def _received(item: Any, outcome: RuleOutcome, ctx: Context, waivers: Waivers) -> Batch:
-    from tootcheck.policy.engine import Batch, Finding
-
+def _received(item: Any, rule: Rule, ctx: Context, waivers: Waivers) -> Batch:
     objects = ctx.bundle.objects
     positions, containers, sent = item
     batch = Batch(ctx.bundle.label, [objects[i] for i in positions], containers)
     for at, found in sent.items():
         batch.findings[at] = [
-            Finding(outcome.rule, sid, objects[i], container, path, message,
+            Finding(rule, sid, objects[i], container, path, message,
                     ctx.bundle.label, waivers.entries[w] if w >= 0 else None, expired)
             for sid, i, container, path, message, w, expired in found]
     return batch
