@@ -45,6 +45,24 @@ def test_the_example_plants_the_secret_settings() -> None:
     assert sorted(secret_setting_values(DOCS)) == sorted(PLANTED.values())
 
 
+def test_collecting_finds_what_masking_hides_in_the_same_order() -> None:
+    """secret_setting_values walks without copying; it must find exactly what the
+    masking walk replaces, in its order, on every committed manifest and example."""
+    files = sorted({*REPO_ROOT.glob("manifests/rendered/*.yaml"),
+                    *REPO_ROOT.glob("examples/**/*.yaml"),
+                    *REPO_ROOT.glob("tests/policy/cases/*/*.yaml")})
+    docs = [d for f in files for d in yaml.load_all(f.read_text(), Loader=yaml.CSafeLoader) if d]
+    # env entries nested in odd places, a ConfigMap with a {name, value} inside its data
+    docs.append({"kind": "ConfigMap", "data": {"name": "DB_PASS", "value": "hunter22",
+                                               "SMTP_PASSWORD": "s3cr3t-value"}})
+    docs.append({"items": [{"name": "OTP_SECRET", "value": "otp-value-1"}, [[{
+        "name": "X_TOKEN", "value": 123456789}]]]})
+    masked: list[str] = []
+    redaction._walk(docs, masked)
+    assert len(masked) > len(PLANTED)
+    assert secret_setting_values(docs) == masked
+
+
 @pytest.mark.parametrize(("name", "secret"), [
     ("SMTP_PASSWORD", True), ("ACTIVE_RECORD_ENCRYPTION_KEY_DERIVATION_SALT", True),
     ("SOME_API_KEY", True), ("MY_SERVICE_SECRET", True), ("VAPID_PUBLIC_KEY", False),

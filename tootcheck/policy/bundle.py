@@ -471,7 +471,8 @@ def _build(node: Any, loader: Any) -> Any:
     tag = node.tag
     if cls is yaml.ScalarNode:
         if tag == _STR:
-            return node.value
+            value = node.value  # values repeat across objects: one shared string each
+            return _intern(value) if len(value) <= 64 else value
         if tag in _SCALAR_TAGS:  # PyYAML's own constructors: same values, same errors
             return loader.yaml_constructors[tag](loader, node)
         raise _Generic

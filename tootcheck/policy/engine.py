@@ -5,22 +5,28 @@ rules matched nothing."""
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import time
-import traceback
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tootcheck.errors import BadInput
 from tootcheck.model import Severity
-from tootcheck.policy.bundle import Bundle, FieldPath, K8sObject, fmt_path
+from tootcheck.policy.bundle import Bundle
 from tootcheck.policy.config import PolicyConfig
-from tootcheck.policy.k8s import WORKLOAD_KINDS, workloads
 from tootcheck.policy.registry import Rule, all_rules
+from tootcheck.policy.ruleeval import (
+    Batch,
+    Finding,
+    SubjectResult,
+    status_of,
+    subjects_for,
+)
 from tootcheck.policy.schema import SCHEMA_DIR, schema_version
-from tootcheck.policy.types import Context, Hit, Subject
-from tootcheck.policy.waivers import Waiver, WaiverProblem, Waivers
+from tootcheck.policy.splitrun import run_jobs
+from tootcheck.policy.types import Context, Subject
+from tootcheck.policy.waivers import WaiverProblem, Waivers
 from tootcheck.versions import KUBERNETES
 
 __all__ = ["Context", "Finding", "PolicyRun", "RuleOutcome", "Subject", "SubjectResult",
@@ -29,98 +35,37 @@ __all__ = ["Context", "Finding", "PolicyRun", "RuleOutcome", "Subject", "Subject
 NO_MATCH = "no matching objects"
 
 
-@dataclass(slots=True)  # one per finding and one per rule x subject: many, kept to the end
-class Finding:
-    rule: Rule
-    subject_id: str
-    obj: K8sObject
-    container: str | None
-    path: FieldPath
-    message: str
-    label: str = ""
-    waiver: Waiver | None = None
-    waiver_expired: bool = False
-
-    @property
-    def severity(self) -> Severity:
-        return self.rule.severity
-
-    @property
-    def suppressed(self) -> bool:
-        return self.waiver is not None and not self.waiver_expired
-
-    @property
-    def object_id(self) -> str:
-        return self.obj.id
-
-    @property
-    def path_text(self) -> str:
-        return fmt_path(self.path)
-
-    @property
-    def line(self) -> int:
-        return self.obj.line_of(self.path) if self.obj.line else 0
-
-    def text(self) -> str:
-        """One line in kube-linter's shape: object, message, rule, severity, path, remediation."""
-        where = f"(object: {self.obj.id} {self.obj.api_version})"
-        if self.container:
-            where += f" container {self.container!r}"
-        return (f"{where} {self.message} (rule: {self.rule.id}, severity: "
-                f"{self.severity.value}, path: {self.path_text or '-'}, remediation: "
-                f"{self.rule.remediation})")
-
-
-@dataclass(slots=True)
-class SubjectResult:
-    rule: Rule
-    subject_id: str
-    obj: K8sObject
-    container: str | None
-    findings: list[Finding] = field(default_factory=list)
-
-    @property
-    def active(self) -> list[Finding]:
-        return [f for f in self.findings if not f.suppressed]
-
-    @property
-    def suppressed(self) -> list[Finding]:
-        return [f for f in self.findings if f.suppressed]
-
-    @property
-    def status(self) -> str:
-        if not self.findings:  # the common case, without building the lists
-            return "pass"
-        if self.active:
-            return {Severity.ERROR: "fail", Severity.WARN: "warn",
-                    Severity.INFO: "info"}[self.rule.severity]
-        return "suppressed"
-
-    def failed(self, strict: bool) -> bool:
-        return self.status == "fail" or (strict and self.status == "warn")
-
-    @property
-    def test_id(self) -> str:
-        return f"{self.rule.id}[{self.subject_id}]"
-
-
-@dataclass
+@dataclass(eq=False)
 class RuleOutcome:
+    """A rule's results; :attr:`results` builds them on demand, the counts are kept."""
+
     rule: Rule
-    results: list[SubjectResult] = field(default_factory=list)
     not_run: str | None = None  # why the rule did not run (mode)
-    _counts: Counter[str] = field(default_factory=Counter, repr=False, compare=False)
-    _counted: int = field(default=0, repr=False, compare=False)
+    _batches: list[Batch] = field(default_factory=list, repr=False)
+    _counts: Counter[str] = field(default_factory=Counter, repr=False)
+
+    def add(self, batch: Batch) -> None:
+        self._batches.append(batch)
+        statuses = [status_of(self.rule, found) for found in batch.findings.values()]
+        self._counts.update(statuses)
+        self._counts["pass"] += len(batch.objs) - len(statuses)
 
     @property
     def matched(self) -> int:
-        return len(self.results)
+        return sum(len(b.objs) for b in self._batches)
 
     def count(self, status: str) -> int:
-        if self._counted != len(self.results):  # results are only ever appended
-            self._counts = Counter(r.status for r in self.results)
-            self._counted = len(self.results)
         return self._counts[status]
+
+    @property
+    def results(self) -> list[SubjectResult]:
+        return [SubjectResult(self.rule, b.subject_id(i), obj, b.containers[i],
+                              b.findings.get(i, []))
+                for b in self._batches for i, obj in enumerate(b.objs)]
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for b in self._batches for found in b.findings.values() for f in found]
 
 
 @dataclass
@@ -134,7 +79,7 @@ class PolicyRun:
 
     @property
     def findings(self) -> list[Finding]:
-        return [f for o in self.outcomes for r in o.results for f in r.findings]
+        return [f for o in self.outcomes for f in o.findings]
 
     @property
     def results(self) -> list[SubjectResult]:
@@ -145,51 +90,13 @@ class PolicyRun:
         return sum(len(b) for b in self.bundles)
 
     def failed(self, strict: bool) -> bool:
-        if any(r.failed(strict) for r in self.results):
+        if any(o.count("fail") or (strict and o.count("warn")) for o in self.outcomes):
             return True
         return any(p.severity is Severity.ERROR or (strict and p.severity is Severity.WARN)
                    for p in self.waiver_problems)
 
     def exit_code(self, strict: bool) -> int:
         return 1 if self.failed(strict) else 0
-
-
-def subjects_for(r: Rule, bundle: Bundle, ctx: Context) -> list[Subject]:
-    out: list[Subject] = []
-    for obj in _objects_for(r.kinds, bundle):
-        if r.scope == "container":
-            out.extend(Subject(obj, c, bundle) for c in ctx.containers(obj))
-        else:
-            out.append(Subject(obj, None, bundle))
-    if r.applies is not None:
-        out = [s for s in out if r.applies(s, ctx)]
-    return out
-
-
-def _objects_for(kinds: frozenset[str] | None, bundle: Bundle) -> list[K8sObject]:
-    """The objects of ``kinds`` (None: all) in bundle order, workloads only where they
-    run pods (``workloads``); selected once per set of kinds, for all the rules."""
-    key = ("objects-for", kinds)
-    found: list[K8sObject] | None = bundle.cache.get(key)
-    if found is None:
-        found = bundle.objects if kinds is None else [o for o in bundle.objects
-                                                       if o.kind in kinds]
-        if kinds is None or kinds & WORKLOAD_KINDS:
-            keep = {id(w) for w in workloads(bundle)}
-            found = [o for o in found if o.kind not in WORKLOAD_KINDS or id(o) in keep]
-        bundle.cache[key] = found
-    return found
-
-
-def _run_rule(r: Rule, subject: Subject, ctx: Context) -> list[Hit]:
-    try:
-        return list(r.fn(subject, ctx))
-    except BadInput:
-        raise  # e.g. a broken project schema: the input is wrong, not the object
-    except Exception as exc:  # a rule bug is a failing finding, never a traceback
-        frame = traceback.extract_tb(exc.__traceback__)[-1]
-        return [Hit(f"rule raised {type(exc).__name__}: {exc} "
-                    f"({Path(frame.filename).name}:{frame.lineno})")]
 
 
 def evaluate(bundles: Sequence[Bundle], config: PolicyConfig, *,
@@ -205,6 +112,7 @@ def evaluate(bundles: Sequence[Bundle], config: PolicyConfig, *,
     rule_list = list(rules) if rules is not None else all_rules()
     outcomes: list[RuleOutcome] = []
     contexts = [Context(b, config, kube_version, schema_dir) for b in bundles]
+    jobs: list[tuple[RuleOutcome, Context]] = []  # each rule over each bundle it runs on
     for r in rule_list:
         outcome = RuleOutcome(r)
         outcomes.append(outcome)
@@ -216,28 +124,19 @@ def evaluate(bundles: Sequence[Bundle], config: PolicyConfig, *,
             outcome.not_run = f"runs only {'/'.join(sorted(r.modes))}"
             continue
         for ctx in contexts:
-            if ctx.mode not in r.modes:
-                continue
-            results: dict[str, SubjectResult] = {}
-            for subject in subjects_for(r, ctx.bundle, ctx):
-                sid = subject.id
-                res = results.get(sid)
-                if res is None:
-                    res = results[sid] = SubjectResult(
-                        r, sid, subject.obj,
-                        subject.container.name if subject.container else None)
-                for hit in _run_rule(r, subject, ctx):
-                    container = hit.container or (subject.container.name
-                                                  if subject.container else None)
-                    finding = Finding(r, sid, subject.obj, container, hit.path,
-                                      " ".join(hit.message.split()), ctx.bundle.label)
-                    waiver = waivers.find(r.id, subject.obj.id, container, ctx.bundle.label)
-                    if waiver is not None:
-                        waiver.matched += 1
-                        finding.waiver = waiver
-                        finding.waiver_expired = waiver.is_expired(today)
-                    res.findings.append(finding)
-            outcome.results.extend(results.values())
+            if ctx.mode in r.modes:
+                jobs.append((outcome, ctx))
+    # The rules make few reference cycles, while the collector would walk every result
+    # and cached value again and again: it is off while they run.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        batches = run_jobs([(o.rule, ctx) for o, ctx in jobs], waivers, today)
+    finally:
+        if collecting:
+            gc.enable()
+    for (outcome, _), batch in zip(jobs, batches, strict=True):
+        outcome.add(batch)
     present = {obj.id for bundle in bundles for obj in bundle}
     not_run = {o.rule.id for o in outcomes if o.not_run}
     return PolicyRun(outcomes, list(bundles), waivers, waivers.problems(today, present, not_run),

@@ -18,7 +18,7 @@ from tootcheck.policy.config import MASTODON_SECRET_KEYS, PolicyConfig
 from tootcheck.policy.k8s import Container
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per variable of every container: many
 class EnvVar:
     name: str
     source: str  # "literal" | "configmap" | "secret" | "field" | "resource"

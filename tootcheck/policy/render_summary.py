@@ -47,8 +47,7 @@ def table(rows: Iterable[tuple[str, ...]], numeric: bool = True) -> list[str]:
 
 
 def totals_line(run: PolicyRun, strict: bool) -> str:
-    results = run.results
-    count = {s: sum(1 for r in results if r.status == s) for s in
+    count = {s: sum(o.count(s) for o in run.outcomes) for s in
              ("fail", "warn", "info", "suppressed", "pass")}
     no_match = sum(1 for o in run.outcomes if not o.matched and not o.not_run)
     waiver_errors = sum(1 for p in run.waiver_problems if p.severity is Severity.ERROR)

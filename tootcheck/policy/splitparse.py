@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-MIN_SPLIT_BYTES = 16 << 20  # below this, starting a worker costs more than it saves
+MIN_SPLIT_BYTES = 8 << 20  # below this, starting a worker costs more than it saves
 _BOUNDARY = re.compile(rb"\n---(?=[ \t\n])")
 _OTHER_BREAKS = ("\r", "\x85", "\u2028", "\u2029")
 

@@ -1,0 +1,131 @@
+"""The rules run on two cores (tootcheck.policy.splitrun) give what one process gives:
+the same results in the same order, the same findings and lines, the same waiver
+counts; and one process is used when the halves could not be joined."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.policy.casefiles import CASE_CONFIG, CASES_DIR
+from tootcheck.policy import splitrun
+from tootcheck.policy.bundle import Bundle, K8sObject, parse_stream
+from tootcheck.policy.config_loader import load_project
+from tootcheck.policy.engine import PolicyRun, evaluate
+from tootcheck.policy.registry import all_rules
+from tootcheck.policy.sources import split_overlays
+from tootcheck.policy.splitparse import parse_file
+from tootcheck.policy.waivers import parse_waivers
+
+ROOT = Path(__file__).resolve().parents[2]
+TODAY = dt.date(2026, 11, 27)
+
+
+def outcome_view(run: PolicyRun) -> list[Any]:
+    """Everything a report reads from a run, as plain data."""
+    return [(o.rule.id, o.not_run, o.matched,
+             [o.count(s) for s in ("fail", "warn", "info", "suppressed", "pass")],
+             [(r.test_id, r.obj.id, r.container, r.status,
+               [(f.subject_id, f.container, f.path, f.message, f.line, f.label,
+                 f.waiver.object if f.waiver else None, f.waiver_expired)
+                for f in r.findings]) for r in r_list])
+            for o in run.outcomes for r_list in [o.results]]
+
+
+def both_ways(monkeypatch: pytest.MonkeyPatch, make_run: Any, *, splits: bool = True
+              ) -> tuple[Any, Any]:
+    """``make_run()`` in one process, then split over two (``splits``: it really was)."""
+    monkeypatch.setenv("TOOTCHECK_PARSE_WORKERS", "1")
+    serial = make_run()
+    monkeypatch.delenv("TOOTCHECK_PARSE_WORKERS")
+    monkeypatch.setattr(splitrun, "two_cores", lambda: True)
+    monkeypatch.setattr(splitrun, "MIN_SPLIT_OBJECTS", 1)
+    received: list[int] = []  # batches that came back from the worker
+    real = splitrun._received
+
+    def counted(*args: Any) -> Any:
+        received.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(splitrun, "_received", counted)
+    split = make_run()
+    monkeypatch.setattr(splitrun, "_received", real)
+    assert bool(received) == splits, "the run was not split as expected"
+    return serial, split
+
+
+def rendered_run() -> tuple[PolicyRun, list[int]]:
+    project = load_project(ROOT / "tootcheck.toml", known_rules=[r.id for r in all_rules()])
+    objects: list[K8sObject] = []
+    for path in sorted((ROOT / "manifests" / "rendered").glob("*.yaml")):
+        objects.extend(parse_file(path, f"manifests/rendered/{path.name}",
+                                  default_namespace=project.config.namespace))
+    bundles = split_overlays(objects, project.config.is_overlay_source)
+    run = evaluate(bundles, project.config, waivers=project.waivers, today=TODAY)
+    return run, [w.matched for w in run.waivers.entries]
+
+
+@pytest.mark.slow(reason="evaluates the committed renders twice, once with a forked worker")
+def test_committed_renders_split_equals_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    (serial, serial_used), (split, split_used) = both_ways(monkeypatch, rendered_run)
+    assert outcome_view(split) == outcome_view(serial)
+    assert split_used == serial_used and sum(serial_used) > 0  # the waivers were used
+    assert [p.message for p in split.waiver_problems] == \
+        [p.message for p in serial.waiver_problems]
+
+
+def failing_cases_run() -> PolicyRun:
+    """Every failing case file in one bundle: many findings on both halves."""
+    objects: list[K8sObject] = []
+    for i, path in enumerate(sorted(CASES_DIR.glob("*/fail-*.yaml"))):
+        for obj in parse_stream(path.read_text(), path.name):
+            obj.data["metadata"]["namespace"] = f"case-{i}"  # keep the cases apart
+            objects.append(obj)
+    waivers = parse_waivers(
+        "waivers:\n- rule: MSTDN-WL-005\n  object: Deployment/case-0/mastodon\n"
+        "  reason: a waiver used on the first half\n  expires: 2027-03-01\n",
+        "waivers.yaml", [r.id for r in all_rules()])
+    return evaluate([Bundle(objects)], CASE_CONFIG, waivers=waivers, today=TODAY)
+
+
+def test_failing_cases_split_equals_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    serial, split = both_ways(monkeypatch, failing_cases_run)
+    assert serial.findings and outcome_view(split) == outcome_view(serial)
+
+
+def test_an_id_in_both_halves_keeps_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (CASES_DIR / "MSTDN-WL-005" / "fail-latest.yaml").read_text()
+    objects = parse_stream(text, "a.yaml") + parse_stream(text, "b.yaml")  # same ids twice
+    assert splitrun.halves(Bundle(objects)) is None
+    serial, split = both_ways(
+        monkeypatch, lambda: evaluate([Bundle(objects)], CASE_CONFIG, today=TODAY),
+        splits=False)
+    assert outcome_view(split) == outcome_view(serial)
+
+
+@pytest.mark.slow(reason="evaluates every failing case file three times")
+def test_a_failing_worker_leaves_the_second_half_to_this_process(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> Any:
+        raise RuntimeError("worker lost")
+
+    serial, _ = both_ways(monkeypatch, failing_cases_run)
+    monkeypatch.setattr(splitrun, "_second_half", broken)  # raises in the worker
+    monkeypatch.setattr(splitrun, "_received", None)  # nothing comes back from it
+    again = failing_cases_run()
+    assert outcome_view(again) == outcome_view(serial)
+
+
+def test_halves_split_by_text_and_keep_bundle_order() -> None:
+    text = Path(CASES_DIR / "MSTDN-WL-005" / "fail-latest.yaml").read_text()
+    objects = [o for i in range(6) for o in parse_stream(
+        text.replace("namespace: mastodon", f"namespace: ns{i}"), f"{i}.yaml")]
+    found = splitrun.halves(Bundle(objects))
+    assert found is not None
+    first, second = found
+    order = [id(o) for o in objects]
+    assert order == [i for i in order if i in first] + [i for i in order if i in second]
+    assert first and second
