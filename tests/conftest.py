@@ -21,21 +21,32 @@ SLOW_S = 3.0
 _OVER_BUDGET: dict[str, float] = {}
 
 
-# Modules whose tests run whole inner pytest sessions or real server restarts, longest
-# first: run before the rest, so that a parallel run (--dist loadscope hands out modules
-# in collection order) does not end on one long module while the other worker idles.
+# The longest modules, longest first (seconds of one serial run on 2 cores, in the comment):
+# handed out first, so that a parallel run (--dist loadscope, --no-loadscope-reorder: modules
+# in collection order) ends on short modules, not on one long one while the other workers idle.
 LONG_MODULES = (
-    "tests/nightly/test_nightly.py",
-    "tests/kube/test_cluster_fixtures.py",
-    "tests/checks/test_persistence.py",
-    "tests/test_modes.py",
-    "tests/reporting/test_guards.py",
-    "tests/checks/test_sidekiq.py",
-    "tests/checks/test_oidc.py",
-    "tests/checks/test_incontainer.py",
-    "tests/rehearsal/test_seeds.py",
-    "tests/reporting/test_reports.py",
-    "tests/test_suites_collect.py",
+    "tests/test_install.py",  # 12.1: a wheel build and a fresh venv
+    "tests/checks/test_oidc.py",  # 11.0
+    "tests/checks/test_persistence.py",  # 10.2: peer restarts and crashes
+    "tests/checks/test_sidekiq.py",  # 8.7
+    "tests/checks/test_streaming.py",  # 8.6
+    "tests/checks/test_federation.py",  # 7.0
+    "tests/reporting/test_report_pages.py",  # 4.5
+    "tests/checks/test_https.py",  # 4.5
+    "tests/kube/test_cluster_fixtures.py",  # 4.5: inner sessions
+    "tests/reporting/test_guards.py",  # 4.3: inner sessions, one of them parallel
+    "tests/nightly/test_nightly.py",  # 4.2: five inner sessions against peers
+    "tests/policy/test_schemacheck.py",  # 3.8
+    "tests/policy/test_splitrun.py",  # 3.4
+    "tests/rehearsal/test_seeds.py",  # 3.0
+    "tests/policy/test_gate.py",  # 2.7
+    "tests/checks/test_sidekiq_layouts.py",  # 2.6
+    "tests/test_plugin_coexistence.py",  # 2.6
+    "tests/rehearsal/test_rollback.py",  # 2.5
+    "tests/test_inner.py",  # 2.5
+    "tests/test_render.py",  # 2.1
+    "tests/test_modes.py",  # 2.0
+    "tests/kube/test_portforward.py",  # 2.0
 )
 
 
