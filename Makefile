@@ -15,11 +15,12 @@ export PATH := $(CURDIR)/$(TOOLS_DIR)/bin:$(PATH)
 # make e2e APP=DIR: bring up your own apps/mastodon (kind overlay composed around it)
 APP ?=
 PYTEST_REPORTS := --junitxml=reports/junit.xml -o junit_family=xunit2
-# `make test` runs in parallel (pytest-xdist): one worker per core, a test module's tests on one
-# worker (--dist loadscope: module-scoped peers start once), the longest modules handed out first
-# (tests/conftest.py orders them; --no-loadscope-reorder keeps that order instead of xdist's
-# "most tests first"); TEST_WORKERS=0 runs serially.
-TEST_WORKERS ?= auto
+# `make test` runs in parallel (pytest-xdist): three workers per two cores (about a third of a
+# test's time is waiting on a peer), a test module's tests on one worker (--dist loadscope:
+# module-scoped peers start once), the longest modules handed out first (tests/conftest.py
+# orders them; --no-loadscope-reorder keeps that order instead of xdist's "most tests first");
+# TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= $(shell n=$$(nproc); echo $$(( n * 3 / 2 > 0 ? n * 3 / 2 : 1 )))
 # The tests' scratch space (pytest's tmp_path, the peers' data directories) goes on tmpfs when
 # /dev/shm has 4 GB free: on a disk, PostgreSQL's fsyncs and deleting its data directories
 # cost about a third of the run. A TMPDIR you set wins; TEST_TMPDIR= keeps the system's.

@@ -46,6 +46,8 @@ def test_a_session_has_its_own_cwd_env_streams_and_exit_status(
     assert "1 failed, 1 passed" in done.stdout
     assert "to stderr" in done.stderr and "to stderr" not in done.stdout  # -s: not captured
     assert os.getcwd() != str(where) and "INNER_PROBE" not in os.environ  # the caller's unchanged
+    # tootcheck is imported in the child, after pytest marked it for rewriting (not preloaded)
+    assert "PytestAssertRewriteWarning" not in done.stdout + done.stderr
 
 
 def test_a_usage_error_is_exit_status_4(tmp_path: Path) -> None:
