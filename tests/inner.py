@@ -39,6 +39,7 @@ PRELOAD = (
     "asyncio", "email.message", "html", "json", "smtplib", "ssl", "tomllib", "xml.etree.ElementTree",
     "cryptography.x509", "cryptography.hazmat.primitives.asymmetric.ec",
     "cryptography.hazmat.primitives.asymmetric.rsa", "http_ece", "joserfc.jwt", "jsonschema",
+    "kubernetes.client", "kubernetes.config", "kubernetes.dynamic", "kubernetes.stream",
     "mastodon", "psycopg", "pykube", "redis", "requests", "trustme", "urllib3", "websockets",
     "werkzeug", "yaml",
 )
