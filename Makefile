@@ -20,7 +20,8 @@ PYTEST_REPORTS := --junitxml=reports/junit.xml -o junit_family=xunit2
 # module-scoped peers start once), the longest modules handed out first (tests/conftest.py
 # orders them; --no-loadscope-reorder keeps that order instead of xdist's "most tests first");
 # TEST_WORKERS=0 runs serially.
-TEST_WORKERS ?= $(shell n=$$(nproc); echo $$(( n * 3 / 2 > 0 ? n * 3 / 2 : 1 )))
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2); \
+  echo $$(( n * 3 / 2 > 0 ? n * 3 / 2 : 1 )))
 # The tests' scratch space (pytest's tmp_path, the peers' data directories) goes on tmpfs when
 # /dev/shm has 4 GB free: on a disk, PostgreSQL's fsyncs and deleting its data directories
 # cost about a third of the run. A TMPDIR you set wins; TEST_TMPDIR= keeps the system's.
