@@ -21,21 +21,22 @@ SLOW_S = 3.0
 _OVER_BUDGET: dict[str, float] = {}
 
 
-# The longest modules, longest first (seconds of one serial run on 2 cores, in the comment):
-# handed out first, so that a parallel run (--dist loadscope, --no-loadscope-reorder: modules
-# in collection order) ends on short modules, not on one long one while the other workers idle.
+# The longest modules first (seconds of one serial run on 2 cores in the comments), those
+# that mostly wait on a peer alternating with those that mostly compute, so that the cores
+# stay busy: a parallel run (--dist loadscope, --no-loadscope-reorder: modules in
+# collection order) then ends on short modules, not on a long one while other workers idle.
 LONG_MODULES = (
-    "tests/test_install.py",  # 12.1: a wheel build and a fresh venv
+    "tests/test_install.py",  # 12.1, computes: a wheel build and a fresh venv
+    "tests/checks/test_persistence.py",  # 10.2, waits: peer restarts and crashes
     "tests/checks/test_oidc.py",  # 11.0
-    "tests/checks/test_persistence.py",  # 10.2: peer restarts and crashes
-    "tests/checks/test_sidekiq.py",  # 8.7
-    "tests/checks/test_streaming.py",  # 8.6
-    "tests/checks/test_federation.py",  # 7.0
+    "tests/kube/test_cluster_fixtures.py",  # 4.5, computes: inner sessions
+    "tests/checks/test_sidekiq.py",  # 8.7, waits
+    "tests/reporting/test_guards.py",  # 4.3, computes: inner sessions, one of them parallel
+    "tests/checks/test_streaming.py",  # 8.6, waits
+    "tests/nightly/test_nightly.py",  # 4.2, computes: five inner sessions against peers
+    "tests/checks/test_federation.py",  # 7.0, waits
     "tests/reporting/test_report_pages.py",  # 4.5
     "tests/checks/test_https.py",  # 4.5
-    "tests/kube/test_cluster_fixtures.py",  # 4.5: inner sessions
-    "tests/reporting/test_guards.py",  # 4.3: inner sessions, one of them parallel
-    "tests/nightly/test_nightly.py",  # 4.2: five inner sessions against peers
     "tests/policy/test_schemacheck.py",  # 3.8
     "tests/policy/test_splitrun.py",  # 3.4
     "tests/rehearsal/test_seeds.py",  # 3.0
@@ -47,6 +48,7 @@ LONG_MODULES = (
     "tests/test_render.py",  # 2.1
     "tests/test_modes.py",  # 2.0
     "tests/kube/test_portforward.py",  # 2.0
+    "suites/policy/test_policy.py",  # 1.7
 )
 
 
