@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+import secrets
 
 import pytest
 import yaml
@@ -19,10 +21,15 @@ from tootcheck.cli import main
 from tootcheck.kube import evidence
 from tootcheck.redaction import MASK, is_secret_key, mask_secret_settings, secret_setting_values
 
-RENDER = REPO_ROOT / "examples" / "seed-style-defective" / "rendered" / "mastodon.yaml"
-DOCS = [d for d in yaml.safe_load_all(RENDER.read_text()) if d]
+EXAMPLE = REPO_ROOT / "examples" / "seed-style-defective" / "rendered" / "mastodon.yaml"
+# The example commits placeholders for its secret settings; this run plants a value made now
+# in their place (same lines), and every artifact is grepped for those values.
+PLANTED = {key: f"planted-{secrets.token_urlsafe(18)}" for key in re.findall(
+    r"(?m)^  ([A-Z0-9_]+): <path:kv/data/mastodon#\1>$", EXAMPLE.read_text())}
+TEXT = re.sub(r"(?m)^  ([A-Z0-9_]+): <path:kv/data/mastodon#\1>$",
+              lambda m: f"  {m[1]}: {PLANTED[m[1]]}", EXAMPLE.read_text())
+DOCS = [d for d in yaml.safe_load_all(TEXT) if d]
 CONFIGMAP = next(d for d in DOCS if d["kind"] == "ConfigMap")
-PLANTED = {k: v for k, v in CONFIGMAP["data"].items() if is_secret_key(k)}
 
 
 @pytest.fixture(autouse=True)
@@ -90,7 +97,7 @@ def test_nightly_drift_masks_configmap_secrets() -> None:
 
 def test_evidence_bundle_masks_render_objects_and_logs(tmp_path) -> None:
     render = tmp_path / "mastodon.yaml"
-    render.write_text(RENDER.read_text())
+    render.write_text(TEXT)
     pod = {"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "m-1", "namespace": "mastodon"},
            "spec": {"containers": [{"name": "web", "env": [
                {"name": "DB_PASS", "value": PLANTED["DB_PASS"]}]}]},
@@ -116,9 +123,11 @@ def test_policy_outputs_mask_configmap_secrets(tmp_path, capsys: pytest.CaptureF
     config = tmp_path / "neutral.yaml"
     config.write_text("")
     sarif, junit = tmp_path / "p.sarif", tmp_path / "j.xml"
+    render = tmp_path / "mastodon.yaml"
+    render.write_text(TEXT)
     for fmt in ("table", "json"):
         code = main(["policy", "--no-waivers", "--config", str(config), "--format", fmt,
-                     "--sarif", str(sarif), "--junit", str(junit), str(RENDER)])
+                     "--sarif", str(sarif), "--junit", str(junit), str(render)])
         assert code == 1
         out = capsys.readouterr().out
         assert "MSTDN-SECRET-001" in out and "DB_PASS" in out
