@@ -16,9 +16,11 @@ import gc
 import multiprocessing
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+T = TypeVar("T")
 MIN_SPLIT_BYTES = 8 << 20  # below this, starting a worker costs more than it saves
 _BOUNDARY = re.compile(rb"\n---(?=[ \t\n])")
 _OTHER_BREAKS = ("\r", "\x85", "\u2028", "\u2029")
@@ -97,6 +99,30 @@ def parse_file(path: Path, source: str, *, default_namespace: str = "mastodon",
                        halves=parse_halves)
 
 
+def beside_a_worker(here: Callable[[], T], there: Callable[..., Any],
+                    args: tuple[Any, ...]) -> tuple[T, Any]:
+    """``here()`` in this process while ``there(*args)`` runs in a worker forked now (it
+    sees this process's state); both results, the worker's None if it failed (the caller
+    then does that part itself). An error of ``here`` is raised."""
+    pool = multiprocessing.get_context("fork").Pool(1)
+    try:
+        pending = pool.apply_async(there, args)
+        mine = here()
+        collecting = gc.isenabled()
+        gc.disable()  # unpickling many containers would start collections that find nothing
+        try:
+            theirs = pending.get()
+        except Exception:
+            theirs = None
+        finally:
+            if collecting:
+                gc.enable()
+    finally:
+        pool.terminate()
+        pool.join()
+    return mine, theirs
+
+
 def parse_halves(path: Path, source: str, default_namespace: str,
                  artifact: str) -> list[Any] | None:
     """The file's objects parsed on two cores, or None (then parse it in one piece)."""
@@ -113,25 +139,16 @@ def parse_halves(path: Path, source: str, default_namespace: str,
         return None
     offset, chars, lines = found
     text = SourceText(path=path)
-    pool = multiprocessing.get_context("fork").Pool(1)
-    try:
-        pending = pool.apply_async(_parse_tail, (path, offset, source, default_namespace,
-                                                 artifact))
+
+    def first_half() -> list[Any]:
         with path.open("rb") as f:
-            head = _parse(_Loader(_Head(f, offset)), text, False, source, default_namespace,
+            return _parse(_Loader(_Head(f, offset)), text, False, source, default_namespace,
                           artifact)
-        collecting = gc.isenabled()
-        gc.disable()  # unpickling many containers would start collections that find nothing
-        try:
-            tail = pending.get()
-        except Exception:  # any failure there: parse in one piece, for the same errors
-            return None
-        finally:
-            if collecting:
-                gc.enable()
-    finally:
-        pool.terminate()
-        pool.join()
+
+    head, tail = beside_a_worker(first_half, _parse_tail,
+                                 (path, offset, source, default_namespace, artifact))
+    if tail is None:  # the worker failed: parse in one piece, for the same errors
+        return None
     for data, line, start, end, column, line0 in tail:
         head.append(K8sObject(
             data=data, source=source, doc=len(head), line=line + lines,

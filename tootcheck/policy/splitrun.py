@@ -18,13 +18,12 @@ evaluates the second half too, so errors read as they would have).
 from __future__ import annotations
 
 import datetime as dt
-import gc
-import multiprocessing
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from tootcheck.policy.ruleeval import Batch, Finding, Only, evaluate_rule, objects_for
+from tootcheck.policy.splitparse import beside_a_worker
 
 if TYPE_CHECKING:
     from tootcheck.policy.bundle import Bundle, K8sObject
@@ -90,24 +89,14 @@ def run_jobs(jobs: Sequence[Job], waivers: Waivers, today: dt.date) -> list[Batc
         first, second = split[id(b)] or (set(), set())
         firsts[id(b)], seconds[id(b)] = _restricted(b, first), _restricted(b, second)
     _State.update(jobs=jobs, waivers=waivers, today=today, only=seconds)
-    pool = multiprocessing.get_context("fork").Pool(1)
     try:
-        pending = pool.apply_async(_second_half)
-        head = [evaluate_rule(r, ctx, waivers, today, firsts[id(ctx.bundle)])
-                for r, ctx in jobs]
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            sent, used = pending.get()
-        except Exception:  # any failure there: this process does the second half too
-            sent, used = None, []
-        finally:
-            if collecting:
-                gc.enable()
+        head, received = beside_a_worker(
+            lambda: [evaluate_rule(r, ctx, waivers, today, firsts[id(ctx.bundle)])
+                     for r, ctx in jobs],
+            _second_half, ())
     finally:
-        pool.terminate()
-        pool.join()
         _State.clear()
+    sent, used = received or (None, [])  # the worker failed: this process does its half too
     if sent is None:
         tail = [evaluate_rule(r, ctx, waivers, today, seconds[id(ctx.bundle)])
                 for r, ctx in jobs]
