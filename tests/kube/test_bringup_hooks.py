@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.kube.test_bringup import kind_bin, make_ctx  # noqa: F401 (kind_bin is a fixture)
+from tests.kube.test_bringup import make_ctx
 from tootcheck.kube import bringup, plan
 from tootcheck.kube.bringup import cluster
 from tootcheck.rehearsal.run import bringup_hooks
@@ -17,7 +17,7 @@ def run_up_to_render(ctx: bringup.Context, paths: tuple[str, ...]) -> None:
     bringup.execute(ctx, [by_name["cluster"], render, by_name["secrets"]])
 
 
-def test_a_render_override_replaces_the_render_of_its_path_only(tmp_path, kind_bin):  # noqa: F811
+def test_a_render_override_replaces_the_render_of_its_path_only(tmp_path, kind_bin):
     ctx = make_ctx(tmp_path, kind_bin)
     ctx.hooks = bringup.BringUpHooks(
         render_override=lambda path: NFS_ONLY if path == "manifests/infra/nfs" else None)
@@ -26,7 +26,7 @@ def test_a_render_override_replaces_the_render_of_its_path_only(tmp_path, kind_b
     assert any(d["kind"] == "Deployment" for d in ctx.render("manifests/overlays/kind").docs)
 
 
-def test_extra_images_join_the_app_image_phase_only(tmp_path, kind_bin):  # noqa: F811
+def test_extra_images_join_the_app_image_phase_only(tmp_path, kind_bin):
     ctx = make_ctx(tmp_path, kind_bin)
     ctx.hooks = bringup.BringUpHooks(extra_images=lambda: ["ghcr.io/mastodon/mastodon:v4.8.0"])
     run_up_to_render(ctx, ("manifests/overlays/kind", "manifests/infra/nfs"))

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from tests.kube.test_bringup import kind_bin, make_ctx  # noqa: F401 (kind_bin is a fixture)
+from tests.kube.test_bringup import make_ctx
 from tootcheck.kube import bringup, plan, timeline
 
 INDEPENDENT = {"traefik", "cert-manager", "storage", "authentik", "app-images"}
@@ -82,7 +82,7 @@ def test_the_plan_printout_names_phases_budgets_and_the_critical_path():
     assert t.worst_case_s > t.critical_s  # budgets are the worst case
 
 
-def test_the_engine_runs_independent_phases_at_the_same_time(tmp_path, kind_bin):  # noqa: F811
+def test_the_engine_runs_independent_phases_at_the_same_time(tmp_path, kind_bin):
     """Each of the independent phases waits until all of them have started: this passes
     only if the engine runs them at once (a sequential engine times out on the barrier)."""
     barrier = threading.Barrier(len(INDEPENDENT), timeout=10)
@@ -105,7 +105,7 @@ def test_the_engine_runs_independent_phases_at_the_same_time(tmp_path, kind_bin)
     assert all(ln.endswith("ran: stubbed") for ln in ctx.progress.lines)
 
 
-def test_the_engine_renders_while_the_cluster_comes_up(tmp_path, kind_bin):  # noqa: F811
+def test_the_engine_renders_while_the_cluster_comes_up(tmp_path, kind_bin):
     """cluster waits until render has started: only an engine that runs them at once passes."""
     barrier = threading.Barrier(2, timeout=10)
 
@@ -120,7 +120,7 @@ def test_the_engine_renders_while_the_cluster_comes_up(tmp_path, kind_bin):  # n
     assert len(ctx.progress.lines) == len(plan.KIND_PLAN)
 
 
-def test_the_engine_rolls_mastodon_out_while_cert_manager_still_runs(tmp_path, kind_bin):  # noqa: F811
+def test_the_engine_rolls_mastodon_out_while_cert_manager_still_runs(tmp_path, kind_bin):
     """cert-manager ends only once Mastodon's rollout has begun: with Mastodon's inputs
     waiting for the issuers (the CA made by cert-manager) this times out."""
     mastodon_started = threading.Event()
@@ -140,7 +140,7 @@ def test_the_engine_rolls_mastodon_out_while_cert_manager_still_runs(tmp_path, k
     assert seen.index("mastodon") < seen.index("cert-manager") < seen.index("issuers")
 
 
-def test_phases_whose_needs_are_never_met_fail_loudly(tmp_path, kind_bin):  # noqa: F811
+def test_phases_whose_needs_are_never_met_fail_loudly(tmp_path, kind_bin):
     ctx = make_ctx(tmp_path, kind_bin)
     phases = [plan.Phase("a", ("b",)), plan.Phase("b", ("a",))]  # not through plan.order
     with pytest.raises(bringup.BringUpFailed, match="never became ready to start: a, b"):
@@ -148,7 +148,7 @@ def test_phases_whose_needs_are_never_met_fail_loudly(tmp_path, kind_bin):  # no
                                             "b": bringup.Impl(lambda c, p: "x")})
 
 
-def test_a_failure_stops_new_phases_and_names_the_phase(tmp_path, kind_bin):  # noqa: F811
+def test_a_failure_stops_new_phases_and_names_the_phase(tmp_path, kind_bin):
     started: list[str] = []
 
     def run(ctx, phase):

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.kube.fakes import FakeKube
-from tests.kube.test_bringup import PHASES, kind_bin, make_ctx, up_to_render  # noqa: F401
+from tests.kube.test_bringup import PHASES, up_to_render
 from tootcheck import secretgen
 from tootcheck.errors import BadInput
 from tootcheck.kube import bringup, objects, testca
@@ -154,7 +154,7 @@ def test_a_stored_leaf_certificate_is_not_taken_for_a_ca(ca):
 # ----------------------------------------------------------- in the bring-up
 
 
-def test_the_bring_up_stores_the_ca_and_never_prints_its_key(tmp_path, kind_bin):  # noqa: F811
+def test_the_bring_up_stores_the_ca_and_never_prints_its_key(tmp_path, kind_bin):
     kube = FakeKube()
     ctx = up_to_render(tmp_path, kind_bin, kube)
     key_pem = ctx.ca.key.reveal()
@@ -173,7 +173,7 @@ def ready_issuer() -> dict:
             "status": {"conditions": [{"type": "Ready", "status": "True", "observedGeneration": 1}]}}
 
 
-def test_issuers_store_the_run_ca_for_the_ca_issuer_and_mastodon_trusts_the_same(tmp_path, kind_bin):  # noqa: F811
+def test_issuers_store_the_run_ca_for_the_ca_issuer_and_mastodon_trusts_the_same(tmp_path, kind_bin):
     kube = FakeKube([ready_issuer()])
     ctx = up_to_render(tmp_path, kind_bin, kube, paths=("manifests/infra/issuers", "manifests/overlays/kind"))
     bringup.execute(ctx, [PHASES["issuers"], PHASES["mastodon-secrets"]])
@@ -191,7 +191,7 @@ def test_issuers_store_the_run_ca_for_the_ca_issuer_and_mastodon_trusts_the_same
     assert ctx.ca.key.reveal() not in line and "ran: 2 objects applied" in line
 
 
-def test_a_reused_cluster_skips_the_issuers_only_with_the_same_ca(tmp_path, kind_bin):  # noqa: F811
+def test_a_reused_cluster_skips_the_issuers_only_with_the_same_ca(tmp_path, kind_bin):
     kube = FakeKube([ready_issuer()])
     ctx = up_to_render(tmp_path, kind_bin, kube, paths=("manifests/infra/issuers",))
     bringup.execute(ctx, [PHASES["issuers"]])
@@ -202,7 +202,7 @@ def test_a_reused_cluster_skips_the_issuers_only_with_the_same_ca(tmp_path, kind
     assert not certificates.done_issuers(again, PHASES["issuers"])
 
 
-def test_a_cluster_whose_ca_cert_manager_made_is_refused(tmp_path, kind_bin):  # noqa: F811
+def test_a_cluster_whose_ca_cert_manager_made_is_refused(tmp_path, kind_bin):
     """Reused after the CA became the run's: its certificates were signed by a CA the run
     does not have, so the bring-up stops with one line instead of failing later on TLS."""
     kube = FakeKube([objects.state_configmap({"phase.issuers": "an-older-render"}),
