@@ -2,5 +2,14 @@
 installed tool finds nothing through it; tests/test_install.py proves that)."""
 
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_all(text: str) -> list[Any]:
+    """The documents of a YAML stream, as ``yaml.safe_load_all`` gives them, parsed by
+    libyaml (the pure-Python loader costs several CPU seconds over the suite)."""
+    return list(yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))

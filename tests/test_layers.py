@@ -8,6 +8,7 @@ are not imports here.
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,6 +61,7 @@ def imports(name: str, path: Path, known: set[str]) -> Iterator[str]:
                 yield found
 
 
+@functools.cache  # the package's graph is read by two tests: parsed once (about 1 s)
 def graph(root: Path) -> dict[str, set[str]]:
     found = modules(root)
     known = set(found)

@@ -13,7 +13,7 @@ import secrets
 import pytest
 import yaml
 
-from tests import REPO_ROOT
+from tests import REPO_ROOT, load_all
 from tests.kube.fakes import FakeKube
 from tootcheck import redaction
 from tootcheck.checks.drift import check_render_vs_live
@@ -28,7 +28,7 @@ PLANTED = {key: f"planted-{secrets.token_urlsafe(18)}" for key in re.findall(
     r"(?m)^  ([A-Z0-9_]+): <path:kv/data/mastodon#\1>$", EXAMPLE.read_text())}
 TEXT = re.sub(r"(?m)^  ([A-Z0-9_]+): <path:kv/data/mastodon#\1>$",
               lambda m: f"  {m[1]}: {PLANTED[m[1]]}", EXAMPLE.read_text())
-DOCS = [d for d in yaml.safe_load_all(TEXT) if d]
+DOCS = [d for d in load_all(TEXT) if d]
 CONFIGMAP = next(d for d in DOCS if d["kind"] == "ConfigMap")
 
 

@@ -8,9 +8,8 @@ reason), never as passed; CI installs the pinned tools first (`make tools`).
 from __future__ import annotations
 
 import pytest
-import yaml
 
-from tests import REPO_ROOT
+from tests import REPO_ROOT, load_all
 from tootcheck import versions
 from tootcheck.errors import ToolMissing
 from tootcheck.rendering import REFERENCE, SNAPSHOTS, body, helm_charts, missing_charts, render
@@ -19,7 +18,7 @@ from tootcheck.tools import require_helm3, require_kubectl
 
 
 def _objects(text: str) -> list[dict]:
-    return [doc for doc in yaml.safe_load_all(text) if doc]
+    return [doc for doc in load_all(text) if doc]
 
 
 @pytest.mark.parametrize("snapshot", SNAPSHOTS, ids=lambda s: s.name)

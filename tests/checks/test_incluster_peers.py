@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests import REPO_ROOT
+from tests import REPO_ROOT, load_all
 from tootcheck import peers, versions
 from tootcheck.errors import BadInput, ToolMissing
 from tootcheck.policy.schema import validate_object
@@ -35,7 +35,7 @@ def rendered(directory: Path) -> list[dict[str, Any]]:
         peer_missing("kubectl", str(exc))
     except BadInput as exc:
         pytest.fail(str(exc), pytrace=False)
-    return [d for d in yaml.safe_load_all(text) if d]
+    return [d for d in load_all(text) if d]
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +145,7 @@ def test_kind_env_patch_points_mastodon_at_the_peers():
 
 def test_reference_deployment_allows_no_private_addresses():
     snapshot = MANIFESTS / "rendered" / "mastodon.yaml"
-    configmaps = [d for d in yaml.safe_load_all(snapshot.read_text())
+    configmaps = [d for d in load_all(snapshot.read_text())
                   if d and d.get("kind") == "ConfigMap" and d["metadata"]["name"] == "mastodon-env"]
     assert len(configmaps) == 1
     assert "ALLOWED_PRIVATE_ADDRESSES" not in configmaps[0]["data"]

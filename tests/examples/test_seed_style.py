@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests import REPO_ROOT
+from tests import REPO_ROOT, load_all
 from tootcheck.cli import main
 from tootcheck.model import Severity
 from tootcheck.policy.bundle import Bundle, parse_stream
@@ -91,7 +91,7 @@ def test_render_matches_its_values(name: str) -> None:
     import yaml
 
     values = yaml.safe_load((EXAMPLES / name / "apps/mastodon/values.yaml").read_text())
-    docs = [d for d in yaml.safe_load_all((EXAMPLES / name / "rendered/mastodon.yaml").read_text())
+    docs = [d for d in load_all((EXAMPLES / name / "rendered/mastodon.yaml").read_text())
             if d]
     cm = next(d for d in docs if d["kind"] == "ConfigMap")
     assert cm["data"] == {k: str(v) for k, v in values["configMaps"]["env"]["data"].items()}

@@ -12,6 +12,7 @@ from unittest import mock
 import pytest
 import yaml
 
+from tests import load_all
 from tests.kube.fakes import FakeKube
 from tootcheck import secretgen
 from tootcheck.kube import bringup, objects, plan, safety, testca
@@ -359,7 +360,7 @@ def test_authentik_secret_carries_every_env_the_blueprint_and_chart_read(tmp_pat
 
 
 def test_mastodon_secret_has_every_key_the_deployment_references():
-    rendered = yaml.safe_load_all((REPO / "manifests/rendered/overlay-kind.yaml").read_text())
+    rendered = load_all((REPO / "manifests/rendered/overlay-kind.yaml").read_text())
     referenced = set()
     for doc in rendered:
         text = json.dumps(doc)
@@ -481,7 +482,7 @@ def test_render_with_app_dir_composes_the_overlay_around_it(tmp_path, kind_bin):
     bringup.execute(ctx, [PHASES["cluster"], render, PHASES["secrets"]])
     assert seen[0] == app and seen[1] == ctx.out_dir / "app-overlay"
     env = next(d for d in ctx.render("manifests/overlays/kind").docs if d["kind"] == "ConfigMap")
-    planted = yaml.safe_load_all(committed)
+    planted = load_all(committed)
     planted_env = next(d for d in planted if d and d["kind"] == "ConfigMap")["data"]
     assert env["data"]["DB_PASS"] == ctx.secrets["DB_PASS"].reveal() != planted_env["DB_PASS"]
     assert env["data"]["VAPID_PUBLIC_KEY"] == ctx.secrets.vapid_public_key

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests import REPO_ROOT
+from tests import REPO_ROOT, load_all
 from tootcheck.errors import BadInput
 from tootcheck.kube import overlay
 from tootcheck.secretgen import MASTODON_SECRET_KEYS
@@ -29,7 +29,7 @@ KUBECTL = shutil.which("kubectl")
 
 
 def docs_of(text: str) -> list[dict]:
-    return [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+    return [d for d in load_all(text) if isinstance(d, dict)]
 
 
 def compose(tmp_path: Path, name: str) -> tuple[overlay.AppFacts, list[dict], list[dict]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests import REPO_ROOT
+from tests import REPO_ROOT, load_all
 from tests.policy.test_live import kubeconfig
 from tootcheck.cli import main
 
@@ -27,7 +27,7 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 def broken_copy(tmp_path: Path) -> Path:
     """The reference with a secret in the ConfigMap, a probe dropped and sidekiq on latest."""
-    docs = list(yaml.safe_load_all(REFERENCE.read_text()))
+    docs = list(load_all(REFERENCE.read_text()))
     for d in docs:
         if d["kind"] == "ConfigMap":
             d["data"]["SECRET_KEY_BASE"] = "0" * 128
@@ -64,7 +64,7 @@ def test_broken_copy_fails_and_names_rules(tmp_path: Path) -> None:
 
 
 def test_strict_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    docs = list(yaml.safe_load_all(REFERENCE.read_text()))
+    docs = list(load_all(REFERENCE.read_text()))
     for d in docs:
         if d["kind"] == "Service" and d["metadata"]["name"] == "mastodon-web":
             d["spec"]["type"] = "NodePort"  # MSTDN-WL-007 is a WARN

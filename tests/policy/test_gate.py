@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 import yaml
 
-from tests import REPO_ROOT
+from tests import REPO_ROOT, load_all
 from tootcheck.policy.config import MASTODON_SECRET_KEYS
 
 REFERENCE = REPO_ROOT / "manifests" / "rendered" / "mastodon.yaml"
@@ -40,7 +40,7 @@ waivers:
 
 @pytest.fixture
 def gate_dir(pytester: pytest.Pytester) -> pytest.Pytester:
-    docs = list(yaml.safe_load_all(REFERENCE.read_text()))
+    docs = list(load_all(REFERENCE.read_text()))
     for d in docs:
         if d["kind"] == "ConfigMap":
             d["data"]["SECRET_KEY_BASE"] = "0" * 64  # ERROR, unwaived

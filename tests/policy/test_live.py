@@ -13,7 +13,7 @@ import pytest
 import yaml
 from pytest_httpserver import HTTPServer
 
-from tests import REPO_ROOT
+from tests import REPO_ROOT, load_all
 from tests.policy.casefiles import CASE_CONFIG
 from tootcheck.cli import main
 from tootcheck.policy.config import MASTODON_SECRET_KEYS
@@ -51,7 +51,7 @@ VERSION = {"major": "1", "minor": "34", "gitVersion": "v1.34.0", "gitCommit": "0
 
 
 def cluster_objects(missing_key: str | None = None) -> list[dict[str, Any]]:
-    docs = [d for d in yaml.safe_load_all(REFERENCE.read_text()) if d]
+    docs = [d for d in load_all(REFERENCE.read_text()) if d]
     for d in docs:
         d["metadata"]["managedFields"] = [{"manager": "kubectl", "operation": "Apply"}]
         if d["kind"] == "PersistentVolumeClaim":
