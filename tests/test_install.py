@@ -5,7 +5,7 @@ about 3 s with a warm uv cache, the dependencies pinned by constraints.txt), and
 part of `make test`: it is the only proof that the installed tool finds its data in the
 package, not in this repository. The build runs on a copy of the tree so no build/ or
 egg-info lands in the checkout; the dependencies come from uv's cache when it holds them
-all, else from the index pip is set to use (PyPI in CI).
+all, else from the package index (PyPI in CI).
 """
 
 from __future__ import annotations
