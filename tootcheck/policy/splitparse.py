@@ -80,11 +80,14 @@ def _parse_tail(path: Path, offset: int, source: str, default_namespace: str,
     """The worker: plain data and numbers back (they pickle several times faster than
     the objects around them)."""
     from tootcheck.policy.bundle import SourceText, _Loader, _parse
+    from tootcheck.policy.fastparse import parse_range
 
-    with path.open("rb") as f:
-        f.seek(offset)
-        objects = _parse(_Loader(f), SourceText(path=path), False, source,
-                         default_namespace, artifact)
+    text = SourceText(path=path)
+    objects = parse_range(path, offset, None, text, source, default_namespace, artifact)
+    if objects is None:
+        with path.open("rb") as f:
+            f.seek(offset)
+            objects = _parse(_Loader(f), text, False, source, default_namespace, artifact)
     return [(o.data, o.line, *((o.span.start, o.span.end, o.span.column, o.span.line0)
                                if o.span is not None else (-1, -1, 0, 0)))
             for o in objects]
@@ -94,9 +97,10 @@ def parse_file(path: Path, source: str, *, default_namespace: str = "mastodon",
                artifact: str = "") -> list[Any]:
     """:func:`tootcheck.policy.bundle.parse_file`, a large file parsed on two cores."""
     from tootcheck.policy.bundle import parse_file as parse_whole
+    from tootcheck.policy.fastparse import parse_range
 
     return parse_whole(path, source, default_namespace=default_namespace, artifact=artifact,
-                       halves=parse_halves)
+                       halves=parse_halves, fast=parse_range)
 
 
 def beside_a_worker(here: Callable[[], T], there: Callable[..., Any],
@@ -127,6 +131,7 @@ def parse_halves(path: Path, source: str, default_namespace: str,
                  artifact: str) -> list[Any] | None:
     """The file's objects parsed on two cores, or None (then parse it in one piece)."""
     from tootcheck.policy.bundle import K8sObject, SourceText, TextSpan, _Loader, _parse
+    from tootcheck.policy.fastparse import parse_range
 
     if (os.cpu_count() or 1) < 2 or os.environ.get("TOOTCHECK_PARSE_WORKERS") == "1":
         return None
@@ -141,6 +146,9 @@ def parse_halves(path: Path, source: str, default_namespace: str,
     text = SourceText(path=path)
 
     def first_half() -> list[Any]:
+        found = parse_range(path, 0, offset, text, source, default_namespace, artifact)
+        if found is not None:
+            return found
         with path.open("rb") as f:
             return _parse(_Loader(_Head(f, offset)), text, False, source, default_namespace,
                           artifact)
