@@ -13,8 +13,8 @@ from typing import TextIO
 
 from tootcheck.errors import BadInput
 from tootcheck.policy.bundle import Bundle, K8sObject, parse_stream
-from tootcheck.policy.splitparse import parse_file
-from tootcheck.redaction import register_secret_settings
+from tootcheck.policy.splitparse import Objects, parse_file
+from tootcheck.redaction import REDACTOR, register_secret_settings
 from tootcheck.rendering import display_path, helm_charts, kustomization_file, render
 
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
@@ -93,11 +93,17 @@ def load_bundle(args: Sequence[str], *, default_namespace: str = "mastodon",
     if not args:
         raise BadInput("no input: give a file, a directory, a kustomize directory or - for stdin")
     objects: list[K8sObject] = []
+    unwalked: list[K8sObject] = []  # objects whose secret-valued settings are not known yet
     for arg in args:
         found = load_path(arg, default_namespace=default_namespace, stdin=stdin,
                           tools_bin=tools_bin, search_path=search_path)
         if not found:
             raise BadInput(f"{arg}: no Kubernetes objects in it")
         objects.extend(found)
-    register_secret_settings([o.data for o in objects])  # never echoed by any report
+        if isinstance(found, Objects):  # a large file: its halves collected them
+            for value in found.secret_values:
+                REDACTOR.register(value)
+        else:
+            unwalked.extend(found)
+    register_secret_settings([o.data for o in unwalked])  # never echoed by any report
     return Bundle(objects, mode="offline", label=label)

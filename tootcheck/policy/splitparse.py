@@ -75,10 +75,26 @@ def split_point(path: Path, size: int) -> tuple[int, int, int] | None:
 Parsed = tuple[Any, int, int, int, int, int]  # data, line, span start/end/column/line0
 
 
+class Objects(list[Any]):
+    """A file's objects and the secret-valued settings in them (collected by each half
+    beside the other, so the caller need not walk every object again)."""
+
+    def __init__(self, objects: list[Any], secret_values: list[str]) -> None:
+        super().__init__(objects)
+        self.secret_values = secret_values
+
+
+def secret_values_of(objects: list[Any]) -> list[str]:
+    """What ``tootcheck.redaction.register_secret_settings`` would register for them."""
+    from tootcheck.redaction import secret_setting_values
+
+    return secret_setting_values([o.data for o in objects])
+
+
 def _parse_tail(path: Path, offset: int, source: str, default_namespace: str,
-                artifact: str) -> list[Parsed]:
+                artifact: str) -> tuple[list[Parsed], list[str]]:
     """The worker: plain data and numbers back (they pickle several times faster than
-    the objects around them)."""
+    the objects around them), and the secret-valued settings among them."""
     from tootcheck.policy.bundle import SourceText, _Loader, _parse
     from tootcheck.policy.fastparse import parse_range
 
@@ -90,7 +106,7 @@ def _parse_tail(path: Path, offset: int, source: str, default_namespace: str,
             objects = _parse(_Loader(f), text, False, source, default_namespace, artifact)
     return [(o.data, o.line, *((o.span.start, o.span.end, o.span.column, o.span.line0)
                                if o.span is not None else (-1, -1, 0, 0)))
-            for o in objects]
+            for o in objects], secret_values_of(objects)
 
 
 def parse_file(path: Path, source: str, *, default_namespace: str = "mastodon",
@@ -145,22 +161,23 @@ def parse_halves(path: Path, source: str, default_namespace: str,
     offset, chars, lines = found
     text = SourceText(path=path)
 
-    def first_half() -> list[Any]:
+    def first_half() -> tuple[list[Any], list[str]]:
         found = parse_range(path, 0, offset, text, source, default_namespace, artifact)
-        if found is not None:
-            return found
-        with path.open("rb") as f:
-            return _parse(_Loader(_Head(f, offset)), text, False, source, default_namespace,
-                          artifact)
+        if found is None:
+            with path.open("rb") as f:
+                found = _parse(_Loader(_Head(f, offset)), text, False, source,
+                               default_namespace, artifact)
+        return found, secret_values_of(found)
 
-    head, tail = beside_a_worker(first_half, _parse_tail,
-                                 (path, offset, source, default_namespace, artifact))
+    (head, secrets), tail = beside_a_worker(first_half, _parse_tail,
+                                            (path, offset, source, default_namespace, artifact))
     if tail is None:  # the worker failed: parse in one piece, for the same errors
         return None
-    for data, line, start, end, column, line0 in tail:
+    parsed, more_secrets = tail
+    for data, line, start, end, column, line0 in parsed:
         head.append(K8sObject(
             data=data, source=source, doc=len(head), line=line + lines,
             span=TextSpan(text, start + chars, end + chars, column, line0 + lines)
             if start >= 0 else None,
             default_namespace=default_namespace, artifact=artifact))
-    return head
+    return Objects(head, secrets + more_secrets)
