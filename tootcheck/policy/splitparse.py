@@ -61,12 +61,18 @@ def split_point(path: Path, size: int) -> tuple[int, int, int] | None:
             if not chunk:
                 return None
             left -= len(chunk)
-            text = decoder.decode(chunk)
-            if any(b in text for b in _OTHER_BREAKS) or "\n%" in text:
-                return None  # other line breaks or directives: shifting lines is not safe
-            chars += len(text)
+            if chunk.isascii() and not decoder.getstate()[0]:  # most manifests: no decoding
+                if b"\r" in chunk or b"\n%" in chunk or (chunk[:1] == b"%" and not last_line):
+                    return None
+                chars += len(chunk)
+            else:
+                text = decoder.decode(chunk)
+                if any(b in text for b in _OTHER_BREAKS) or "\n%" in text:
+                    return None  # other line breaks or directives: shifting lines is not safe
+                chars += len(text)
             lines += chunk.count(b"\n")
-            last_line = (last_line + chunk).rsplit(b"\n", 1)[-1]
+            cut = chunk.rfind(b"\n")
+            last_line = last_line + chunk if cut < 0 else chunk[cut + 1:]
         if decoder.decode(b"", final=True) or last_line:
             return None
     return offset, chars, lines
@@ -174,10 +180,16 @@ def parse_halves(path: Path, source: str, default_namespace: str,
     if tail is None:  # the worker failed: parse in one piece, for the same errors
         return None
     parsed, more_secrets = tail
-    for data, line, start, end, column, line0 in parsed:
-        head.append(K8sObject(
-            data=data, source=source, doc=len(head), line=line + lines,
-            span=TextSpan(text, start + chars, end + chars, column, line0 + lines)
-            if start >= 0 else None,
-            default_namespace=default_namespace, artifact=artifact))
+    collecting = gc.isenabled()
+    gc.disable()  # (new objects, no cycles: the collector would walk every one again)
+    try:
+        for data, line, start, end, column, line0 in parsed:
+            head.append(K8sObject(
+                data=data, source=source, doc=len(head), line=line + lines,
+                span=TextSpan(text, start + chars, end + chars, column, line0 + lines)
+                if start >= 0 else None,
+                default_namespace=default_namespace, artifact=artifact))
+    finally:
+        if collecting:
+            gc.enable()
     return Objects(head, secrets + more_secrets)
