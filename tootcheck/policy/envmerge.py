@@ -98,11 +98,17 @@ def configmap_data(obj: K8sObject) -> dict[str, str]:
     return {str(k): v if isinstance(v, str) else str(v) for k, v in data.items()}
 
 
+ENVS = "merged-envs"  # bundle.cache key of the merged envs (a run may drop them)
+
+
 def merge_env(c: Container, bundle: Bundle, config: PolicyConfig) -> MergedEnv:
-    key = ("env", id(c))
-    if key not in bundle.cache:
-        bundle.cache[key] = _merge(c, bundle, config)
-    return cast(MergedEnv, bundle.cache[key])
+    envs = bundle.cache.get(ENVS)
+    if envs is None:
+        envs = bundle.cache[ENVS] = {}
+    found = envs.get(id(c))
+    if found is None:
+        found = envs[id(c)] = _merge(c, bundle, config)
+    return cast(MergedEnv, found)
 
 
 def _merge(c: Container, bundle: Bundle, config: PolicyConfig) -> MergedEnv:
