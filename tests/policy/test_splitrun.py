@@ -142,7 +142,7 @@ def test_rules_a_chunk_at_a_time_give_one_pass(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(splitrun, "CHUNK_OBJECTS", 10**9)
     one_pass = make_run()
     chunks: list[int] = []
-    real = splitrun._chunks
+    real = splitrun._Chunks
 
     def counted(*args: Any) -> Any:
         found = real(*args)
@@ -150,7 +150,7 @@ def test_rules_a_chunk_at_a_time_give_one_pass(monkeypatch: pytest.MonkeyPatch,
         return found
 
     monkeypatch.setattr(splitrun, "CHUNK_OBJECTS", 1)
-    monkeypatch.setattr(splitrun, "_chunks", counted)
+    monkeypatch.setattr(splitrun, "_Chunks", counted)
     chunked = make_run()
     assert max(chunks) > 10  # it was evaluated in chunks
     assert one_pass.findings and outcome_view(chunked) == outcome_view(one_pass)

@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         gc.disable()
         try:
             loaded = load_bundle(args.paths, default_namespace=config.namespace)
-            bundles = split_overlays(loaded.objects, config.is_overlay_source)
+            bundles = split_overlays(loaded.objects, config.is_overlay_source, loaded)
         finally:
             gc.enable()
     # The objects live until the process ends: the cyclic collector need not walk them.

@@ -73,31 +73,38 @@ def halves(bundle: Bundle) -> int | None:
 Range = tuple[int, int]  # positions lo..hi of a bundle's objects
 
 
-def _in_range(bundle: Bundle, lo: int, hi: int) -> Only:
-    """The objects of a set of kinds (as ``objects_for`` selects them) at positions
-    ``lo``..``hi`` of the bundle, found by bisection in the list for all positions."""
+class _Chunks:
+    """A bundle's objects at positions ``lo``..``hi`` in chunks of CHUNK_OBJECTS (one
+    chunk when an object id occurs twice: a subject then never spans two chunks), and
+    the objects of a set of kinds in each (cut by bisection of ``objects_for``'s list)."""
 
-    def only(kinds: frozenset[str] | None) -> list[K8sObject]:
-        found = objects_for(kinds, bundle)
-        key = ("positions-for", kinds)
-        at: list[int] | None = bundle.cache.get(key)
-        if at is None:
-            pos = bundle.cache.get("positions")
-            if pos is None:
-                pos = bundle.cache["positions"] = {id(o): i for i, o in
-                                                   enumerate(bundle.objects)}
-            at = bundle.cache[key] = [pos[id(o)] for o in found]
-        return found[bisect.bisect_left(at, lo):bisect.bisect_left(at, hi)]
+    def __init__(self, bundle: Bundle, lo: int, hi: int) -> None:
+        self.bundle = bundle
+        step = CHUNK_OBJECTS if distinct_ids(bundle) else max(hi - lo, 1)
+        self.bounds = [*range(lo, hi, step), hi] if hi > lo else [lo, hi]
+        self._cuts: dict[frozenset[str] | None, list[int]] = {}
+        self._pos: dict[int, int] | None = None
 
-    return only
+    def __len__(self) -> int:
+        return len(self.bounds) - 1
 
+    def only(self, k: int) -> Only | None:
+        """The objects of chunk ``k`` (None: the chunk is the whole bundle)."""
+        if (self.bounds[k], self.bounds[k + 1]) == (0, len(self.bundle)):
+            return None
 
-def _chunks(bundle: Bundle, lo: int, hi: int) -> list[Range]:
-    """``lo``..``hi`` in chunks of CHUNK_OBJECTS when every object id is distinct (a
-    subject then never spans two chunks); else in one piece."""
-    if hi - lo <= CHUNK_OBJECTS or not distinct_ids(bundle):
-        return [(lo, hi)]
-    return [(i, min(i + CHUNK_OBJECTS, hi)) for i in range(lo, hi, CHUNK_OBJECTS)]
+        def only(kinds: frozenset[str] | None) -> list[K8sObject]:
+            found = objects_for(kinds, self.bundle)
+            cuts = self._cuts.get(kinds)
+            if cuts is None:
+                if self._pos is None:
+                    self._pos = {id(o): i for i, o in enumerate(self.bundle.objects)}
+                pos = self._pos
+                cuts = self._cuts[kinds] = [
+                    bisect.bisect_left(found, b, key=lambda o: pos[id(o)]) for b in self.bounds]
+            return found[cuts[k]:cuts[k + 1]]
+
+        return only
 
 
 def evaluate_jobs(jobs: Sequence[Job], waivers: Waivers, today: dt.date,
@@ -112,8 +119,9 @@ def evaluate_jobs(jobs: Sequence[Job], waivers: Waivers, today: dt.date,
     for b in bundles:
         lo, hi = ranges[id(b)] if ranges is not None else (0, len(b))
         mine = [i for i, (_, ctx) in enumerate(jobs) if ctx.bundle is b]
-        for clo, chi in _chunks(b, lo, hi):
-            only = _in_range(b, clo, chi) if (clo, chi) != (0, len(b)) else None
+        chunks = _Chunks(b, lo, hi)
+        for k in range(len(chunks)):
+            only = chunks.only(k)
             for i in mine:
                 r, ctx = jobs[i]
                 batch = evaluate_rule(r, ctx, waivers, today, only)
