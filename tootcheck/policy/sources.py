@@ -77,8 +77,9 @@ def split_overlays(objects: Sequence[K8sObject], is_overlay: Callable[[str], boo
     the reference) is a bundle of its own, labelled with its name, when both are given.
     ``whole``, the offline bundle of all ``objects`` if one was built, is used as it is
     when there is nothing to split (its index is not built twice)."""
-    overlays = [o for o in objects if is_overlay(o.source)]
-    shared = [o for o in objects if not is_overlay(o.source)]
+    overlay = {src: is_overlay(src) for src in {o.source for o in objects}}  # per source
+    overlays = [o for o in objects if overlay[o.source]]
+    shared = [o for o in objects if not overlay[o.source]]
     if not overlays or not shared:
         if whole is not None and whole.objects == list(objects) and not whole.label \
                 and whole.mode == "offline":
