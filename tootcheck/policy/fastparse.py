@@ -28,6 +28,7 @@ from __future__ import annotations
 import bisect
 import codecs
 import gc
+import itertools
 import re
 import sys
 from collections.abc import Iterator
@@ -64,6 +65,10 @@ _RISKY = re.compile(
     + r"|(?:yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF|=|<<)" + _TERM
     + r"|[!&*]|\?(?:[ \t]|$))"
     r"|^(?:%|\.\.\.|---[ \t]+[^ \t#])|[\]}][ \t]*:(?:[ \t]|$)|\t")
+# A line whose value is one quoted scalar: the quote follows ": ", where a scalar starts
+# (in a block or flow mapping), and the line ends after it (or a comment).
+_QUOTED_VALUE = re.compile(
+    r"""([^"'\n]*?:[ \t]+)(?:"(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*')[ \t]*(?:#.*)?""")
 _OTHER = ("\r", "\x85", "\u2028", "\u2029", "\ufeff")  # line breaks, BOM: PyYAML alone
 _DOC = re.compile(r"\n---(?=[ \t\n]|\Z)")
 # The "---" line, blank and comment lines before a document's first content.
@@ -145,13 +150,19 @@ def _objects(path: Path, start: int, end: int | None, text: SourceText, source: 
 def _block_objects(block: str, chars: int, lines: int, text: SourceText, source: str,
                    default_namespace: str, artifact: str) -> Iterator[K8sObject]:
     starts = [0] + [m.start() + 1 for m in _DOC.finditer(block)]
-    risky = _risky_docs(block, starts)
     ends = [*starts[1:], len(block)]
+    counts = [block.count("\n", a, b) for a, b in zip(starts, ends, strict=True)]
+    risky = _risky_docs(block, counts)
     line = lines
+    pending: tuple[int, int] | None = None  # (start, line) of documents left to PyYAML
     for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
         doc = block[a:b]
         data = None if i in risky else _load(doc)
         if data is not None:
+            if pending is not None:  # the documents before, in one PyYAML parse
+                yield from _by_pyyaml(block[pending[0]:a], chars + pending[0], pending[1],
+                                      text, source, default_namespace, artifact)
+                pending = None
             lead = _LEAD.match(doc)
             at = lead.end() if lead is not None else 0
             column = _INDENT.match(doc, at).end() - at  # type: ignore[union-attr]
@@ -160,28 +171,36 @@ def _block_objects(block: str, chars: int, lines: int, text: SourceText, source:
             yield K8sObject(data=_shared(data), source=source, line=line0 + 1,
                             span=TextSpan(text, chars + a + at, chars + b, column, line0),
                             default_namespace=default_namespace, artifact=artifact)
-        elif i in risky or not _empty(doc):
-            yield from _by_pyyaml(doc, chars + a, line, text, source, default_namespace,
-                                  artifact)
-        line += doc.count("\n")
+        elif pending is None and (i in risky or not _empty(doc)):
+            pending = (a, line)
+        line += counts[i]
+    if pending is not None:
+        yield from _by_pyyaml(block[pending[0]:], chars + pending[0], pending[1], text,
+                              source, default_namespace, artifact)
 
 
-def _risky_docs(block: str, starts: list[int]) -> set[int]:
-    """Which documents (by position in ``starts``) hold a line that is not plain."""
-    new = set(block.split("\n"))
+def _risky_docs(block: str, counts: list[int]) -> set[int]:
+    """Which documents (by position; ``counts`` are their line breaks) hold a line that
+    is not plain."""
+    lines = block.split("\n")
+    new = set(lines)
     new -= _SAFE_LINES
-    bad = {line for line in new if _RISKY.search(line)}
+    bad = {line for line in new if _is_risky(line)}
     if len(_SAFE_LINES) < _MAX_SAFE:
         _SAFE_LINES.update(new - bad)
-    found: set[int] = set()
-    framed = "\n" + block + "\n"
-    for line in bad:
-        needle = "\n" + line + "\n"
-        at = framed.find(needle)
-        while at >= 0:  # ``at`` is where the line starts in ``block``
-            found.add(bisect.bisect_right(starts, at) - 1)
-            at = framed.find(needle, at + 1)
-    return found
+    if not bad:
+        return set()
+    first_lines = list(itertools.accumulate(counts[:-1], initial=0))
+    return {bisect.bisect_right(first_lines, i) - 1
+            for i in [i for i, line in enumerate(lines) if line in bad]}
+
+
+def _is_risky(line: str) -> bool:
+    """Whether ``line`` may hold what the two read differently (``_RISKY``). A value
+    that is one quoted scalar (``key: "..."``, ``- key: '...'``) is a string to both:
+    only what precedes it is looked at."""
+    quoted = _QUOTED_VALUE.fullmatch(line)
+    return _RISKY.search(quoted.group(1) if quoted is not None else line) is not None
 
 
 def _load(doc: str) -> dict[str, Any] | None:
