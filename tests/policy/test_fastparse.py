@@ -183,3 +183,18 @@ def test_a_range_counts_from_its_start(tmp_path: Path) -> None:
     got = fastparse.parse_range(path, len(text[:cut].encode()), None, SourceText(path=path),
                                 "f", "mastodon", "")
     assert got is not None and view(got) == by_pyyaml(tail)
+
+
+def test_documents_left_to_pyyaml_in_runs(tmp_path: Path, oryaml_docs: list[int]) -> None:
+    """Consecutive documents that PyYAML must read (YAML 1.1 scalars, an empty one
+    between) are read by it in one piece, between documents oryaml built."""
+    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c{i}\ndata:\n  k: {v}\n"
+    docs = [cm.format(i=0, v="plain"), cm.format(i=1, v="yes"), "# nothing\n",
+            cm.format(i=2, v="0755"), cm.format(i=3, v="'quoted: 0755'"),
+            cm.format(i=4, v="12:30"), cm.format(i=5, v="on")]
+    path = tmp_path / "runs.yaml"
+    path.write_text("---\n".join(docs))
+    fast = by_fast(path)
+    assert fast is not None and fast == by_pyyaml(path)
+    assert len(oryaml_docs) == 2  # c0 and c3; the others went to PyYAML
+    assert [item[1] for item in fast] == [1, 8, 17, 24, 31, 38]  # lines of c0..c5
