@@ -8,7 +8,8 @@ the median and the spread (min-max) of wall time, of CPU time (user + system of 
 child, from ``getrusage(RUSAGE_CHILDREN)``) and of peak memory, two ways: the largest
 single process (the child's ``ru_maxrss`` through ``os.wait4``, which covers the
 workers it forks and waits for) and all its processes together (the sum of their
-proportional set sizes, sampled every 50 ms from /proc: a page a forked worker shares
+proportional set sizes, sampled from /proc every 50 ms or, for large processes, less
+often, so that sampling takes at most a tenth of a core: a page a forked worker shares
 with its parent counts once, as a memory limit on the user's job counts it). A target
 is judged on the larger of the two.
 
@@ -280,9 +281,12 @@ def pss_kb(pid: int) -> int:
 
 class TreeMemory:
     """The peak of the summed PSS of a process and its descendants, sampled in a thread
-    until :meth:`stop`."""
+    until :meth:`stop`: every 50 ms, or less often when a sample is slow (the kernel walks
+    the page tables of each process), so that sampling takes at most a tenth of a core
+    from the run it measures."""
 
     INTERVAL_S = 0.05
+    MAX_SHARE = 0.1
 
     def __init__(self, pid: int) -> None:
         self.peak_kb = 0
@@ -292,8 +296,11 @@ class TreeMemory:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._done.wait(self.INTERVAL_S):
+        wait = self.INTERVAL_S
+        while not self._done.wait(wait):
+            started = time.perf_counter()
             self.peak_kb = max(self.peak_kb, sum(pss_kb(p) for p in process_tree(self._pid)))
+            wait = max(self.INTERVAL_S, (time.perf_counter() - started) / self.MAX_SHARE)
 
     def stop(self) -> float:
         """Stop sampling; the peak in MB."""
