@@ -74,8 +74,8 @@ _DOC = re.compile(r"\n---(?=[ \t\n]|\Z)")
 # The "---" line, blank and comment lines before a document's first content.
 _LEAD = re.compile(r"(?:---[ \t]*(?:#[^\n]*)?(?:\n|\Z))?(?:[ \t]*(?:#[^\n]*)?\n)*")
 _INDENT = re.compile(r" *")
-_SAFE_LINES: set[str] = set()  # lines found plain (memo, bounded)
-_MAX_SAFE = 500_000
+_SAFE_LINES: set[str] = set()  # lines found plain (memo, bounded; one file at a time)
+_MAX_SAFE = 100_000
 _intern = sys.intern
 
 
@@ -96,6 +96,7 @@ def parse_range(path: Path, start: int, end: int | None, text: SourceText, sourc
     except (_Fallback, OSError, UnicodeError):
         return None
     finally:
+        _SAFE_LINES.clear()  # not held while the rules run
         if collecting:
             gc.enable()
 
