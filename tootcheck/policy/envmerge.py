@@ -127,7 +127,6 @@ def _merge(c: Container, bundle: Bundle, config: PolicyConfig) -> MergedEnv:
             optional = bool(ref.get("optional"))
             out.env_from.append((kind, name))
             found = bundle.find(kind, ns, name)
-            declared = config.external_secret_keys(ns, name)
             if kind == "ConfigMap":
                 if found is None:
                     if not (config.is_external_configmap(ns, name) and bundle.mode == "offline"):
@@ -143,7 +142,8 @@ def _merge(c: Container, bundle: Bundle, config: PolicyConfig) -> MergedEnv:
                     keys = secret_keys(found)
                 elif bundle.mode == "offline" and issued_secret(bundle, ns, name):
                     keys = set(CERT_KEYS)
-                elif declared is not None and bundle.mode == "offline":
+                elif bundle.mode == "offline" and \
+                        (declared := config.external_secret_keys(ns, name)) is not None:
                     keys = set(declared)
                 elif bundle.mode == "offline":
                     # Sealed, external or created by hand: assume it holds Mastodon's
