@@ -71,7 +71,6 @@ def same(path: Path) -> bool:
     return got is None or got == expected
 
 
-@pytest.mark.slow(reason="parses every committed YAML file (about 200) both ways")
 def test_every_committed_yaml_file(oryaml_docs: list[int]) -> None:
     listed = subprocess.run(["git", "ls-files", "*.yaml", "*.yml"], cwd=ROOT, check=True,
                             capture_output=True, text=True).stdout.split()
@@ -150,7 +149,6 @@ def mutations() -> list[str]:
     return docs
 
 
-@pytest.mark.slow(reason="about 600 small files, each parsed both ways")
 def test_mutations_build_what_pyyaml_builds(tmp_path: Path, oryaml_docs: list[int]) -> None:
     plain = "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: sa\n"
     differ = []

@@ -131,7 +131,6 @@ def test_halves_split_by_text_and_keep_bundle_order() -> None:
                                                 for o in objects if o.span)
 
 
-@pytest.mark.slow(reason="evaluates the committed renders and every failing case twice")
 @pytest.mark.parametrize("make_run", [lambda: rendered_run()[0], failing_cases_run],
                          ids=["renders", "failing-cases"])
 def test_rules_a_chunk_at_a_time_give_one_pass(monkeypatch: pytest.MonkeyPatch,
