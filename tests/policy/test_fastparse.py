@@ -145,6 +145,13 @@ def mutations() -> list[str]:
         base + "data:\n  k: v\r\n",
         "\ufeff" + base,
         base + "data:\n  k: caf\u00e9 \u263a\n",
+        # JSON (a .json input is read as YAML): values right after ":" with no space
+        '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"j"},"data":{"a":"b"}}\n',
+        '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"j"},"data":{"n":0755}}\n',
+        '{"apiVersion": "v1", "kind": "ConfigMap",\n "metadata": {"name": "j"},\n'
+        ' "data": {"t": yes, "n": 1e3, "m": 12}}\n',
+        '{\n  "apiVersion": "v1",\n  "kind": "ConfigMap",\n  "metadata": {\n'
+        '    "name": "j"\n  },\n  "data": {\n    "port": 8080,\n    "x": "0755"\n  }\n}\n',
     ]
     return docs
 

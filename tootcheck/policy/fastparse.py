@@ -160,14 +160,17 @@ def _block_objects(block: str, chars: int, lines: int, text: SourceText, source:
         doc = block[a:b]
         data = None if i in risky else _load(doc)
         if data is not None:
-            if pending is not None:  # the documents before, in one PyYAML parse
-                yield from _by_pyyaml(block[pending[0]:a], chars + pending[0], pending[1],
-                                      text, source, default_namespace, artifact)
-                pending = None
             lead = _LEAD.match(doc)
             at = lead.end() if lead is not None else 0
             column = _INDENT.match(doc, at).end() - at  # type: ignore[union-attr]
             at += column
+            if doc[at:at + 1] in ("{", "["):  # a flow (JSON) document: PyYAML's span
+                data = None                     # ends at its bracket, not the document's
+        if data is not None:
+            if pending is not None:  # the documents before, in one PyYAML parse
+                yield from _by_pyyaml(block[pending[0]:a], chars + pending[0], pending[1],
+                                      text, source, default_namespace, artifact)
+                pending = None
             line0 = line + doc.count("\n", 0, at)
             yield K8sObject(data=_shared(data), source=source, line=line0 + 1,
                             span=TextSpan(text, chars + a + at, chars + b, column, line0),
