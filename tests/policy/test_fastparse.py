@@ -145,6 +145,8 @@ def mutations() -> list[str]:
         base + "data:\n  k: v\r\n",
         "\ufeff" + base,
         base + "data:\n  k: caf\u00e9 \u263a\n",
+        base.rstrip("\n"),  # no line break at the end of the file
+        base + "# a trailing comment\n\n\n",
         # JSON (a .json input is read as YAML): values right after ":" with no space
         '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"j"},"data":{"a":"b"}}\n',
         '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"j"},"data":{"n":0755}}\n',

@@ -13,7 +13,8 @@ no line of it may hold such a thing: a superset check per line (``_RISKY``), mem
 the line's text, since manifests repeat their lines. Plain numbers pass only where
 both read the same value (``-?(0|[1-9][0-9]{0,17})(\\.[0-9]+)?``); quoted and block
 scalars are strings in both. Whatever oryaml rejects, and every document that is not
-a plain object (a ``List``, not a mapping, no name), goes to PyYAML; an error there,
+a plain object (a ``List``, not a mapping, no name, a flow mapping as in JSON, whose
+span PyYAML ends at its bracket), goes to PyYAML; an error there,
 or a file with other line breaks than ``\\n`` or a byte order mark, makes the caller
 parse the range with PyYAML alone, so errors read as they did.
 
