@@ -4,6 +4,7 @@ generated inputs. No timing is asserted."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -26,9 +27,10 @@ def test_rounds_alternate_the_order() -> None:
     assert abs(firsts.count("tootcheck") - firsts.count("checkov")) <= 1
 
 
-def _series(tool: str, objects: int, walls: list[float], peak: float = 100.0) -> bench.Series:
+def _series(tool: str, objects: int, walls: list[float], peak: float = 100.0,
+            every: float = 120.0) -> bench.Series:
     s = bench.Series(tool, f"mix-{objects // 1000}k", objects)
-    s.samples = [bench.Sample(w, w * 0.9, peak, 0) for w in walls]
+    s.samples = [bench.Sample(w, w * 0.9, peak, 0, every) for w in walls]
     return s
 
 
@@ -42,6 +44,29 @@ def test_table_has_a_line_per_series_and_judges_targets() -> None:
     assert "0.60 (0.50-0.70)" in lines[2] and lines[2].endswith("<= 0.8 s: met")
     assert "9.50 (9.00-10.00)" in lines[3] and "met" not in lines[3]  # no target for Checkov
     assert lines[4].endswith("<= 15 s, <= 500 MB: MISSED")
+
+
+def test_memory_target_is_judged_on_the_larger_peak() -> None:
+    """One process under the bound, all of them together over it: missed."""
+    table = bench.format_table([_series("tootcheck", 100_000, [10.0], peak=400.0, every=650.0)],
+                               {100_000: (15.0, 500.0)})
+    line = table.splitlines()[2]
+    assert "400 (400-400)" in line and "650 (650-650)" in line
+    assert line.endswith("<= 15 s, <= 500 MB: MISSED")
+
+
+def test_run_once_sums_the_memory_of_its_workers() -> None:
+    """A child that forks a worker holding 60 MB of its own: counted in all procs."""
+    code = ("import os, time\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n"
+            "    b = b\"x\" * (60 << 20); time.sleep(0.5); os._exit(0)\n"
+            "os.waitpid(pid, 0)\n")
+    sample, err = bench.run_once([sys.executable, "-c", code])
+    assert sample.exit_code == 0, err
+    if not Path("/proc/self/smaps_rollup").exists():
+        pytest.skip("no /proc smaps_rollup here: all procs is not measured")
+    assert sample.all_mb >= 60
 
 
 def test_ratio() -> None:

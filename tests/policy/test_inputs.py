@@ -13,7 +13,7 @@ from tests import REPO_ROOT
 from tootcheck.errors import BadInput
 from tootcheck.kube import tools
 from tootcheck.policy.bundle import parse_stream
-from tootcheck.policy.sources import load_bundle, uses_helm_charts
+from tootcheck.policy.sources import load_bundle, split_overlays, uses_helm_charts
 
 DEPLOY = """\
 # leading comment
@@ -208,3 +208,17 @@ def test_excessive_aliasing_is_bad_input() -> None:
         parse_stream("\n".join(lines) + "\n", "laughs.yaml")
     ok = parse_stream("\n".join(lines[:7]) + "\n", "fine.yaml")
     assert len(ok[0].data["metadata"]["annotations"]["a1"]) == 10
+
+
+def test_the_loaded_bundle_is_kept_when_there_are_no_overlays(tmp_path: Path) -> None:
+    """Its index is built once; with overlays beside the reference, bundles of their own."""
+    (tmp_path / "a.yaml").write_text("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n"
+                                     "  name: a\n")
+    (tmp_path / "overlay-b.yaml").write_text("apiVersion: v1\nkind: ServiceAccount\n"
+                                             "metadata:\n  name: b\n")
+    loaded = load_bundle([str(tmp_path / "a.yaml")])
+    assert split_overlays(loaded.objects, lambda s: "overlay" in s, loaded) == [loaded]
+    both = load_bundle([str(tmp_path / "a.yaml"), str(tmp_path / "overlay-b.yaml")])
+    split = split_overlays(both.objects, lambda s: "overlay" in s, both)
+    assert [(b.label, [o.name for o in b]) for b in split] == [("", ["a"]),
+                                                               ("overlay-b", ["b"])]

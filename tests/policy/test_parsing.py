@@ -3,6 +3,7 @@ a kept node tree would give, and refuses what the text parser refuses."""
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import yaml
 from tootcheck.errors import BadInput
 from tootcheck.policy.bundle import LIBYAML, K8sObject, parse_file
 from tootcheck.policy.gate import RENDERED_DIR
+from tootcheck.redaction import secret_setting_values
 
 
 def _paths(data: Any, path: tuple = ()) -> list[tuple]:
@@ -99,12 +101,21 @@ def test_two_halves_give_what_one_piece_gives(tmp_path: Path,
     from tootcheck.policy import bench, splitparse
 
     f = tmp_path / "big.yaml"
-    f.write_text("".join(f"---\n{d}" for d in bench.mix_documents(60)))
+    planted = [f"planted-{i}-{secrets.token_hex(8)}" for i in range(2)]  # one per half
+    docs = bench.mix_documents(60)
+    for at, value in zip((3, 50), planted, strict=True):
+        docs[at] = (f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: s{at}\n"
+                    f"data:\n  SMTP_PASSWORD: {value}\n")
+    f.write_text("".join(f"---\n{d}" for d in docs))
     monkeypatch.setattr(splitparse, "MIN_SPLIT_BYTES", 0)
     halves = splitparse.parse_halves(f, "big.yaml", "mastodon", "")
-    assert halves is not None, "the file was not split"
+    assert isinstance(halves, splitparse.Objects), "the file was not split"
     monkeypatch.setenv("TOOTCHECK_PARSE_WORKERS", "1")
     whole = parse_file(f, "big.yaml")
+    # each half collected its secret-valued settings: what a walk over all finds
+    assert set(planted) <= set(halves.secret_values)
+    assert sorted(halves.secret_values) == sorted(
+        secret_setting_values([o.data for o in whole]))
     assert [o.data for o in halves] == [o.data for o in whole]
     assert [(o.doc, o.line) for o in halves] == [(o.doc, o.line) for o in whole]
     for a, b in zip(halves[25:40], whole[25:40], strict=True):

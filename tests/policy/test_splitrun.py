@@ -123,9 +123,35 @@ def test_halves_split_by_text_and_keep_bundle_order() -> None:
     text = Path(CASES_DIR / "MSTDN-WL-005" / "fail-latest.yaml").read_text()
     objects = [o for i in range(6) for o in parse_stream(
         text.replace("namespace: mastodon", f"namespace: ns{i}"), f"{i}.yaml")]
-    found = splitrun.halves(Bundle(objects))
-    assert found is not None
-    first, second = found
-    order = [id(o) for o in objects]
-    assert order == [i for i in order if i in first] + [i for i in order if i in second]
-    assert first and second
+    cut = splitrun.halves(Bundle(objects))
+    assert cut is not None and 0 < cut < len(objects)
+    text_before = sum(o.span.end - o.span.start for o in objects[:cut] if o.span)
+    text_after = sum(o.span.end - o.span.start for o in objects[cut:] if o.span)
+    assert abs(text_before - text_after) <= max(o.span.end - o.span.start
+                                                for o in objects if o.span)
+
+
+@pytest.mark.parametrize("make_run", [lambda: rendered_run()[0], failing_cases_run],
+                         ids=["renders", "failing-cases"])
+def test_rules_a_chunk_at_a_time_give_one_pass(monkeypatch: pytest.MonkeyPatch,
+                                                make_run: Any) -> None:
+    """Every rule over a chunk of objects, then the next (each object its own chunk
+    here): the results, findings and lines of one pass over all the objects."""
+    monkeypatch.setenv("TOOTCHECK_PARSE_WORKERS", "1")
+    monkeypatch.setattr(splitrun, "CHUNK_OBJECTS", 10**9)
+    one_pass = make_run()
+    chunks: list[int] = []
+    real = splitrun._Chunks
+
+    def counted(*args: Any) -> Any:
+        found = real(*args)
+        chunks.append(len(found))
+        return found
+
+    monkeypatch.setattr(splitrun, "CHUNK_OBJECTS", 1)
+    monkeypatch.setattr(splitrun, "_Chunks", counted)
+    chunked = make_run()
+    assert max(chunks) > 10  # it was evaluated in chunks
+    assert one_pass.findings and outcome_view(chunked) == outcome_view(one_pass)
+    assert [w.matched for w in chunked.waivers.entries] == \
+        [w.matched for w in one_pass.waivers.entries]

@@ -97,8 +97,14 @@ def run(args: argparse.Namespace) -> int:
         bundles = [load_live_bundle(args.kubeconfig, args.context,
                                     args.namespace or config.namespace, config)]
     else:
-        loaded = load_bundle(args.paths, default_namespace=config.namespace)
-        bundles = split_overlays(loaded.objects, config.is_overlay_source)
+        # Parsed objects hold no reference cycles and live until the process ends: the
+        # cyclic collector would only walk them again and again while they are made.
+        gc.disable()
+        try:
+            loaded = load_bundle(args.paths, default_namespace=config.namespace)
+            bundles = split_overlays(loaded.objects, config.is_overlay_source, loaded)
+        finally:
+            gc.enable()
     # The objects live until the process ends: the cyclic collector need not walk them.
     gc.freeze()
     run_ = evaluate(bundles, config, waivers=waivers, kube_version=args.kube_version,

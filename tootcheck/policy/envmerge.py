@@ -98,11 +98,17 @@ def configmap_data(obj: K8sObject) -> dict[str, str]:
     return {str(k): v if isinstance(v, str) else str(v) for k, v in data.items()}
 
 
+ENVS = "merged-envs"  # bundle.cache key of the merged envs (a run may drop them)
+
+
 def merge_env(c: Container, bundle: Bundle, config: PolicyConfig) -> MergedEnv:
-    key = ("env", id(c))
-    if key not in bundle.cache:
-        bundle.cache[key] = _merge(c, bundle, config)
-    return cast(MergedEnv, bundle.cache[key])
+    envs = bundle.cache.get(ENVS)
+    if envs is None:
+        envs = bundle.cache[ENVS] = {}
+    found = envs.get(id(c))
+    if found is None:
+        found = envs[id(c)] = _merge(c, bundle, config)
+    return cast(MergedEnv, found)
 
 
 def _merge(c: Container, bundle: Bundle, config: PolicyConfig) -> MergedEnv:
@@ -121,7 +127,6 @@ def _merge(c: Container, bundle: Bundle, config: PolicyConfig) -> MergedEnv:
             optional = bool(ref.get("optional"))
             out.env_from.append((kind, name))
             found = bundle.find(kind, ns, name)
-            declared = config.external_secret_keys(ns, name)
             if kind == "ConfigMap":
                 if found is None:
                     if not (config.is_external_configmap(ns, name) and bundle.mode == "offline"):
@@ -137,7 +142,8 @@ def _merge(c: Container, bundle: Bundle, config: PolicyConfig) -> MergedEnv:
                     keys = secret_keys(found)
                 elif bundle.mode == "offline" and issued_secret(bundle, ns, name):
                     keys = set(CERT_KEYS)
-                elif declared is not None and bundle.mode == "offline":
+                elif bundle.mode == "offline" and \
+                        (declared := config.external_secret_keys(ns, name)) is not None:
                     keys = set(declared)
                 elif bundle.mode == "offline":
                     # Sealed, external or created by hand: assume it holds Mastodon's

@@ -171,7 +171,7 @@ def _run_rule(r: Rule, subject: Subject, ctx: Context) -> list[Hit]:
                     f"({Path(frame.filename).name}:{frame.lineno})")]
 
 
-def _distinct_ids(bundle: Bundle) -> bool:
+def distinct_ids(bundle: Bundle) -> bool:
     """Whether no two objects share an id and no id holds ``:``: then two subjects have
     the same id exactly when they are the same object and container name."""
     found = bundle.cache.get("distinct-ids")
@@ -189,7 +189,7 @@ def evaluate_rule(r: Rule, ctx: Context, waivers: Waivers, today: dt.date,
     # subject (its id, or the same as a key when ids are distinct) -> its position: a
     # duplicate subject joins the first
     seen: dict[object, int] = {}
-    by_id = not _distinct_ids(ctx.bundle)
+    by_id = not distinct_ids(ctx.bundle)
     for subject in subjects_for(r, ctx.bundle, ctx, only):
         cname = subject.container.name if subject.container else None
         key = subject.id if by_id else (id(subject.obj), cname)

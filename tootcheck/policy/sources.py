@@ -13,8 +13,8 @@ from typing import TextIO
 
 from tootcheck.errors import BadInput
 from tootcheck.policy.bundle import Bundle, K8sObject, parse_stream
-from tootcheck.policy.splitparse import parse_file
-from tootcheck.redaction import register_secret_settings
+from tootcheck.policy.splitparse import Objects, parse_file
+from tootcheck.redaction import REDACTOR, register_secret_settings
 from tootcheck.rendering import display_path, helm_charts, kustomization_file, render
 
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
@@ -71,13 +71,19 @@ def load_path(arg: str, *, default_namespace: str = "mastodon", stdin: TextIO | 
     return out
 
 
-def split_overlays(objects: Sequence[K8sObject], is_overlay: Callable[[str], bool]
-                   ) -> list[Bundle]:
+def split_overlays(objects: Sequence[K8sObject], is_overlay: Callable[[str], bool],
+                   whole: Bundle | None = None) -> list[Bundle]:
     """Inputs deployed together form one bundle; each overlay source (an alternative to
-    the reference) is a bundle of its own, labelled with its name, when both are given."""
-    overlays = [o for o in objects if is_overlay(o.source)]
-    shared = [o for o in objects if not is_overlay(o.source)]
+    the reference) is a bundle of its own, labelled with its name, when both are given.
+    ``whole``, the offline bundle of all ``objects`` if one was built, is used as it is
+    when there is nothing to split (its index is not built twice)."""
+    overlay = {src: is_overlay(src) for src in {o.source for o in objects}}  # per source
+    overlays = [o for o in objects if overlay[o.source]]
+    shared = [o for o in objects if not overlay[o.source]]
     if not overlays or not shared:
+        if whole is not None and whole.objects == list(objects) and not whole.label \
+                and whole.mode == "offline":
+            return [whole]
         return [Bundle(objects)]
     by_source: dict[str, list[K8sObject]] = {}
     for o in overlays:
@@ -93,11 +99,17 @@ def load_bundle(args: Sequence[str], *, default_namespace: str = "mastodon",
     if not args:
         raise BadInput("no input: give a file, a directory, a kustomize directory or - for stdin")
     objects: list[K8sObject] = []
+    unwalked: list[K8sObject] = []  # objects whose secret-valued settings are not known yet
     for arg in args:
         found = load_path(arg, default_namespace=default_namespace, stdin=stdin,
                           tools_bin=tools_bin, search_path=search_path)
         if not found:
             raise BadInput(f"{arg}: no Kubernetes objects in it")
         objects.extend(found)
-    register_secret_settings([o.data for o in objects])  # never echoed by any report
+        if isinstance(found, Objects):  # a large file: its halves collected them
+            for value in found.secret_values:
+                REDACTOR.register(value)
+        else:
+            unwalked.extend(found)
+    register_secret_settings([o.data for o in unwalked])  # never echoed by any report
     return Bundle(objects, mode="offline", label=label)

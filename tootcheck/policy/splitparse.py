@@ -61,12 +61,18 @@ def split_point(path: Path, size: int) -> tuple[int, int, int] | None:
             if not chunk:
                 return None
             left -= len(chunk)
-            text = decoder.decode(chunk)
-            if any(b in text for b in _OTHER_BREAKS) or "\n%" in text:
-                return None  # other line breaks or directives: shifting lines is not safe
-            chars += len(text)
+            if chunk.isascii() and not decoder.getstate()[0]:  # most manifests: no decoding
+                if b"\r" in chunk or b"\n%" in chunk or (chunk[:1] == b"%" and not last_line):
+                    return None
+                chars += len(chunk)
+            else:
+                text = decoder.decode(chunk)
+                if any(b in text for b in _OTHER_BREAKS) or "\n%" in text:
+                    return None  # other line breaks or directives: shifting lines is not safe
+                chars += len(text)
             lines += chunk.count(b"\n")
-            last_line = (last_line + chunk).rsplit(b"\n", 1)[-1]
+            cut = chunk.rfind(b"\n")
+            last_line = last_line + chunk if cut < 0 else chunk[cut + 1:]
         if decoder.decode(b"", final=True) or last_line:
             return None
     return offset, chars, lines
@@ -75,28 +81,48 @@ def split_point(path: Path, size: int) -> tuple[int, int, int] | None:
 Parsed = tuple[Any, int, int, int, int, int]  # data, line, span start/end/column/line0
 
 
-def _parse_tail(path: Path, offset: int, source: str, default_namespace: str,
-                artifact: str) -> list[Parsed]:
-    """The worker: plain data and numbers back (they pickle several times faster than
-    the objects around them)."""
-    from tootcheck.policy.bundle import SourceText, _Loader, _parse
+class Objects(list[Any]):
+    """A file's objects and the secret-valued settings in them (collected by each half
+    beside the other, so the caller need not walk every object again)."""
 
-    with path.open("rb") as f:
-        f.seek(offset)
-        objects = _parse(_Loader(f), SourceText(path=path), False, source,
-                         default_namespace, artifact)
+    def __init__(self, objects: list[Any], secret_values: list[str]) -> None:
+        super().__init__(objects)
+        self.secret_values = secret_values
+
+
+def secret_values_of(objects: list[Any]) -> list[str]:
+    """What ``tootcheck.redaction.register_secret_settings`` would register for them."""
+    from tootcheck.redaction import secret_setting_values
+
+    return secret_setting_values([o.data for o in objects])
+
+
+def _parse_tail(path: Path, offset: int, source: str, default_namespace: str,
+                artifact: str) -> tuple[list[Parsed], list[str]]:
+    """The worker: plain data and numbers back (they pickle several times faster than
+    the objects around them), and the secret-valued settings among them."""
+    from tootcheck.policy.bundle import SourceText, _Loader, _parse
+    from tootcheck.policy.fastparse import parse_range
+
+    text = SourceText(path=path)
+    objects = parse_range(path, offset, None, text, source, default_namespace, artifact)
+    if objects is None:
+        with path.open("rb") as f:
+            f.seek(offset)
+            objects = _parse(_Loader(f), text, False, source, default_namespace, artifact)
     return [(o.data, o.line, *((o.span.start, o.span.end, o.span.column, o.span.line0)
                                if o.span is not None else (-1, -1, 0, 0)))
-            for o in objects]
+            for o in objects], secret_values_of(objects)
 
 
 def parse_file(path: Path, source: str, *, default_namespace: str = "mastodon",
                artifact: str = "") -> list[Any]:
     """:func:`tootcheck.policy.bundle.parse_file`, a large file parsed on two cores."""
     from tootcheck.policy.bundle import parse_file as parse_whole
+    from tootcheck.policy.fastparse import parse_range
 
     return parse_whole(path, source, default_namespace=default_namespace, artifact=artifact,
-                       halves=parse_halves)
+                       halves=parse_halves, fast=parse_range)
 
 
 def beside_a_worker(here: Callable[[], T], there: Callable[..., Any],
@@ -127,6 +153,7 @@ def parse_halves(path: Path, source: str, default_namespace: str,
                  artifact: str) -> list[Any] | None:
     """The file's objects parsed on two cores, or None (then parse it in one piece)."""
     from tootcheck.policy.bundle import K8sObject, SourceText, TextSpan, _Loader, _parse
+    from tootcheck.policy.fastparse import parse_range
 
     if (os.cpu_count() or 1) < 2 or os.environ.get("TOOTCHECK_PARSE_WORKERS") == "1":
         return None
@@ -140,19 +167,29 @@ def parse_halves(path: Path, source: str, default_namespace: str,
     offset, chars, lines = found
     text = SourceText(path=path)
 
-    def first_half() -> list[Any]:
-        with path.open("rb") as f:
-            return _parse(_Loader(_Head(f, offset)), text, False, source, default_namespace,
-                          artifact)
+    def first_half() -> tuple[list[Any], list[str]]:
+        found = parse_range(path, 0, offset, text, source, default_namespace, artifact)
+        if found is None:
+            with path.open("rb") as f:
+                found = _parse(_Loader(_Head(f, offset)), text, False, source,
+                               default_namespace, artifact)
+        return found, secret_values_of(found)
 
-    head, tail = beside_a_worker(first_half, _parse_tail,
-                                 (path, offset, source, default_namespace, artifact))
+    (head, secrets), tail = beside_a_worker(first_half, _parse_tail,
+                                            (path, offset, source, default_namespace, artifact))
     if tail is None:  # the worker failed: parse in one piece, for the same errors
         return None
-    for data, line, start, end, column, line0 in tail:
-        head.append(K8sObject(
-            data=data, source=source, doc=len(head), line=line + lines,
-            span=TextSpan(text, start + chars, end + chars, column, line0 + lines)
-            if start >= 0 else None,
-            default_namespace=default_namespace, artifact=artifact))
-    return head
+    parsed, more_secrets = tail
+    collecting = gc.isenabled()
+    gc.disable()  # (new objects, no cycles: the collector would walk every one again)
+    try:
+        for data, line, start, end, column, line0 in parsed:
+            head.append(K8sObject(
+                data=data, source=source, doc=len(head), line=line + lines,
+                span=TextSpan(text, start + chars, end + chars, column, line0 + lines)
+                if start >= 0 else None,
+                default_namespace=default_namespace, artifact=artifact))
+    finally:
+        if collecting:
+            gc.enable()
+    return Objects(head, secrets + more_secrets)

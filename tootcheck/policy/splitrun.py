@@ -17,12 +17,21 @@ evaluates the second half too, so errors read as they would have).
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from tootcheck.policy.ruleeval import Batch, Finding, Only, evaluate_rule, objects_for
+from tootcheck.policy.envmerge import ENVS
+from tootcheck.policy.ruleeval import (
+    Batch,
+    Finding,
+    Only,
+    distinct_ids,
+    evaluate_rule,
+    objects_for,
+)
 from tootcheck.policy.splitparse import beside_a_worker
 
 if TYPE_CHECKING:
@@ -32,6 +41,7 @@ if TYPE_CHECKING:
     from tootcheck.policy.waivers import Waivers
 
 MIN_SPLIT_OBJECTS = 5000  # below this, starting a worker costs more than it saves
+CHUNK_OBJECTS = 2000  # objects whose per-object derived data is kept at once
 Job = tuple["Rule", "Context"]  # a rule over a bundle
 # A finding as the worker sends it: subject id, object position, container, path,
 # message, waiver position (-1: none), waiver expired.
@@ -43,10 +53,9 @@ def two_cores() -> bool:
     return (os.cpu_count() or 1) >= 2 and os.environ.get("TOOTCHECK_PARSE_WORKERS") != "1"
 
 
-def halves(bundle: Bundle) -> tuple[set[int], set[int]] | None:
-    """The ids of the objects in the first and the second half of ``bundle`` (split by
-    the length of their text, which is what their rules cost), or None when an object
-    id occurs in both."""
+def halves(bundle: Bundle) -> int | None:
+    """Where the second half of ``bundle`` starts (split by the length of the objects'
+    text, which is what their rules cost), or None when an object id occurs in both."""
     weights = [o.span.end - o.span.start if o.span is not None else 1000
                for o in bundle.objects]
     total, run, cut = sum(weights), 0, len(weights)
@@ -58,71 +67,118 @@ def halves(bundle: Bundle) -> tuple[set[int], set[int]] | None:
     first, second = bundle.objects[:cut], bundle.objects[cut:]
     if {o.id for o in first} & {o.id for o in second}:
         return None
-    return {id(o) for o in first}, {id(o) for o in second}
+    return cut
 
 
-def _restricted(bundle: Bundle, mine: set[int]) -> Only:
-    memo: dict[frozenset[str] | None, list[K8sObject]] = {}
+Range = tuple[int, int]  # positions lo..hi of a bundle's objects
 
-    def only(kinds: frozenset[str] | None) -> list[K8sObject]:
-        found = memo.get(kinds)
-        if found is None:
-            found = memo[kinds] = [o for o in objects_for(kinds, bundle) if id(o) in mine]
-        return found
 
-    return only
+class _Chunks:
+    """A bundle's objects at positions ``lo``..``hi`` in chunks of CHUNK_OBJECTS (one
+    chunk when an object id occurs twice: a subject then never spans two chunks), and
+    the objects of a set of kinds in each (cut by bisection of ``objects_for``'s list)."""
+
+    def __init__(self, bundle: Bundle, lo: int, hi: int) -> None:
+        self.bundle = bundle
+        step = CHUNK_OBJECTS if distinct_ids(bundle) else max(hi - lo, 1)
+        self.bounds = [*range(lo, hi, step), hi] if hi > lo else [lo, hi]
+        self._cuts: dict[frozenset[str] | None, list[int]] = {}
+        self._pos: dict[int, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.bounds) - 1
+
+    def only(self, k: int) -> Only | None:
+        """The objects of chunk ``k`` (None: the chunk is the whole bundle)."""
+        if (self.bounds[k], self.bounds[k + 1]) == (0, len(self.bundle)):
+            return None
+
+        def only(kinds: frozenset[str] | None) -> list[K8sObject]:
+            found = objects_for(kinds, self.bundle)
+            cuts = self._cuts.get(kinds)
+            if cuts is None:
+                if self._pos is None:
+                    self._pos = {id(o): i for i, o in enumerate(self.bundle.objects)}
+                pos = self._pos
+                cuts = self._cuts[kinds] = [
+                    bisect.bisect_left(found, b, key=lambda o: pos[id(o)]) for b in self.bounds]
+            return found[cuts[k]:cuts[k + 1]]
+
+        return only
+
+
+def evaluate_jobs(jobs: Sequence[Job], waivers: Waivers, today: dt.date,
+                  ranges: dict[int, Range] | None = None) -> list[Batch]:
+    """Each job's batch over the objects of its bundle's range (``ranges`` by bundle id;
+    None: all), a chunk of objects at a time: every rule over a chunk, then the next, so
+    what the rules derive per object (each container's merged env, the largest) is
+    dropped after its chunk instead of kept for the whole run. A rule's results are its
+    chunks' in order: what one pass over all the objects gives."""
+    bundles = list({id(ctx.bundle): ctx.bundle for _, ctx in jobs}.values())
+    out: list[Batch | None] = [None] * len(jobs)
+    for b in bundles:
+        lo, hi = ranges[id(b)] if ranges is not None else (0, len(b))
+        mine = [i for i, (_, ctx) in enumerate(jobs) if ctx.bundle is b]
+        chunks = _Chunks(b, lo, hi)
+        for k in range(len(chunks)):
+            only = chunks.only(k)
+            for i in mine:
+                r, ctx = jobs[i]
+                batch = evaluate_rule(r, ctx, waivers, today, only)
+                before = out[i]
+                out[i] = batch if before is None else _joined(before, batch)
+            b.cache.pop(ENVS, None)
+    return [b if b is not None else Batch(ctx.bundle.label) for b, (_, ctx)
+            in zip(out, jobs, strict=True)]
+
+
+def _joined(batch: Batch, more: Batch) -> Batch:
+    """``more``'s results after ``batch``'s (positions of findings shifted)."""
+    shift = len(batch.objs)
+    batch.objs.extend(more.objs)
+    batch.containers.extend(more.containers)
+    batch.findings.update((at + shift, found) for at, found in more.findings.items())
+    return batch
 
 
 def run_jobs(jobs: Sequence[Job], waivers: Waivers, today: dt.date) -> list[Batch]:
     """Each job's batch (rule over bundle), on two cores when the run is large."""
     bundles = list({id(ctx.bundle): ctx.bundle for _, ctx in jobs}.values())
-    split = None
+    cuts: dict[int, int | None] | None = None
     if jobs and two_cores() and sum(len(b) for b in bundles) >= MIN_SPLIT_OBJECTS:
-        split = {id(b): halves(b) for b in bundles}
-        if any(h is None for h in split.values()):
-            split = None
-    if split is None:
-        return [evaluate_rule(r, ctx, waivers, today) for r, ctx in jobs]
-    firsts: dict[int, Only] = {}
-    seconds: dict[int, Only] = {}
-    for b in bundles:
-        first, second = split[id(b)] or (set(), set())
-        firsts[id(b)], seconds[id(b)] = _restricted(b, first), _restricted(b, second)
-    _State.update(jobs=jobs, waivers=waivers, today=today, only=seconds)
+        cuts = {id(b): halves(b) for b in bundles}
+        if any(c is None for c in cuts.values()):
+            cuts = None
+    if cuts is None:
+        return evaluate_jobs(jobs, waivers, today)
+    firsts = {id(b): (0, cuts[id(b)] or 0) for b in bundles}
+    seconds = {id(b): (cuts[id(b)] or 0, len(b)) for b in bundles}
+    _State.update(jobs=jobs, waivers=waivers, today=today, ranges=seconds)
     try:
         head, received = beside_a_worker(
-            lambda: [evaluate_rule(r, ctx, waivers, today, firsts[id(ctx.bundle)])
-                     for r, ctx in jobs],
-            _second_half, ())
+            lambda: evaluate_jobs(jobs, waivers, today, firsts), _second_half, ())
     finally:
         _State.clear()
     sent, used = received or (None, [])  # the worker failed: this process does its half too
     if sent is None:
-        tail = [evaluate_rule(r, ctx, waivers, today, seconds[id(ctx.bundle)])
-                for r, ctx in jobs]
+        tail = evaluate_jobs(jobs, waivers, today, seconds)
     else:
         for w, n in zip(waivers.entries, used, strict=True):
             w.matched += n
         tail = [_received(item, r, ctx, waivers) for item, (r, ctx) in zip(sent, jobs,
                                                                            strict=True)]
-    for batch, more in zip(head, tail, strict=True):
-        shift = len(batch.objs)
-        batch.objs.extend(more.objs)
-        batch.containers.extend(more.containers)
-        batch.findings.update((at + shift, found) for at, found in more.findings.items())
-    return head
+    return [_joined(batch, more) for batch, more in zip(head, tail, strict=True)]
 
 
 def _second_half() -> tuple[list[Any], list[int]]:
     """The worker: every job over the second half, as plain data."""
     jobs: Sequence[Job] = _State["jobs"]
     waivers: Waivers = _State["waivers"]
-    only: dict[int, Only] = _State["only"]
     at_waiver = {id(w): i for i, w in enumerate(waivers.entries)}
     positions: dict[int, dict[int, int]] = {}
     out: list[Any] = []
-    for r, ctx in jobs:
-        batch = evaluate_rule(r, ctx, waivers, _State["today"], only[id(ctx.bundle)])
+    batches = evaluate_jobs(jobs, waivers, _State["today"], _State["ranges"])
+    for (_, ctx), batch in zip(jobs, batches, strict=True):
         pos = positions.get(id(ctx.bundle))
         if pos is None:
             pos = positions[id(ctx.bundle)] = {id(x): i for i, x in

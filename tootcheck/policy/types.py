@@ -28,7 +28,7 @@ class Hit:
     container: str | None = None  # defaults to the subject's container
 
 
-@dataclass(frozen=True, eq=False, slots=True)  # one per rule x object: many
+@dataclass(eq=False, slots=True)  # one per rule x object: many (not frozen: 3x faster made)
 class Subject:
     """What a rule is evaluated on: an object, or one container of a workload."""
 
