@@ -95,6 +95,18 @@ def test_a_render_takes_the_fast_path_with_pyyaml_lines(oryaml_docs: list[int]) 
         assert objects[deployment].line_of(path) == slow[deployment].line_of(path)
 
 
+@pytest.mark.parametrize("off", ["switch", "not installed"])
+def test_without_oryaml_pyyaml_parses_everything(monkeypatch: pytest.MonkeyPatch,
+                                                  oryaml_docs: list[int], off: str) -> None:
+    if off == "switch":
+        monkeypatch.setenv("TOOTCHECK_FAST_YAML", "0")
+    else:
+        monkeypatch.setattr(fastparse, "oryaml", None)
+    assert by_fast(RENDER) is None
+    assert view(parse_file(RENDER, "f", fast=fastparse.parse_range)) == by_pyyaml(RENDER)
+    assert oryaml_docs == []
+
+
 # Scalars where YAML 1.1 (PyYAML) and serde_yaml's 1.2 rules may part ways, and some
 # where they agree.
 TRICKY = ["yes", "No", "ON", "off", "y", "n", "true", "False", "null", "~", "Null", "",

@@ -30,13 +30,17 @@ import bisect
 import codecs
 import gc
 import itertools
+import os
 import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import oryaml
+try:
+    import oryaml
+except ImportError:  # an install without it parses everything with PyYAML
+    oryaml = None
 
 from tootcheck.errors import BadInput
 from tootcheck.policy.bundle import K8sObject, SourceText, TextSpan, _Loader, _may_anchor, _parse
@@ -87,7 +91,10 @@ class _Fallback(Exception):
 def parse_range(path: Path, start: int, end: int | None, text: SourceText, source: str,
                 default_namespace: str, artifact: str) -> list[K8sObject] | None:
     """The objects of bytes ``start``..``end`` (None: to the end) of ``path``, spans and
-    lines counted from ``start``; or None: then parse the range with PyYAML."""
+    lines counted from ``start``; or None: then parse the range with PyYAML (also when
+    oryaml is not installed, or ``TOOTCHECK_FAST_YAML=0`` says not to use it)."""
+    if oryaml is None or os.environ.get("TOOTCHECK_FAST_YAML") == "0":
+        return None
     # Reference counting frees what is dropped; the collector would only walk the
     # growing list of objects (as in ``bundle._parse``).
     collecting = gc.isenabled()
