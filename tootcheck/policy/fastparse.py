@@ -40,7 +40,7 @@ from typing import Any
 try:
     import oryaml
 except ImportError:  # an install without it parses everything with PyYAML
-    oryaml = None
+    oryaml = None  # type: ignore[assignment]
 
 from tootcheck.errors import BadInput
 from tootcheck.policy.bundle import K8sObject, SourceText, TextSpan, _Loader, _may_anchor, _parse
