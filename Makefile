@@ -92,7 +92,8 @@ rules-doc: $(STAMP) ## regenerate docs/rules.md, the README's rule table and its
 
 .PHONY: bench
 bench: $(STAMP) ## the gate timed as a user runs it, beside Checkov (QUICK=1: 1k objects only)
-	$(BIN)/python -m tootcheck.policy.bench $(if $(QUICK),--quick) $(BENCH_ARGS)
+	@# As a user's shell would run it: bytecode caches written (see `test`).
+	unset PYTHONDONTWRITEBYTECODE; $(BIN)/python -m tootcheck.policy.bench $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 # ------------------------------------------------------------- live modes
 

@@ -27,9 +27,12 @@ IGNORE = shutil.ignore_patterns(".git", ".venv", ".tools", ".cache", "reports", 
                                 ".hypothesis", ".pytest-kind")
 
 
-def _run(cmd: list[str], cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def _run(cmd: list[str], cwd: Path, timeout: float = 900, *, scratch: Path | None = None
+         ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PYTEST_", "TOOTCHECK_", "VIRTUAL_ENV", "PYTHON"))}
+    if scratch is not None:
+        env["TMPDIR"] = str(scratch)  # uv leaves its lock files there
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout, check=False)
 
@@ -42,11 +45,12 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(REPO_ROOT, source, symlinks=True, ignore=IGNORE)
     uv = Path(sys.executable).with_name("uv")  # pinned in the test extras; pip is 2-10x slower
     built = _run([str(uv), "build", "--wheel", "-q", "-o", str(root / "wheel"), str(source)],
-                 cwd=root)
+                 cwd=root, scratch=root)
     assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = (root / "wheel").glob("tootcheck-*.whl")
     venv = root / "venv"
-    made = _run([str(uv), "venv", "-q", "--python", sys.executable, str(venv)], cwd=root)
+    made = _run([str(uv), "venv", "-q", "--python", sys.executable, str(venv)], cwd=root,
+                scratch=root)
     assert made.returncode == 0, made.stderr[-2000:]
     bin_dir = venv / "bin"
     install = [str(uv), "pip", "install", "-q", "--python", str(bin_dir / "python"), "-c",
@@ -54,9 +58,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # From uv's cache first: online, uv revalidates every package with the index, and a
     # mirror that answers "modified" each time makes it download and build the one
     # sdist-only dependency (http-ece) again, about 4 s. A cold cache falls back online.
-    done = _run([*install, "--offline"], cwd=root)
+    done = _run([*install, "--offline"], cwd=root, scratch=root)
     if done.returncode != 0:
-        done = _run(install, cwd=root)
+        done = _run(install, cwd=root, scratch=root)
     assert done.returncode == 0, done.stderr[-3000:]
     return bin_dir
 
