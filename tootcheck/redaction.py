@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
+from collections.abc import Iterator
 from typing import Any, NoReturn
 
 MASK = "***"
@@ -124,15 +125,26 @@ def _walk(value: Any, found: list[str] | None) -> Any:
     if not isinstance(value, dict):
         return value
     out = {k: _walk(v, found) for k, v in value.items()}
+    for section, key, setting in _settings(value):
+        if section is None:
+            out["value"] = _mask_one(key, setting, found)
+        else:  # out[section] is the copy made just above
+            out[section][key] = _mask_one(key, setting, found)
+    return out
+
+
+def _settings(value: dict[Any, Any]) -> Iterator[tuple[str | None, Any, Any]]:
+    """The settings ``value`` holds itself: (section, key, value) for each entry of a
+    ConfigMap's data and binaryData, (None, name, value) for an env entry {name, value}."""
     if value.get("kind") == "ConfigMap":
         for section in ("data", "binaryData"):
             data = value.get(section)
             if isinstance(data, dict):
-                out[section] = {k: _mask_one(k, v, found) for k, v in data.items()}
+                for k, v in data.items():
+                    yield section, k, v
     name = value.get("name")
     if isinstance(name, str) and "value" in value and not isinstance(value["value"], dict | list):
-        out["value"] = _mask_one(name, value["value"], found)
-    return out
+        yield None, name, value["value"]
 
 
 def _mask_one(key: object, value: Any, found: list[str] | None) -> Any:
@@ -150,8 +162,8 @@ def mask_secret_settings(value: Any) -> Any:
 
 
 def secret_setting_values(value: Any) -> list[str]:
-    """The values :func:`mask_secret_settings` hides, for censoring free text (the same
-    walk as ``_walk``, in the same order, without copying ``value``)."""
+    """The values :func:`mask_secret_settings` hides, in the same order, for censoring
+    free text (the walk of ``_walk`` without copying ``value``)."""
     found: list[str] = []
     if isinstance(value, dict | list):
         _collect(value, found)
@@ -167,15 +179,9 @@ def _collect(value: dict[Any, Any] | list[Any], found: list[str]) -> None:
     for v in value.values():
         if isinstance(v, dict | list):
             _collect(v, found)
-    if value.get("kind") == "ConfigMap":
-        for section in ("data", "binaryData"):
-            data = value.get(section)
-            if isinstance(data, dict):
-                for k, v in data.items():
-                    _mask_one(k, v, found)
-    name = value.get("name")
-    if isinstance(name, str) and "value" in value and not isinstance(value["value"], dict | list):
-        _mask_one(name, value["value"], found)
+    if "value" in value or "kind" in value:  # most dicts hold no setting: no generator
+        for _, key, setting in _settings(value):
+            _mask_one(key, setting, found)
 
 
 def register_secret_settings(value: Any) -> list[str]:
