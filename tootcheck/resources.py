@@ -10,6 +10,7 @@ from the working directory instead (:mod:`tootcheck.config_file`).
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -54,3 +55,14 @@ def peer_program() -> Path:
 
 def blueprint() -> Path:
     return data_path("infra", "authentik", "blueprints", "mastodon.yaml")
+
+
+def cache_dir() -> Path:
+    """tootcheck's cache (schema digests, the bench's inputs and Checkov, the test peers'
+    PostgreSQL template): $TOOTCHECK_CACHE_DIR, else the user cache directory."""
+    override = os.environ.get("TOOTCHECK_CACHE_DIR")
+    if override:
+        return Path(override)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("tootcheck"))

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import redis
 
+from tootcheck import resources
 from tootcheck.waiting import Poll, wait_until
 
 
@@ -115,10 +116,6 @@ _TEMPLATES: dict[str, Path] = {}  # bin dir -> a freshly initialised, never star
 _INITDB_OPTIONS = ("-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tootcheck"
-
-
 _SHUTDOWN_SIGNALS = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}
 
 
@@ -170,7 +167,7 @@ class PostgresPeer:
                                  capture_output=True, text=True, timeout=30).stdout.strip()
         key = hashlib.sha256("\n".join(
             [version, str(self.bin_dir), self.user or "", *_INITDB_OPTIONS]).encode()).hexdigest()
-        cached = _cache_dir() / f"pg-template-{key[:16]}"
+        cached = resources.cache_dir() / f"pg-template-{key[:16]}"
         if (cached / "complete").exists():
             return cached / "data"
         fresh = scratch_dir("pg-template") / "data"

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from tootcheck import resources
 from tootcheck.config_file import project_root
 from tootcheck.policy.treememory import TreeMemory
 
@@ -155,12 +156,6 @@ def machine() -> str:
 
 
 # ------------------------------------------------------------------ inputs
-
-
-def cache_root() -> Path:
-    from platformdirs import user_cache_dir
-
-    return Path(os.environ.get("TOOTCHECK_CACHE_DIR") or user_cache_dir("tootcheck"))
 
 
 def mix_documents(n: int) -> list[str]:
@@ -277,7 +272,7 @@ def checkov_executable(log: Callable[[str], None]) -> tuple[str | None, str]:
     on_path = shutil.which("checkov")
     if on_path:
         return on_path, "from PATH"
-    venv = cache_root() / f"checkov-{CHECKOV_VERSION}" / "venv"
+    venv = resources.cache_dir() / f"checkov-{CHECKOV_VERSION}" / "venv"
     exe = venv / "bin" / "checkov"
     if exe.exists():
         return str(exe), f"cached in {venv}"
@@ -312,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not REFERENCE.exists():
         print(f"bench: {REFERENCE} is missing (make render)", file=sys.stderr)
         return 2
-    folder = cache_root() / "bench"
+    folder = resources.cache_dir() / "bench"
     log(f"Machine: {machine()}")
     log(f"Inputs in {folder}; {rounds} rounds after a warm-up run, tools in alternating order")
     inputs: list[tuple[str, int, Path]] = []

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -140,7 +139,7 @@ def _crd_schema(schema_dir: Path, group: str, kind: str) -> dict[str, Any] | Non
 def _check_metaschema(path: Path, text: str, schema: dict[str, Any]) -> None:
     # jsonschema costs more to import and to run than the rest of a small run, so a
     # schema text that passed once is remembered (by digest) in the user cache.
-    marker = cache_dir() / "schemas-ok" / hashlib.sha256(text.encode()).hexdigest()
+    marker = resources.cache_dir() / "schemas-ok" / hashlib.sha256(text.encode()).hexdigest()
     if marker.exists():
         return
     import jsonschema
@@ -154,16 +153,6 @@ def _check_metaschema(path: Path, text: str, schema: dict[str, Any]) -> None:
         marker.touch()
     except OSError:
         pass  # a read-only cache only costs time
-
-
-def cache_dir() -> Path:
-    """tootcheck's cache: $TOOTCHECK_CACHE_DIR, else the user cache directory."""
-    override = os.environ.get("TOOTCHECK_CACHE_DIR")
-    if override:
-        return Path(override)
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("tootcheck"))
 
 
 @cache
