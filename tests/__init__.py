@@ -12,4 +12,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def load_all(text: str) -> list[Any]:
     """The documents of a YAML stream, as ``yaml.safe_load_all`` gives them, parsed by
     libyaml (the pure-Python loader costs several CPU seconds over the suite)."""
-    return list(yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+    # Imported here: inner sessions load plugins from this package before pytest marks
+    # tootcheck for assertion rewriting, so this module imports nothing of tootcheck.
+    from tootcheck.kube.apply import SAFE_LOADER
+
+    return list(yaml.load_all(text, Loader=SAFE_LOADER))

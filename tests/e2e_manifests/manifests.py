@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from tests import REPO_ROOT
+from tests import REPO_ROOT, load_all
 from tootcheck.rendering import INFRA_SNAPSHOTS, Snapshot
 
 MANIFESTS = REPO_ROOT / "manifests"
@@ -98,12 +98,9 @@ def references(directory: Path) -> References:
 # ------------------------------------------------------------------------------ renders
 
 
-_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 @cache
 def _parsed(path: Path) -> tuple[dict[str, Any], ...]:
-    return tuple(d for d in yaml.load_all(path.read_text(), Loader=_FAST_LOADER) if d)
+    return tuple(d for d in load_all(path.read_text()) if d)
 
 
 def rendered(name: str) -> list[dict[str, Any]]:
