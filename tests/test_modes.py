@@ -48,8 +48,6 @@ def test_tags_name_modes_and_kind():
 
 
 INNER = '''
-import subprocess
-
 import pytest
 from tootcheck.checks.registry import live_check
 
