@@ -65,9 +65,11 @@ class FakeTools:
 
     def __init__(self, on_host: set[str], unpullable: set[str] = frozenset(),
                  unloadable: set[str] = frozenset(), unsavable: set[str] = frozenset(),
-                 platform: str = "linux/amd64") -> None:
+                 platform: str = "linux/amd64", load_status: int = 1,
+                 archive_fails: bool = False) -> None:
         self.on_host, self.unpullable, self.unloadable = set(on_host), unpullable, unloadable
         self.unsavable, self.platform = unsavable, platform
+        self.load_status, self.archive_fails = load_status, archive_fails
         self.calls: list[list[str]] = []
 
     def __call__(self, argv, timeout):
@@ -84,7 +86,8 @@ class FakeTools:
             return ok
         if argv[1:3] == ["load", "docker-image"]:
             if image in self.unloadable:
-                return subprocess.CompletedProcess(argv, 1, "", "ctr: content digest not found\n")
+                return subprocess.CompletedProcess(argv, self.load_status, "",
+                                                   "ctr: content digest not found\n")
             return ok
         if argv[1] == "version":
             return subprocess.CompletedProcess(argv, 0, self.platform + "\n", "")
@@ -95,6 +98,8 @@ class FakeTools:
             return ok
         if argv[1:3] == ["load", "image-archive"]:
             assert image.endswith("image.tar")
+            if self.archive_fails:
+                return subprocess.CompletedProcess(argv, 1, "", "ERROR: failed to load image\n")
             return ok
         raise AssertionError(argv)
 
@@ -143,6 +148,25 @@ def test_an_unknown_daemon_platform_leaves_the_image_to_the_node():
                             report=images.PreloadReport(wanted=1), runner=tools)
     assert report.left_to_node == ["multi:1"] and report.via_archive == []
     assert report.problems[-1] == "archive fallback multi:1: the Docker daemon's platform is unknown"
+
+
+def test_a_failing_archive_load_leaves_the_image_to_the_node_and_says_why():
+    tools = FakeTools(on_host={"multi:1"}, unloadable={"multi:1"}, archive_fails=True)
+    report = images.preload(["multi:1"], docker=Path("docker"), kind=Path("kind"), cluster="t",
+                            report=images.PreloadReport(wanted=1), runner=tools)
+    assert report.left_to_node == ["multi:1"] and report.via_archive == [] and report.loaded == []
+    assert report.problems == ["kind load multi:1: ctr: content digest not found",
+                               "kind load image-archive multi:1: ERROR: failed to load image"]
+
+
+@pytest.mark.parametrize("status", [images.TIMED_OUT, images.NOT_STARTED])
+def test_a_load_that_timed_out_or_never_started_is_not_tried_again_as_an_archive(status):
+    tools = FakeTools(on_host={"multi:1"}, unloadable={"multi:1"}, load_status=status)
+    report = images.preload(["multi:1"], docker=Path("docker"), kind=Path("kind"), cluster="t",
+                            report=images.PreloadReport(wanted=1), runner=tools)
+    assert report.left_to_node == ["multi:1"] and len(report.problems) == 1
+    assert not any(c[1] in ("version", "image") and c[2:3] != ["inspect"] for c in tools.calls)
+    assert not any(c[1:3] == ["load", "image-archive"] for c in tools.calls)
 
 
 def test_a_warm_host_cache_loads_without_pulling():

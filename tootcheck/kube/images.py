@@ -14,7 +14,9 @@ keeps images in the containerd image store (the default of a fresh Docker 29):
 whose blobs the host never pulled (kubernetes-sigs/kind#3795). The fallback is the
 one kind documents for it (kubernetes-sigs/kind#4247): ``docker image save
 --platform <the daemon's os/arch>`` into a temporary archive, then ``kind load
-image-archive``; only when that fails too is the image left to the node.
+image-archive``; only when that fails too is the image left to the node. A load that
+timed out, or a kind that could not be started, goes straight to the node: the archive
+would wait, or fail, the same way.
 """
 
 from __future__ import annotations
@@ -130,13 +132,17 @@ class PreloadReport:
 Runner = Callable[[Sequence[str], float], "subprocess.CompletedProcess[str]"]
 
 
+TIMED_OUT, NOT_STARTED = 124, 127  # run's exit statuses for a command it stopped or never ran
+NOT_TRIED = (TIMED_OUT, NOT_STARTED)
+
+
 def run(argv: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
-        return subprocess.CompletedProcess(list(argv), 124, "", f"timed out after {timeout:.0f}s")
+        return subprocess.CompletedProcess(list(argv), TIMED_OUT, "", f"timed out after {timeout:.0f}s")
     except OSError as exc:
-        return subprocess.CompletedProcess(list(argv), 127, "", str(exc))
+        return subprocess.CompletedProcess(list(argv), NOT_STARTED, "", str(exc))
 
 
 def _last_line(done: subprocess.CompletedProcess[str]) -> str:
@@ -166,17 +172,21 @@ def preload(missing: Sequence[str], *, docker: Path, kind: Path, cluster: str,
             report.left_to_node.append(image)
     report.seconds["host"] = round(clock() - started, 2)
     started = clock()
-    platform: list[str] = []  # the daemon's os/arch, asked once, when the fallback needs it
+    platform: str | None = None  # the daemon's os/arch, asked once, when the fallback needs it
     for image in loadable:  # one at a time: a failure affects only that image
         loaded = runner([str(kind), "load", "docker-image", "--name", cluster, image], LOAD_TIMEOUT_S)
         if loaded.returncode == 0:
             report.loaded.append(image)
             continue
         problem = f"kind load {image}: {_last_line(loaded)}"
-        if not platform:
-            platform.append(_platform(docker, runner))
+        if loaded.returncode in NOT_TRIED:  # the archive would wait or fail the same way
+            report.problems.append(problem)
+            report.left_to_node.append(image)
+            continue
+        if platform is None:
+            platform = _platform(docker, runner)
         fallback = load_archive(image, docker=docker, kind=kind, cluster=cluster,
-                                platform=platform[0], runner=runner)
+                                platform=platform, runner=runner)
         if fallback is None:
             report.loaded.append(image)
             report.via_archive.append(image)
