@@ -5,6 +5,9 @@ counts; and one process is used when the halves could not be joined."""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -106,17 +109,32 @@ def test_an_id_in_both_halves_keeps_one_process(monkeypatch: pytest.MonkeyPatch)
     assert outcome_view(split) == outcome_view(serial)
 
 
-@pytest.mark.slow(reason="evaluates every failing case file three times")
-def test_a_failing_worker_leaves_the_second_half_to_this_process(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken() -> Any:
-        raise RuntimeError("worker lost")
+_MARKER: list[Path] = []  # where a broken worker notes that it ran (set before the fork)
 
+
+def _raises() -> Any:
+    _MARKER[0].with_name("raises").touch()
+    raise RuntimeError("worker lost")
+
+
+def _killed() -> Any:
+    _MARKER[0].with_name("killed").touch()
+    os.kill(os.getpid(), signal.SIGKILL)  # as an out-of-memory kill would end it
+
+
+@pytest.mark.slow(reason="evaluates every failing case file four times")
+def test_a_failing_worker_leaves_the_second_half_to_this_process(
+        monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
     serial, _ = both_ways(monkeypatch, failing_cases_run)
-    monkeypatch.setattr(splitrun, "_second_half", broken)  # raises in the worker
-    monkeypatch.setattr(splitrun, "_received", None)  # nothing comes back from it
-    again = failing_cases_run()
-    assert outcome_view(again) == outcome_view(serial)
+    monkeypatch.setattr(splitrun, "_received", None)  # nothing comes back from the worker
+    monkeypatch.setattr(sys.modules[__name__], "_MARKER", [tmp_path / "marker"])
+    for broken in (_raises, _killed):
+        monkeypatch.setattr(splitrun, "_second_half", broken)  # runs in the forked worker
+        again = failing_cases_run()
+        assert (tmp_path / broken.__name__.strip("_")).exists(), "the worker did not run"
+        assert outcome_view(again) == outcome_view(serial), broken.__name__
+    assert "Traceback" not in capfd.readouterr().err  # the worker's failure stays quiet
 
 
 def test_halves_split_by_text_and_keep_bundle_order() -> None:

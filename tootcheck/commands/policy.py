@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tootcheck.errors import BadInput
+from tootcheck.policy.bundle import collector_paused
 from tootcheck.policy.config import PROFILES
 from tootcheck.policy.config_loader import load_project
 from tootcheck.policy.engine import evaluate
@@ -97,14 +98,10 @@ def run(args: argparse.Namespace) -> int:
         bundles = [load_live_bundle(args.kubeconfig, args.context,
                                     args.namespace or config.namespace, config)]
     else:
-        # Parsed objects hold no reference cycles and live until the process ends: the
-        # cyclic collector would only walk them again and again while they are made.
-        gc.disable()
-        try:
+        # Parsed objects hold no reference cycles and live until the process ends.
+        with collector_paused():
             loaded = load_bundle(args.paths, default_namespace=config.namespace)
             bundles = split_overlays(loaded.objects, config.is_overlay_source, loaded)
-        finally:
-            gc.enable()
     # The objects live until the process ends: the cyclic collector need not walk them.
     gc.freeze()
     run_ = evaluate(bundles, config, waivers=waivers, kube_version=args.kube_version,

@@ -16,6 +16,7 @@ lookup share one parser state; splitting them would expose its internals.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import re
 import sys
@@ -400,50 +401,60 @@ def _has_anchor(path: Path) -> bool:
     return False
 
 
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for a while, then as it was. For objects made in
+    bulk that hold no reference cycles: reference counting frees what is dropped, and
+    each collection would only walk all of them again."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
 def _parse(loader: Any, text: SourceText, anchors: bool, source: str,
            default_namespace: str, artifact: str) -> list[K8sObject]:
     objects: list[K8sObject] = []
     doc = -1
-    # The documents hold no reference cycles (aliases aside): reference counting frees
-    # each node tree, and the cyclic collector would only walk the growing object list.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        while loader.check_node():
-            node = loader.get_node()
-            doc += 1
-            if anchors and _expanded_size(node, MAX_EXPANDED_NODES) > MAX_EXPANDED_NODES:
-                raise BadInput(f"{source}: document {doc + 1} expands its aliases to more than "
-                               f"{MAX_EXPANDED_NODES:,} nodes (excessive aliasing)")
-            data = _construct(loader, node, anchors)
-            if data is None:
-                continue
-            for item, item_node in _expand(data, node, source, doc):
-                span = None
-                if item_node is not None:
-                    start = item_node.start_mark
-                    span = TextSpan(text, start.index, item_node.end_mark.index, start.column,
-                                    start.line)
-                objects.append(K8sObject(
-                    data=item, source=source, doc=len(objects),
-                    line=item_node.start_mark.line + 1 if item_node is not None else 1,
-                    span=span, default_namespace=default_namespace, artifact=artifact))
-    except yaml.reader.ReaderError as exc:  # bytes that are not UTF-8 text
-        raise BadInput(f"{source}: cannot read: {exc.reason} at character "
-                       f"{exc.position}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise BadInput(f"{source}: not valid YAML{where}: {problem}") from None
-    except (TypeError, ValueError) as exc:  # e.g. unhashable keys
-        raise BadInput(f"{source}: not valid YAML: {exc}") from None
-    except UnicodeError as exc:  # a file that is not UTF-8
-        raise BadInput(f"{source}: not UTF-8 text: {getattr(exc, 'reason', exc)}") from None
-    finally:
-        loader.dispose()
-        if collecting:
-            gc.enable()
+    # The documents hold no reference cycles (aliases aside): see collector_paused.
+    with collector_paused():
+        try:
+            while loader.check_node():
+                node = loader.get_node()
+                doc += 1
+                if anchors and _expanded_size(node, MAX_EXPANDED_NODES) > MAX_EXPANDED_NODES:
+                    raise BadInput(f"{source}: document {doc + 1} expands its aliases to more than "
+                                   f"{MAX_EXPANDED_NODES:,} nodes (excessive aliasing)")
+                data = _construct(loader, node, anchors)
+                if data is None:
+                    continue
+                for item, item_node in _expand(data, node, source, doc):
+                    span = None
+                    if item_node is not None:
+                        start = item_node.start_mark
+                        span = TextSpan(text, start.index, item_node.end_mark.index, start.column,
+                                        start.line)
+                    objects.append(K8sObject(
+                        data=item, source=source, doc=len(objects),
+                        line=item_node.start_mark.line + 1 if item_node is not None else 1,
+                        span=span, default_namespace=default_namespace, artifact=artifact))
+        except yaml.reader.ReaderError as exc:  # bytes that are not UTF-8 text
+            raise BadInput(f"{source}: cannot read: {exc.reason} at character "
+                           f"{exc.position}") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise BadInput(f"{source}: not valid YAML{where}: {problem}") from None
+        except (TypeError, ValueError) as exc:  # e.g. unhashable keys
+            raise BadInput(f"{source}: not valid YAML: {exc}") from None
+        except UnicodeError as exc:  # a file that is not UTF-8
+            raise BadInput(f"{source}: not UTF-8 text: {getattr(exc, 'reason', exc)}") from None
+        finally:
+            loader.dispose()
     return objects
 
 

@@ -5,7 +5,6 @@ rules matched nothing."""
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -13,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tootcheck.model import Severity
-from tootcheck.policy.bundle import Bundle
+from tootcheck.policy.bundle import Bundle, collector_paused
 from tootcheck.policy.config import PolicyConfig
 from tootcheck.policy.registry import Rule, all_rules
 from tootcheck.policy.ruleeval import (
@@ -128,13 +127,8 @@ def evaluate(bundles: Sequence[Bundle], config: PolicyConfig, *,
                 jobs.append((outcome, ctx))
     # The rules make few reference cycles, while the collector would walk every result
     # and cached value again and again: it is off while they run.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         batches = run_jobs([(o.rule, ctx) for o, ctx in jobs], waivers, today)
-    finally:
-        if collecting:
-            gc.enable()
     for (outcome, _), batch in zip(jobs, batches, strict=True):
         outcome.add(batch)
     present = {obj.id for bundle in bundles for obj in bundle}

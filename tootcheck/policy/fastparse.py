@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import bisect
 import codecs
-import gc
 import itertools
 import os
 import re
@@ -43,7 +42,15 @@ except ImportError:  # an install without it parses everything with PyYAML
     oryaml = None  # type: ignore[assignment]
 
 from tootcheck.errors import BadInput
-from tootcheck.policy.bundle import K8sObject, SourceText, TextSpan, _Loader, _may_anchor, _parse
+from tootcheck.policy.bundle import (
+    K8sObject,
+    SourceText,
+    TextSpan,
+    _Loader,
+    _may_anchor,
+    _parse,
+    collector_paused,
+)
 
 _BLOCK = 4 << 20  # bytes read at a time (the text is not held whole)
 _TERM = r"[ \t]*(?:$|[ \t]#|:(?:[ \t]|$)|[,\[\]{}])"  # what may end a plain scalar
@@ -95,18 +102,13 @@ def parse_range(path: Path, start: int, end: int | None, text: SourceText, sourc
     oryaml is not installed, or ``TOOTCHECK_FAST_YAML=0`` says not to use it)."""
     if oryaml is None or os.environ.get("TOOTCHECK_FAST_YAML") == "0":
         return None
-    # Reference counting frees what is dropped; the collector would only walk the
-    # growing list of objects (as in ``bundle._parse``).
-    collecting = gc.isenabled()
-    gc.disable()
     try:
-        return list(_objects(path, start, end, text, source, default_namespace, artifact))
+        with collector_paused():
+            return list(_objects(path, start, end, text, source, default_namespace, artifact))
     except (_Fallback, OSError, UnicodeError):
         return None
     finally:
         _SAFE_LINES.clear()  # not held while the rules run
-        if collecting:
-            gc.enable()
 
 
 def _blocks(path: Path, start: int, end: int | None) -> Iterator[str]:

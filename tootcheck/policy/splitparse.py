@@ -12,7 +12,6 @@ errors read exactly as they would have.
 from __future__ import annotations
 
 import codecs
-import gc
 import multiprocessing
 import os
 import re
@@ -128,31 +127,50 @@ def parse_file(path: Path, source: str, *, default_namespace: str = "mastodon",
 def beside_a_worker(here: Callable[[], T], there: Callable[..., Any],
                     args: tuple[Any, ...]) -> tuple[T, Any]:
     """``here()`` in this process while ``there(*args)`` runs in a worker forked now (it
-    sees this process's state); both results, the worker's None if it failed (the caller
-    then does that part itself). An error of ``here`` is raised."""
-    pool = multiprocessing.get_context("fork").Pool(1)
+    sees this process's state); both results, the worker's None if it failed: raised,
+    could not send its result, or was killed (the caller then does that part itself). The
+    wait for it ends when it has sent or has ended. An error of ``here`` is raised."""
+    from tootcheck.policy.bundle import collector_paused
+
+    context = multiprocessing.get_context("fork")
+    receiving, sending = context.Pipe(duplex=False)
+    worker = context.Process(target=_work, args=(sending, there, args), daemon=True)
+    worker.start()
+    sending.close()  # the worker's end only: its exit closes the pipe
     try:
-        pending = pool.apply_async(there, args)
         mine = here()
-        collecting = gc.isenabled()
-        gc.disable()  # unpickling many containers would start collections that find nothing
-        try:
-            theirs = pending.get()
-        except Exception:
-            theirs = None
-        finally:
-            if collecting:
-                gc.enable()
+        with collector_paused():  # unpickling many containers: collections find nothing
+            try:
+                theirs = receiving.recv()
+            except (EOFError, OSError):  # ended without sending
+                theirs = None
     finally:
-        pool.terminate()
-        pool.join()
+        receiving.close()
+        if worker.is_alive():
+            worker.kill()
+        worker.join()
     return mine, theirs
+
+
+def _work(sending: Any, there: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    """The worker: the result sent back, or nothing (quietly: the caller does the work)."""
+    try:
+        sending.send(there(*args))
+    except BaseException:  # any failure only means: no result
+        return
 
 
 def parse_halves(path: Path, source: str, default_namespace: str,
                  artifact: str) -> list[Any] | None:
     """The file's objects parsed on two cores, or None (then parse it in one piece)."""
-    from tootcheck.policy.bundle import K8sObject, SourceText, TextSpan, _Loader, _parse
+    from tootcheck.policy.bundle import (
+        K8sObject,
+        SourceText,
+        TextSpan,
+        _Loader,
+        _parse,
+        collector_paused,
+    )
     from tootcheck.policy.fastparse import parse_range
 
     if (os.cpu_count() or 1) < 2 or os.environ.get("TOOTCHECK_PARSE_WORKERS") == "1":
@@ -180,16 +198,11 @@ def parse_halves(path: Path, source: str, default_namespace: str,
     if tail is None:  # the worker failed: parse in one piece, for the same errors
         return None
     parsed, more_secrets = tail
-    collecting = gc.isenabled()
-    gc.disable()  # (new objects, no cycles: the collector would walk every one again)
-    try:
+    with collector_paused():
         for data, line, start, end, column, line0 in parsed:
             head.append(K8sObject(
                 data=data, source=source, doc=len(head), line=line + lines,
                 span=TextSpan(text, start + chars, end + chars, column, line0 + lines)
                 if start >= 0 else None,
                 default_namespace=default_namespace, artifact=artifact))
-    finally:
-        if collecting:
-            gc.enable()
     return Objects(head, secrets + more_secrets)
