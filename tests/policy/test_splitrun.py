@@ -173,3 +173,17 @@ def test_rules_a_chunk_at_a_time_give_one_pass(monkeypatch: pytest.MonkeyPatch,
     assert one_pass.findings and outcome_view(chunked) == outcome_view(one_pass)
     assert [w.matched for w in chunked.waivers.entries] == \
         [w.matched for w in one_pass.waivers.entries]
+
+
+def test_findings_stay_in_result_order_when_a_repeated_subject_fails_later() -> None:
+    """An object that passes, another that fails, then the first one's id again failing:
+    its findings join the first position, after the second object's were added."""
+    cases = CASES_DIR / "MSTDN-WL-005"
+    fail = (cases / "fail-latest.yaml").read_text()
+    objects = (parse_stream((cases / "pass-pinned.yaml").read_text(), "pass.yaml")
+               + parse_stream(fail.replace("namespace: mastodon", "namespace: other"), "o.yaml")
+               + parse_stream(fail, "fail.yaml"))
+    run = evaluate([Bundle(objects)], CASE_CONFIG, today=TODAY)
+    in_results = [f for r in run.results for f in r.findings]
+    assert len({f.subject_id for f in in_results}) >= 2  # both objects failed
+    assert run.findings == in_results

@@ -64,7 +64,8 @@ class RuleOutcome:
 
     @property
     def findings(self) -> list[Finding]:
-        return [f for b in self._batches for found in b.findings.values() for f in found]
+        # in result order (a repeated subject may add to an earlier position later)
+        return [f for b in self._batches for i in sorted(b.findings) for f in b.findings[i]]
 
 
 @dataclass

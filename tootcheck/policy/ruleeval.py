@@ -18,7 +18,7 @@ from tootcheck.model import Severity
 from tootcheck.policy.bundle import Bundle, FieldPath, K8sObject, fmt_path
 from tootcheck.policy.k8s import WORKLOAD_KINDS, workloads
 from tootcheck.policy.registry import Rule
-from tootcheck.policy.types import Context, Hit, Subject
+from tootcheck.policy.types import Context, Hit, Subject, subject_id
 from tootcheck.policy.waivers import Waiver, Waivers
 
 
@@ -82,12 +82,7 @@ class SubjectResult:
 
     @property
     def status(self) -> str:
-        if not self.findings:  # the common case, without building the lists
-            return "pass"
-        if self.active:
-            return {Severity.ERROR: "fail", Severity.WARN: "warn",
-                    Severity.INFO: "info"}[self.rule.severity]
-        return "suppressed"
+        return status_of(self.rule, self.findings) if self.findings else "pass"
 
     def failed(self, strict: bool) -> bool:
         return self.status == "fail" or (strict and self.status == "warn")
@@ -114,10 +109,7 @@ class Batch:
         found = self.findings.get(i)
         if found:
             return found[0].subject_id
-        text = self.objs[i].id
-        if self.containers[i] is not None:
-            text += f":{self.containers[i]}"
-        return f"{text}@{self.label}" if self.label else text
+        return subject_id(self.objs[i].id, self.containers[i], self.label)
 
 
 def status_of(rule: Rule, findings: list[Finding]) -> str:

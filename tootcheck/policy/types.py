@@ -42,12 +42,14 @@ class Subject:
 
     @property
     def id(self) -> str:
-        text = self.obj.id
-        if self.container is not None:
-            text += f":{self.container.name}"
-        if self.bundle.label:
-            text += f"@{self.bundle.label}"
-        return text
+        return subject_id(self.obj.id, self.container.name if self.container else None,
+                          self.bundle.label)
+
+
+def subject_id(object_id: str, container: str | None, label: str) -> str:
+    """A subject's id: ``<object id>[:<container>][@<bundle label>]``."""
+    text = object_id if container is None else f"{object_id}:{container}"
+    return f"{text}@{label}" if label else text
 
 
 @dataclass
