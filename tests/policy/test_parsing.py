@@ -131,5 +131,7 @@ def test_no_split_where_lines_could_shift(tmp_path: Path) -> None:
     assert splitparse.split_point(f, f.stat().st_size) is None
     f.write_bytes(b"a: 1\n" * 200 + b"%YAML 1.1\n---\nb: 2\n" * 200)
     assert splitparse.split_point(f, f.stat().st_size) is None
+    f.write_bytes("%YAML 1.1\n---\na: é\n".encode() + b"---\nb: 2\n" * 200)  # not ASCII
+    assert splitparse.split_point(f, f.stat().st_size) is None
     f.write_bytes(b"a: 1\n" * 200 + b"---\nb: 2\n" * 200)
     assert splitparse.split_point(f, f.stat().st_size) is not None

@@ -459,6 +459,7 @@ def _parse(loader: Any, text: SourceText, anchors: bool, source: str,
 
 
 _intern = sys.intern
+INTERNED_LEN = 64  # strings up to this long are interned: names and values recur in every object
 _STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
@@ -491,7 +492,7 @@ def _build(node: Any, loader: Any) -> Any:
     if cls is yaml.ScalarNode:
         if tag == _STR:
             value = node.value  # values repeat across objects: one shared string each
-            return _intern(value) if len(value) <= 64 else value
+            return _intern(value) if len(value) <= INTERNED_LEN else value
         if tag in _SCALAR_TAGS:  # PyYAML's own constructors: same values, same errors
             return loader.yaml_constructors[tag](loader, node)
         raise _Generic

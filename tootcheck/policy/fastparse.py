@@ -43,6 +43,7 @@ except ImportError:  # an install without it parses everything with PyYAML
 
 from tootcheck.errors import BadInput
 from tootcheck.policy.bundle import (
+    INTERNED_LEN,
     K8sObject,
     SourceText,
     TextSpan,
@@ -263,7 +264,7 @@ def _shared(value: dict[Any, Any]) -> dict[Any, Any]:
     for k, v in value.items():
         cls = v.__class__
         if cls is str:
-            if len(v) <= 64:
+            if len(v) <= INTERNED_LEN:
                 v = _intern(v)
         elif cls is dict:
             v = _shared(v)
@@ -274,7 +275,7 @@ def _shared(value: dict[Any, Any]) -> dict[Any, Any]:
 
 
 def _shared_list(items: list[Any]) -> list[Any]:
-    return [(_intern(v) if len(v) <= 64 else v) if v.__class__ is str
+    return [(_intern(v) if len(v) <= INTERNED_LEN else v) if v.__class__ is str
             else _shared(v) if v.__class__ is dict
             else _shared_list(v) if v.__class__ is list else v
             for v in items]

@@ -60,14 +60,16 @@ def split_point(path: Path, size: int) -> tuple[int, int, int] | None:
             if not chunk:
                 return None
             left -= len(chunk)
+            # other line breaks or directives: shifting lines is not safe (the ASCII ones are
+            # found in the bytes, also across chunks: a "%" that starts a line)
+            if b"\r" in chunk or b"\n%" in chunk or (chunk[:1] == b"%" and not last_line):
+                return None
             if chunk.isascii() and not decoder.getstate()[0]:  # most manifests: no decoding
-                if b"\r" in chunk or b"\n%" in chunk or (chunk[:1] == b"%" and not last_line):
-                    return None
                 chars += len(chunk)
             else:
                 text = decoder.decode(chunk)
-                if any(b in text for b in _OTHER_BREAKS) or "\n%" in text:
-                    return None  # other line breaks or directives: shifting lines is not safe
+                if any(b in text for b in _OTHER_BREAKS):
+                    return None
                 chars += len(text)
             lines += chunk.count(b"\n")
             cut = chunk.rfind(b"\n")
@@ -124,6 +126,11 @@ def parse_file(path: Path, source: str, *, default_namespace: str = "mastodon",
                        halves=parse_halves, fast=parse_range)
 
 
+def two_cores() -> bool:
+    """Whether a second core may take half of the work (``TOOTCHECK_PARSE_WORKERS=1``: no)."""
+    return (os.cpu_count() or 1) >= 2 and os.environ.get("TOOTCHECK_PARSE_WORKERS") != "1"
+
+
 def beside_a_worker(here: Callable[[], T], there: Callable[..., Any],
                     args: tuple[Any, ...]) -> tuple[T, Any]:
     """``here()`` in this process while ``there(*args)`` runs in a worker forked now (it
@@ -173,7 +180,7 @@ def parse_halves(path: Path, source: str, default_namespace: str,
     )
     from tootcheck.policy.fastparse import parse_range
 
-    if (os.cpu_count() or 1) < 2 or os.environ.get("TOOTCHECK_PARSE_WORKERS") == "1":
+    if not two_cores():
         return None
     try:
         size = path.stat().st_size

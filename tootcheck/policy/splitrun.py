@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +31,7 @@ from tootcheck.policy.ruleeval import (
     evaluate_rule,
     objects_for,
 )
-from tootcheck.policy.splitparse import beside_a_worker
+from tootcheck.policy.splitparse import beside_a_worker, two_cores
 
 if TYPE_CHECKING:
     from tootcheck.policy.bundle import Bundle, K8sObject
@@ -47,10 +46,6 @@ Job = tuple["Rule", "Context"]  # a rule over a bundle
 # message, waiver position (-1: none), waiver expired.
 _Sent = tuple[str, int, "str | None", tuple[Any, ...], str, int, bool]
 _State: dict[str, Any] = {}  # what the forked worker inherits
-
-
-def two_cores() -> bool:
-    return (os.cpu_count() or 1) >= 2 and os.environ.get("TOOTCHECK_PARSE_WORKERS") != "1"
 
 
 def halves(bundle: Bundle) -> int | None:
