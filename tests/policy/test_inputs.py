@@ -217,8 +217,9 @@ def test_the_loaded_bundle_is_kept_when_there_are_no_overlays(tmp_path: Path) ->
     (tmp_path / "overlay-b.yaml").write_text("apiVersion: v1\nkind: ServiceAccount\n"
                                              "metadata:\n  name: b\n")
     loaded = load_bundle([str(tmp_path / "a.yaml")])
-    assert split_overlays(loaded.objects, lambda s: "overlay" in s, loaded) == [loaded]
+    kept = split_overlays(loaded, lambda s: "overlay" in s)
+    assert kept == [loaded] and kept[0] is loaded
     both = load_bundle([str(tmp_path / "a.yaml"), str(tmp_path / "overlay-b.yaml")])
-    split = split_overlays(both.objects, lambda s: "overlay" in s, both)
+    split = split_overlays(both, lambda s: "overlay" in s)
     assert [(b.label, [o.name for o in b]) for b in split] == [("", ["a"]),
                                                                ("overlay-b", ["b"])]

@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         # Parsed objects hold no reference cycles and live until the process ends.
         with collector_paused():
             loaded = load_bundle(args.paths, default_namespace=config.namespace)
-            bundles = split_overlays(loaded.objects, config.is_overlay_source, loaded)
+            bundles = split_overlays(loaded, config.is_overlay_source)
     # The objects live until the process ends: the cyclic collector need not walk them.
     gc.freeze()
     run_ = evaluate(bundles, config, waivers=waivers, kube_version=args.kube_version,

@@ -71,20 +71,17 @@ def load_path(arg: str, *, default_namespace: str = "mastodon", stdin: TextIO | 
     return out
 
 
-def split_overlays(objects: Sequence[K8sObject], is_overlay: Callable[[str], bool],
-                   whole: Bundle | None = None) -> list[Bundle]:
+def split_overlays(given: Bundle | Sequence[K8sObject],
+                   is_overlay: Callable[[str], bool]) -> list[Bundle]:
     """Inputs deployed together form one bundle; each overlay source (an alternative to
     the reference) is a bundle of its own, labelled with its name, when both are given.
-    ``whole``, the offline bundle of all ``objects`` if one was built, is used as it is
-    when there is nothing to split (its index is not built twice)."""
+    A bundle given with nothing to split is used as it is (its index is not built twice)."""
+    objects = given.objects if isinstance(given, Bundle) else given
     overlay = {src: is_overlay(src) for src in {o.source for o in objects}}  # per source
     overlays = [o for o in objects if overlay[o.source]]
     shared = [o for o in objects if not overlay[o.source]]
     if not overlays or not shared:
-        if whole is not None and whole.objects == list(objects) and not whole.label \
-                and whole.mode == "offline":
-            return [whole]
-        return [Bundle(objects)]
+        return [given if isinstance(given, Bundle) else Bundle(objects)]
     by_source: dict[str, list[K8sObject]] = {}
     for o in overlays:
         by_source.setdefault(o.source, []).append(o)
