@@ -188,9 +188,14 @@ def register_secret_settings(value: Any) -> list[str]:
     """Register the secret-valued settings in ``value`` with :data:`REDACTOR`, so every
     report writer masks them too; returns them."""
     values = secret_setting_values(value)
+    register_values(values)
+    return values
+
+
+def register_values(values: list[str]) -> None:
+    """Register secret values already collected (see :func:`secret_setting_values`)."""
     for secret_value in values:
         REDACTOR.register(secret_value)
-    return values
 
 
 def mask_setting(key: str, value: Any) -> Any:

@@ -5,9 +5,9 @@ Every measurement is a fresh process on a generated file (``tootcheck policy FIL
 run per tool (file cache, .pyc), then several rounds in alternating order (A B, B A,
 ...), so neither tool always runs first on a machine whose load changes. The table gives
 the median and the spread (min-max) of wall time, of CPU time (user + system of the
-child, from ``getrusage(RUSAGE_CHILDREN)``) and of peak memory, two ways: the largest
-single process (the child's ``ru_maxrss`` through ``os.wait4``, which covers the
-workers it forks and waits for) and all its processes together (the sum of their
+child and the workers it waits for, from its rusage through ``os.wait4``) and of peak
+memory, two ways: the largest single process (the child's ``ru_maxrss`` through
+``os.wait4``, which covers the workers it forks and waits for) and all its processes together (the sum of their
 proportional set sizes, sampled from /proc every 50 ms or, for large processes, less
 often, so that sampling takes at most a tenth of a core: a page a forked worker shares
 with its parent counts once, as a memory limit on the user's job counts it). A target

@@ -14,7 +14,7 @@ from typing import TextIO
 from tootcheck.errors import BadInput
 from tootcheck.policy.bundle import Bundle, K8sObject, parse_stream
 from tootcheck.policy.splitparse import Objects, parse_file
-from tootcheck.redaction import REDACTOR, register_secret_settings
+from tootcheck.redaction import register_secret_settings, register_values
 from tootcheck.rendering import display_path, helm_charts, kustomization_file, render
 
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
@@ -104,8 +104,7 @@ def load_bundle(args: Sequence[str], *, default_namespace: str = "mastodon",
             raise BadInput(f"{arg}: no Kubernetes objects in it")
         objects.extend(found)
         if isinstance(found, Objects):  # a large file: its halves collected them
-            for value in found.secret_values:
-                REDACTOR.register(value)
+            register_values(found.secret_values)
         else:
             unwalked.extend(found)
     register_secret_settings([o.data for o in unwalked])  # never echoed by any report

@@ -139,15 +139,18 @@ def _joined(batch: Batch, more: Batch) -> Batch:
 def run_jobs(jobs: Sequence[Job], waivers: Waivers, today: dt.date) -> list[Batch]:
     """Each job's batch (rule over bundle), on two cores when the run is large."""
     bundles = list({id(ctx.bundle): ctx.bundle for _, ctx in jobs}.values())
-    cuts: dict[int, int | None] | None = None
+    cuts: dict[int, int] = {}  # by bundle id: where its second half starts
     if jobs and two_cores() and sum(len(b) for b in bundles) >= MIN_SPLIT_OBJECTS:
-        cuts = {id(b): halves(b) for b in bundles}
-        if any(c is None for c in cuts.values()):
-            cuts = None
-    if cuts is None:
+        for b in bundles:
+            cut = halves(b)
+            if cut is None:  # an object id in both halves: one process
+                cuts = {}
+                break
+            cuts[id(b)] = cut
+    if not cuts:
         return evaluate_jobs(jobs, waivers, today)
-    firsts = {id(b): (0, cuts[id(b)] or 0) for b in bundles}
-    seconds = {id(b): (cuts[id(b)] or 0, len(b)) for b in bundles}
+    firsts = {id(b): (0, cuts[id(b)]) for b in bundles}
+    seconds = {id(b): (cuts[id(b)], len(b)) for b in bundles}
     _State.update(jobs=jobs, waivers=waivers, today=today, ranges=seconds)
     try:
         head, received = beside_a_worker(
