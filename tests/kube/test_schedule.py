@@ -169,9 +169,7 @@ def test_docs_bringup_quotes_the_current_estimate():
 
     t = timeline.timeline()
     text = " ".join((Path(__file__).resolve().parents[2] / "docs" / "bringup.md").read_text().split())
-    def clock(seconds: float) -> str:
-        return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
-
+    clock = timeline._clock
     assert f"bring-up {clock(t.bringup_s)}, zero to verdict {clock(t.verdict_s)} expected" in text, (
         "docs/bringup.md quotes a stale estimate")
 
