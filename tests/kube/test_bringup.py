@@ -63,11 +63,6 @@ def fake_render(directory: Path) -> str:
     return (REPO / "manifests" / "rendered" / name).read_text()
 
 
-@pytest.fixture(autouse=True)
-def _in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # pytest-kind's KindCluster makes .pytest-kind/ in the cwd
-
-
 # ------------------------------------------------------------------ cluster
 
 
