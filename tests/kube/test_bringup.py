@@ -498,3 +498,11 @@ def test_timings_keep_when_each_phase_started_so_concurrent_phases_share_the_axi
     legacy = plan.Timings()
     legacy.record("a", 1.0, "ran")
     assert legacy.starts == {} and legacy.total == 1.0
+
+
+def test_mastodon_polls_for_its_certificate_until_cert_manager_serves_the_kind(tmp_path, kind_bin):
+    """Mastodon does not need the cert-manager phase: the Certificate's kind may not be served
+    when its wait starts, and that is "not found yet", not a failure."""
+    watches = bringup_app.mastodon_watches(make_ctx(tmp_path, kind_bin))
+    assert [w.until_served for w in watches if w.kind == "Certificate"] == [True]
+    assert not any(w.until_served for w in watches if w.kind != "Certificate")

@@ -48,7 +48,8 @@ def mastodon_watches(ctx: Context) -> tuple[Watch, ...]:
     return (Watch("apps/v1", "Deployment", ns, "mastodon"),
             Watch("v1", "Pod", ns, selector=MASTODON_POD),
             Watch("v1", "PersistentVolumeClaim", ns),
-            Watch("cert-manager.io/v1", "Certificate", ns, "kirchner-social-tls"))
+            # Mastodon does not need cert-manager's phase: its CRDs may not be served yet.
+            Watch("cert-manager.io/v1", "Certificate", ns, "kirchner-social-tls", until_served=True))
 
 
 def mastodon_health(ctx: Context) -> Readiness:
