@@ -126,6 +126,18 @@ def test_a_kind_not_served_fails_a_watch_that_does_not_allow_it():
     assert clock.now == 0
 
 
+def test_stop_ends_the_wait_for_good_naming_why():
+    kube = FakeKube()
+    kube.unserved.add("Certificate")
+    answers = iter([None, None, "the issuers phase failed"])
+    clock = Clock()
+    with pytest.raises(waits.NotReady, match="failed for good: the issuers phase failed") as info:
+        waits.wait_ready(kube, [CERT], what="mastodon", timeout=600, stop=lambda: next(answers),
+                         clock=clock.time, sleep=clock.sleep)
+    assert str(info.value).startswith("stopped waiting for mastodon")
+    assert 0 < clock.now < 600
+
+
 def test_final_verdict_stops_early():
     clock = Clock()
     calls = []

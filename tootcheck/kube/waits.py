@@ -169,11 +169,16 @@ def _with_context(state: str, context: Callable[[], str] | None) -> str:
 
 def wait_ready(kube: KubeReader, watches: Sequence[Watch], *, what: str, timeout: float | str,
                interval: float = 2.0, extra: Callable[[], Readiness] | None = None,
+               stop: Callable[[], str | None] | None = None,
                retry_on: tuple[type[BaseException], ...] = (), **clock: Any) -> Readiness:
-    """Wait until every watched object is ready (and ``extra`` too, if given)."""
+    """Wait until every watched object is ready (and ``extra`` too, if given). ``stop``,
+    asked before each poll, names why waiting longer cannot help (None: go on)."""
     seen: list[dict[str, Any]] = []
 
     def condition() -> Readiness:
+        why = stop() if stop is not None else None
+        if why:
+            return Readiness(False, why, failed=True)
         objs: list[dict[str, Any]] = []
         for watch in watches:
             try:
