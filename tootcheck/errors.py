@@ -20,6 +20,10 @@ class BadInput(Exception):
         super().__init__(f"{headline}\n{self.detail}" if self.detail else headline)
 
 
+class KindNotServed(BadInput):
+    """The cluster serves no such kind (yet): its CRD is missing or not established."""
+
+
 class ToolMissing(BadInput):
     """A required external tool (helm, kubectl, kind, docker) is not available."""
 

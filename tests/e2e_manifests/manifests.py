@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from tests import REPO_ROOT, load_all
+from tootcheck.kube.apply import SAFE_LOADER
 from tootcheck.rendering import INFRA_SNAPSHOTS, Snapshot
 
 MANIFESTS = REPO_ROOT / "manifests"
@@ -168,7 +169,7 @@ class Tag:
     value: Any
 
 
-class TagLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+class TagLoader(SAFE_LOADER):  # type: ignore[misc]
     """SafeLoader that keeps any ``!Tag`` node as a :class:`Tag` instead of failing."""
 
 

@@ -1,4 +1,5 @@
-"""Fixtures for the bring-up tests: a fake kind binary."""
+"""Fixtures for the kube tests: each runs in its own temporary directory, and a fake
+kind binary."""
 
 from __future__ import annotations
 
@@ -27,3 +28,8 @@ def kind_bin(tmp_path) -> Path:
     path.write_text(FAKE_KIND.format(state=tmp_path / "clusters"))
     path.chmod(0o755)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # pytest-kind's KindCluster makes .pytest-kind/ in the cwd

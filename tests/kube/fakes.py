@@ -10,6 +10,7 @@ import copy
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from tootcheck.errors import KindNotServed
 from tootcheck.kube.client import ExecResult
 
 
@@ -33,6 +34,7 @@ class FakeKube:
         self.exec_handler: Callable[[str, str, str, tuple[str, ...]], ExecResult] | None = None
         self.fail: dict[str, BaseException] = {}  # operation name -> exception to raise
         self.on_poll: list[Callable[[FakeKube], None]] = []
+        self.unserved: set[str] = set()  # kinds whose CRD is not served (yet): get/list raise
         self.context = "kind-tootcheck"
         self.server = "https://127.0.0.1:6443"
         self.kubeconfig = None
@@ -49,12 +51,18 @@ class FakeKube:
         if op in self.fail:
             raise self.fail[op]
 
+    def _served(self, api_version: str, kind: str) -> None:
+        if kind in self.unserved:
+            raise KindNotServed(f"cluster {self.server} serves no {kind} in {api_version} "
+                                "(a CRD missing or not installed yet?)")
+
     # -- the Kube surface
 
     def get(self, api_version, kind, name, namespace=None):
         self._maybe_fail("get")
         for hook in self.on_poll:
             hook(self)
+        self._served(api_version, kind)
         obj = self.objects.get((kind, namespace, name))
         return copy.deepcopy(obj) if obj else None
 
@@ -63,6 +71,7 @@ class FakeKube:
         self._maybe_fail("list")
         for hook in self.on_poll:
             hook(self)
+        self._served(api_version, kind)
         out = []
         for (k, ns, _name), obj in self.objects.items():
             if k != kind or (namespace and ns != namespace):

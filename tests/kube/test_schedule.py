@@ -6,8 +6,10 @@ import threading
 
 import pytest
 
+from tests.kube.fakes import FakeKube
 from tests.kube.test_bringup import make_ctx
-from tootcheck.kube import bringup, plan, timeline
+from tootcheck.kube import bringup, plan, timeline, waits
+from tootcheck.kube.bringup import app
 
 INDEPENDENT = {"traefik", "cert-manager", "storage", "authentik", "app-images"}
 
@@ -164,14 +166,36 @@ def test_a_failure_stops_new_phases_and_names_the_phase(tmp_path, kind_bin):
     assert "cert-manager" not in started and "mastodon" not in started
 
 
+def test_mastodon_stops_waiting_for_its_certificate_when_the_issuers_phase_fails(tmp_path, kind_bin):
+    """Mastodon runs beside the issuers; once they fail, its Certificate will never come, and
+    its wait (app.certificate_stop, through the engine's ctx.failed) ends instead of using up
+    the rollout budget."""
+    cert = next(w for w in app.mastodon_watches(make_ctx(tmp_path, kind_bin)) if w.kind == "Certificate")
+
+    def run(ctx, phase):
+        if phase.name == "issuers":
+            raise RuntimeError("ClusterIssuer not Ready")
+        waits.wait_ready(FakeKube(), [cert], what="mastodon", timeout=10, interval=0.01,
+                         stop=lambda: app.certificate_stop(ctx))
+        return "not reached"
+
+    ctx = make_ctx(tmp_path, kind_bin)
+    ctx.workers = 2
+    phases = [plan.Phase("issuers"), plan.Phase("mastodon")]
+    with pytest.raises(bringup.BringUpFailed, match="bring-up phase issuers failed"):
+        bringup.execute(ctx, phases, impls={p.name: bringup.Impl(run) for p in phases})
+    assert ctx.failed == {"issuers", "mastodon"}
+    line = next(ln for ln in ctx.progress.lines if "] mastodon " in ln)
+    assert "FAILED" in line and "the issuers phase failed" in line
+    assert app.certificate_stop(make_ctx(tmp_path, kind_bin)) is None
+
+
 def test_docs_bringup_quotes_the_current_estimate():
     from pathlib import Path
 
     t = timeline.timeline()
     text = " ".join((Path(__file__).resolve().parents[2] / "docs" / "bringup.md").read_text().split())
-    def clock(seconds: float) -> str:
-        return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
-
+    clock = timeline._clock
     assert f"bring-up {clock(t.bringup_s)}, zero to verdict {clock(t.verdict_s)} expected" in text, (
         "docs/bringup.md quotes a stale estimate")
 

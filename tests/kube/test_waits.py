@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.kube.fakes import Clock, FakeKube
+from tootcheck.errors import KindNotServed
 from tootcheck.kube import waits
 from tootcheck.kube.readiness import Readiness
 
@@ -72,6 +73,69 @@ def test_missing_object_is_named():
     with pytest.raises(waits.NotReady, match="Deployment/traefik in traefik: not found yet"):
         waits.wait_ready(FakeKube(), [waits.Watch("apps/v1", "Deployment", "traefik", "traefik")],
                          what="traefik", timeout=5, clock=clock.time, sleep=clock.sleep)
+
+
+def certificate(ready: str) -> dict:
+    return {"kind": "Certificate", "apiVersion": "cert-manager.io/v1",
+            "metadata": {"name": "kirchner-social-tls", "namespace": "mastodon"},
+            "status": {"conditions": [{"type": "Ready", "status": ready}]}}
+
+
+CERT = waits.Watch("cert-manager.io/v1", "Certificate", "mastodon", "kirchner-social-tls",
+                   until_served=True)
+
+
+def test_a_kind_not_served_yet_is_polled_on_when_the_watch_allows_it():
+    kube = FakeKube()
+    kube.unserved.add("Certificate")
+    polls = []
+
+    def cert_manager_arrives(k: FakeKube) -> None:
+        polls.append(1)
+        if len(polls) == 3:  # the CRDs are served, cert-manager issues the Certificate
+            k.unserved.clear()
+            k.put(certificate("True"))
+
+    kube.on_poll.append(cert_manager_arrives)
+    clock = Clock()
+    verdict = waits.wait_ready(kube, [CERT], what="mastodon", timeout=60, clock=clock.time,
+                               sleep=clock.sleep)
+    assert verdict.ready and 0 < clock.now < 60
+
+
+def test_a_kind_never_served_times_out_within_the_bound_naming_it():
+    kube = FakeKube()
+    kube.unserved.add("Certificate")
+    clock = Clock()
+    with pytest.raises(waits.NotReady) as info:
+        waits.wait_ready(kube, [CERT], what="mastodon", timeout=30, clock=clock.time,
+                         sleep=clock.sleep)
+    text = str(info.value)
+    assert text.startswith("timed out after 30s waiting for mastodon")
+    assert "Certificate/kirchner-social-tls in mastodon: Certificate not served yet" in text
+
+
+def test_a_kind_not_served_fails_a_watch_that_does_not_allow_it():
+    kube = FakeKube()
+    kube.unserved.add("Certificate")
+    clock = Clock()
+    with pytest.raises(KindNotServed, match="serves no Certificate"):
+        waits.wait_ready(kube, [waits.Watch("cert-manager.io/v1", "Certificate", "mastodon",
+                                            "kirchner-social-tls")],
+                         what="mastodon", timeout=30, clock=clock.time, sleep=clock.sleep)
+    assert clock.now == 0
+
+
+def test_stop_ends_the_wait_for_good_naming_why():
+    kube = FakeKube()
+    kube.unserved.add("Certificate")
+    answers = iter([None, None, "the issuers phase failed"])
+    clock = Clock()
+    with pytest.raises(waits.NotReady, match="failed for good: the issuers phase failed") as info:
+        waits.wait_ready(kube, [CERT], what="mastodon", timeout=600, stop=lambda: next(answers),
+                         clock=clock.time, sleep=clock.sleep)
+    assert str(info.value).startswith("stopped waiting for mastodon")
+    assert 0 < clock.now < 600
 
 
 def test_final_verdict_stops_early():

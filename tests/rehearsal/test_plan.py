@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests import REPO_ROOT
+from tests import REPO_ROOT, load_all
 from tootcheck import versions
 from tootcheck.errors import BadInput
-from tootcheck.kube.apply import SAFE_LOADER, split_documents
+from tootcheck.kube.apply import split_documents
 from tootcheck.rehearsal import plan as p
 from tootcheck.rehearsal import renderer, run, table
 from tootcheck.settings import Settings
@@ -25,7 +25,7 @@ RENDER = REPO_ROOT / "manifests" / "rendered" / "overlay-kind.yaml"
 
 @cache
 def _overlay_docs() -> tuple[dict, ...]:
-    return tuple(d for d in yaml.load_all(RENDER.read_text(), Loader=SAFE_LOADER) if d)
+    return tuple(d for d in load_all(RENDER.read_text()) if d)
 
 
 def overlay_docs() -> list[dict]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from tootcheck.errors import BadInput
+from tootcheck.errors import BadInput, KindNotServed
 from tootcheck.waiting import Poll, WaitTimeout, wait_until
 
 REQUEST_TIMEOUT_S = 30.0
@@ -138,7 +138,7 @@ class Kube:
 
     def _resource(self, api_version: str, kind: str) -> Any:
         k = _kube()
-        missing = BadInput(f"cluster {self.server} serves no {kind} in {api_version} "
+        missing = KindNotServed(f"cluster {self.server} serves no {kind} in {api_version} "
                            "(a CRD missing or not installed yet?)")
         try:
             return self.dynamic.resources.get(api_version=api_version, kind=kind)

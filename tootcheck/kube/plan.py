@@ -332,7 +332,8 @@ KIND_PLAN: tuple[Phase, ...] = (
     # request phase), not at boot, so the two largest rollouts overlap. Not after the issuers:
     # the render holds no cert-manager object (its Ingress annotation makes cert-manager create the
     # Certificate whenever it runs), and the Certificate it waits for at the end is issued once the
-    # issuer is Ready, two minutes before this rollout ends. `images` for PostgreSQL.
+    # issuer is Ready, two minutes before this rollout ends (until cert-manager's CRDs are served,
+    # that wait counts the Certificate as not found yet). `images` for PostgreSQL.
     Phase("mastodon", ("mastodon-secrets", "traefik", "storage", "coredns", "images", "app-images"),
           timeout="rollout", paths=("manifests/overlays/kind",), expected=150,
           ready="db-migrate completed, every container and sidecar ready, PVCs Bound, TLS "

@@ -1,7 +1,8 @@
 """The run's test root CA, made here instead of by cert-manager.
 
 The kind cluster's CA ClusterIssuer ``kirchner-social-issuer`` signs the test
-certificates with this CA; the suite, Authentik's and Mastodon's pods trust it.
+certificates with this CA; the suite and Mastodon's pods trust it (only Mastodon mounts
+it: ``manifests/overlays/kind/patches/tootcheck-ca.yaml``).
 Making it in Python (rather than with a self-signed issuer and a CA Certificate)
 means it exists before the cluster does: Mastodon's inputs (ConfigMap
 ``tootcheck-ca``) do not wait for cert-manager.

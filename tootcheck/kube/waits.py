@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from tootcheck.errors import KindNotServed
 from tootcheck.kube.readiness import Readiness, all_ready, describe_state, object_id
 from tootcheck.waiting import Poll, WaitTimeout, wait_until
 
@@ -40,13 +41,16 @@ class NotReady(WaitTimeout):
 
 @dataclass(frozen=True)
 class Watch:
-    """Objects to judge: one by name, or all matching a label selector (or all)."""
+    """Objects to judge: one by name, or all matching a label selector (or all).
+    ``until_served``: the kind's CRD comes from a phase that may run at the same time,
+    so a wait treats "kind not served yet" as "not found yet" (within its own bound)."""
 
     api_version: str
     kind: str
     namespace: str | None = None
     name: str | None = None
     selector: str | None = None
+    until_served: bool = False
 
     def fetch(self, kube: KubeReader) -> list[dict[str, Any]]:
         if self.name:
@@ -165,14 +169,26 @@ def _with_context(state: str, context: Callable[[], str] | None) -> str:
 
 def wait_ready(kube: KubeReader, watches: Sequence[Watch], *, what: str, timeout: float | str,
                interval: float = 2.0, extra: Callable[[], Readiness] | None = None,
+               stop: Callable[[], str | None] | None = None,
                retry_on: tuple[type[BaseException], ...] = (), **clock: Any) -> Readiness:
-    """Wait until every watched object is ready (and ``extra`` too, if given)."""
+    """Wait until every watched object is ready (and ``extra`` too, if given). ``stop``,
+    asked before each poll, names why waiting longer cannot help (None: go on)."""
     seen: list[dict[str, Any]] = []
 
     def condition() -> Readiness:
+        why = stop() if stop is not None else None
+        if why:
+            return Readiness(False, why, failed=True)
         objs: list[dict[str, Any]] = []
         for watch in watches:
-            found = watch.fetch(kube)
+            try:
+                found = watch.fetch(kube)
+            except KindNotServed:
+                if not watch.until_served:
+                    raise
+                seen[:] = objs
+                return Readiness(False, f"{watch.describe()}: {watch.kind} not served yet "
+                                        f"({watch.api_version})")
             if not found:
                 seen[:] = objs
                 return Readiness(False, f"{watch.describe()}: not found yet")

@@ -95,15 +95,14 @@ def run_secrets(ctx: Context, phase: plan.Phase) -> str:
     return f"{counts}; test CA {'generated' if new_ca else 'read back'}, in {ctx.ca_file}"
 
 
-def ensure_ca(ctx: Context) -> Path:
-    """Write the run's CA certificate (never its key) to the run's CA file."""
+def ensure_ca(ctx: Context) -> None:
+    """Write the run's CA certificate (never its key) to the run's CA file. Only the
+    ``secrets`` phase calls this, and the phases that read ``ctx.ca_file`` start after it."""
     assert ctx.ca is not None
     path = ctx.cache_dir / "ca.crt"
-    with ctx.lock:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(ctx.ca.cert_pem)
-        ctx.ca_file = path
-    return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(ctx.ca.cert_pem)
+    ctx.ca_file = path
 
 
 def run_render(ctx: Context, phase: plan.Phase) -> str:
@@ -186,6 +185,7 @@ def wanted_images(ctx: Context, phase: plan.Phase) -> list[str]:
     wanted = images(ctx.docs(*phase.paths))
     if OVERLAY in phase.paths:
         wanted += [i for i in ctx.hooks.extra_images() if i not in wanted]
+        # The plan's render makes every INFRA path; a render of a subset (tests) has only some.
         infra = set(images(ctx.docs(*(p for p in plan.INFRA if p in ctx.renders))))
         wanted = [i for i in wanted if i not in infra]
     return wanted

@@ -108,6 +108,7 @@ class Context:
     secret_overrides: Mapping[str, str] = field(default_factory=dict)
     hooks: BringUpHooks = field(default_factory=BringUpHooks)
     workers: int = 1  # phases run at the same time when their needs allow (engine)
+    failed: set[str] = field(default_factory=set)  # phases that failed this run (engine)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -232,10 +233,11 @@ def http_readiness(ctx: Context, url: str, *, expect: Callable[[Any], str | None
 
 
 def apply_and_wait(ctx: Context, phase: plan.Phase, watches: Sequence[Watch],
-                    extra: Callable[[], Readiness] | None = None) -> str:
+                    extra: Callable[[], Readiness] | None = None,
+                    stop: Callable[[], str | None] | None = None) -> str:
     count = apply_docs(ctx, ctx.docs(*phase.paths))
     verdict = wait_ready(ctx.kube, watches, what=f"{phase.name}: {phase.ready}", timeout=phase.timeout,
-                         extra=extra, retry_on=transient_errors())
+                         extra=extra, stop=stop, retry_on=transient_errors())
     record(ctx, phase, phase_digest(ctx, phase))
     return f"{count} objects applied; {verdict.reason}"
 

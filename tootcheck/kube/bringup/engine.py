@@ -64,6 +64,7 @@ def execute(ctx: Context, phases: Sequence[plan.Phase], *, offset: int = 0,
                 try:
                     future.result()
                 except BringUpFailed as exc:
+                    ctx.failed.add(phase.name)  # running waits may stop on it (Mastodon's)
                     failure = failure or exc
                 else:
                     finished.add(phase.name)
