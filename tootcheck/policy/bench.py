@@ -7,11 +7,11 @@ run per tool (file cache, .pyc), then several rounds in alternating order (A B, 
 the median and the spread (min-max) of wall time, of CPU time (user + system of the
 child and the workers it waits for, from its rusage through ``os.wait4``) and of peak
 memory, two ways: the largest single process (the child's ``ru_maxrss`` through
-``os.wait4``, which covers the workers it forks and waits for) and all its processes together (the sum of their
-proportional set sizes, sampled from /proc every 50 ms or, for large processes, less
-often, so that sampling takes at most a tenth of a core: a page a forked worker shares
-with its parent counts once, as a memory limit on the user's job counts it). A target
-is judged on the larger of the two.
+``os.wait4``, which covers the workers it forks and waits for) and all its processes
+together (the sum of their proportional set sizes, sampled from /proc every 50 ms or,
+for large processes, less often, so that sampling takes at most a tenth of a core: a
+page a forked worker shares with its parent counts once, as a memory limit on the
+user's job counts it). A target is judged on the larger of the two.
 
 Inputs (in the user cache directory, generated once per size):
 - ``mix-N``: N objects, copies of the reference render (Deployments with probes and
