@@ -8,10 +8,10 @@ nothing of the worker's state), and each inner session is a child forked from it
 child is still its own process, with its own working directory, environment, output
 and exit status, as ``python -m pytest`` would have: the tests keep judging a real run.
 
-Not preloaded: tootcheck and the pytest plugins installed from other distributions. pytest
-marks a plugin's package for assertion rewriting as it starts (and warns about one already
-imported), so they load in the child as in a fresh process, rewritten, from pytest's
-bytecode cache; what they import from elsewhere is preloaded.
+tootcheck and the other installed pytest plugins are preloaded last, by
+:mod:`tests.inner_warm`, through pytest's own assertion-rewriting hook: a fresh session
+marks their packages for rewriting as it starts, and finds them loaded and rewritten as it
+would have loaded them itself.
 """
 
 from __future__ import annotations
@@ -31,9 +31,7 @@ from pathlib import Path
 
 import pytest
 
-# What a session in this suite imports anyway, except tootcheck itself: pytest marks an
-# installed plugin's package for assertion rewriting as it starts, so the child imports
-# tootcheck as a fresh `python -m pytest` would (rewritten, from pytest's bytecode cache).
+# What a session in this suite imports anyway; the plugins (rewritten) come last.
 PRELOAD = (
     "pytest", "_pytest.pytester", "_pytest.junitxml", "_pytest.terminal", "_pytest.pastebin",
     "_pytest.monkeypatch", "_pytest.tmpdir",
@@ -42,7 +40,8 @@ PRELOAD = (
     "cryptography.hazmat.primitives.asymmetric.rsa", "http_ece", "joserfc.jwt", "jsonschema",
     "kubernetes.client", "kubernetes.config", "kubernetes.dynamic", "kubernetes.stream",
     "mastodon", "psycopg", "pykube", "redis", "requests", "trustme", "urllib3", "websockets",
-    "werkzeug", "yaml",
+    "werkzeug", "yaml", "difflib", "faulthandler", "gzip", "pdb", "unittest",
+    "tests.inner_warm",
 )
 
 _context = multiprocessing.get_context("forkserver")
