@@ -222,6 +222,25 @@ def test_ensure_without_network_is_one_line(tmp_path):
     assert "\n" not in str(info.value) and "cannot download" in str(info.value)
 
 
+def test_a_binary_is_asked_its_version_once_until_it_changes(tmp_path):
+    asked = tmp_path / "asked"
+    tool = tmp_path / "kubectl"
+
+    def install(version: str) -> None:
+        tool.write_text(f"#!/bin/sh\necho x >> {asked}\necho 'Client Version: v{version}'\n")
+        tool.chmod(0o755)
+
+    install("1.32.4")
+    assert tools.tool_version(tool, ["version", "--client"]) == (1, 32, 4)
+    assert tools.tool_version(tool, ["version", "--client"]) == (1, 32, 4)
+    assert asked.read_text().count("x") == 1
+    install("1.33.10")  # replaced: a new size (and mtime), so asked again
+    assert tools.tool_version(tool, ["version", "--client"]) == (1, 33, 10)
+    assert asked.read_text().count("x") == 2
+    tool.unlink()
+    assert tools.tool_version(tool, ["version", "--client"]) is None
+
+
 def test_resolve_missing_tool_is_tool_missing(tmp_path):
     with pytest.raises(ToolMissing) as info:
         tools.resolve("kind", tools_bin=tmp_path, path="")

@@ -151,13 +151,25 @@ class Found:
         return f"{self.tool} {v} at {self.path}" + (f": {self.problem}" if self.problem else "")
 
 
+# A binary's answer, remembered while the file is the same one (a command resolves kubectl
+# more than once; each `kubectl version --client` costs about 60 ms of CPU).
+_VERSIONS: dict[tuple[str, tuple[str, ...], tuple[int, int, int, int]], Version | None] = {}
+
+
 def tool_version(path: Path, args: Sequence[str]) -> Version | None:
     try:
-        out = subprocess.run([str(path), *args], capture_output=True, text=True,
-                             timeout=VERSION_TIMEOUT_S, check=False)
-    except (OSError, subprocess.TimeoutExpired):
+        st = path.stat()
+    except OSError:
         return None
-    return parse_version(out.stdout + "\n" + out.stderr)
+    key = (str(path), tuple(args), (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+    if key not in _VERSIONS:
+        try:
+            out = subprocess.run([str(path), *args], capture_output=True, text=True,
+                                 timeout=VERSION_TIMEOUT_S, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return None  # not remembered: a timeout may pass on the next try
+        _VERSIONS[key] = parse_version(out.stdout + "\n" + out.stderr)
+    return _VERSIONS[key]
 
 
 def candidates(tool: str, tools_bin: Path = TOOLS_BIN, path: str | None = None) -> list[Path]:
