@@ -33,10 +33,17 @@ def peer_session(fediverse_peer: FediversePeer, sinks_ca):
     return pinned_session(fediverse_peer.pins, sinks_ca.ca_file)
 
 
+@pytest.fixture(scope="module")
+def sender_key():
+    """One RSA key for the module's sending actors (a 2048-bit key costs about 75 ms of
+    CPU to make); each test still publishes its own actor with it."""
+    return ap.generate_key()
+
+
 @pytest.fixture
-def sender(fediverse_peer: FediversePeer):
+def sender(fediverse_peer: FediversePeer, sender_key):
     """A sending actor: its key, and the key the peer publishes for it."""
-    key = ap.generate_key()
+    key = sender_key
     name = f"sender-{time.monotonic_ns()}"
     actor = fediverse_peer.admin.put_actor(name, ap.public_pem(key))
     return key, f"{actor}#main-key"
