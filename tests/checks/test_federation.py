@@ -186,11 +186,18 @@ def test_peer_program_is_standard_library_only():
 # ------------------------------------------------------------------ the check
 
 
+@pytest.fixture
+def remote_key(monkeypatch: pytest.MonkeyPatch, sender_key) -> None:
+    """The check's own remote actor signs with the module's key instead of a fresh one per
+    run (what the check proves does not depend on which key its actor publishes)."""
+    monkeypatch.setattr(ap, "generate_key", lambda: sender_key)
+
+
 def run_check(mastodon_sim: SimulatedMastodon, fediverse_peer: FediversePeer, timeout: float = FAST):
     return check_delivery(mastodon_sim.target(), fediverse_peer.admin, timeout=timeout, interval=0.05)
 
 
-def test_delivery_is_healthy(mastodon_sim, fediverse_peer):
+def test_delivery_is_healthy(mastodon_sim, fediverse_peer, remote_key):
     from tootcheck.testing import expect_ok
 
     result = expect_ok(run_check(mastodon_sim, fediverse_peer, HEALTHY))
@@ -214,7 +221,8 @@ def test_delivery_is_healthy(mastodon_sim, fediverse_peer):
     ("wrong-key", "federation-signature-invalid", "RSA signature does not verify with the key published"),
     ("wrong-signer", "federation-wrong-signer", "signed with key https://kirchner.social/users/second#main-key"),
 ])
-def test_broken_federation_is_caught(mastodon_sim, fediverse_peer, fault, code, mentions):
+def test_broken_federation_is_caught(mastodon_sim, fediverse_peer, remote_key, fault, code,
+                                    mentions):
     from tootcheck.testing import expect_fault
 
     mastodon_sim.reset(fault)
