@@ -253,16 +253,21 @@ def test_health_no_process_of_this_pod(stack: Stack) -> None:
 
 def test_health_stale_heartbeat(fault_peers: FaultPeers) -> None:
     peer, url = fault_peers.healthy()
-    peer.pause()
     try:
-        _wait_for_process(url, "the beat to age",
-                          lambda p: (p.beat or 0) < time.time() - STALE_S - 0.1)
-        result = check_health(url, POD_NAME, max_beat_age_s=STALE_S)
-    finally:
-        peer.resume()
+        peer.pause()
+        try:
+            _wait_for_process(url, "the beat to age",
+                              lambda p: (p.beat or 0) < time.time() - STALE_S - 0.1)
+            result = check_health(url, POD_NAME, max_beat_age_s=STALE_S)
+        finally:
+            peer.resume()
+        # resumed, it beats again: healthy for the next fault
+        _wait_for_process(url, "the beat after SIGCONT",
+                          lambda p: (p.beat or 0) > time.time() - 1.0)
+    except BaseException:
+        fault_peers.spent()  # in a state not known: the next fault gets a fresh one
+        raise
     expect_fault(result, "stale-heartbeat", mentions="last beat")
-    # resumed, it beats again: healthy for the next fault
-    _wait_for_process(url, "the beat after SIGCONT", lambda p: (p.beat or 0) > time.time() - 1.0)
 
 
 def test_health_quiet_process(fault_peers: FaultPeers) -> None:
