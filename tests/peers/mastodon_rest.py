@@ -47,7 +47,7 @@ import redis
 import trustme
 from flask import Flask, Response, abort, jsonify, request, send_from_directory
 from psycopg.rows import dict_row
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from tests.peers.databases import free_port
 from tests.peers.entities import (
@@ -61,6 +61,7 @@ from tests.peers.entities import (
     snowflake_id,
     status_entity,
 )
+from tests.peers.nodelay import NoDelayHandler
 from tests.peers.sidekiq import push_job
 from tootcheck.clients.pinning import PinMap
 from tootcheck.redaction import Secret
@@ -135,7 +136,7 @@ def image_type(data: bytes) -> tuple[str, str] | None:
     return None
 
 
-class _QuietHandler(WSGIRequestHandler):
+class _QuietHandler(NoDelayHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
 
