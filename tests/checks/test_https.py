@@ -64,8 +64,15 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
 Serve = Callable[..., Target]
 
 
+@pytest.fixture(scope="module")
+def contexts() -> dict[tuple[Path, V, V], ssl.SSLContext]:
+    """Server contexts by (leaf, versions), made once for the module: loading the chain
+    is most of a peer's start, and most tests serve the same leaf."""
+    return {}
+
+
 @pytest.fixture
-def serve(pki: PKI) -> Iterator[Serve]:
+def serve(pki: PKI, contexts: dict[tuple[Path, V, V], ssl.SSLContext]) -> Iterator[Serve]:
     """Start a peer pair and return a Target pinned to it; everything stops at teardown."""
     started: list[SitePeer] = []
 
@@ -78,8 +85,11 @@ def serve(pki: PKI) -> Iterator[Serve]:
         redirect: RedirectSite | None = None,
         ca_file: Path | None = None,
     ) -> Target:
-        https = SitePeer(site or MastodonSite(),
-                         server_context(leaf or pki.leaf, minimum=minimum, maximum=maximum))
+        leaf = leaf or pki.leaf
+        key = (leaf.cert_file, minimum, maximum)
+        if key not in contexts:
+            contexts[key] = server_context(leaf, minimum=minimum, maximum=maximum)
+        https = SitePeer(site or MastodonSite(), contexts[key])
         started.append(https)
         http = SitePeer(redirect or RedirectSite())
         started.append(http)

@@ -142,37 +142,65 @@ def test_discovery_passes_against_healthy_authentik(peers: Peers) -> None:
     assert result.evidence["jwks"]["usable"]["RS256"]
 
 
-def test_login_passes_and_reports_timing(peers: Peers) -> None:
-    result = healthy(check_login(peers.target))
+@dataclass
+class HealthyRuns:
+    """check_negative_paths, then check_login, on freshly reset healthy peers: what the
+    peers recorded and the Mastodon accounts after each (three tests read these; each
+    used to run its own login and probes)."""
+
+    negative: CheckResult
+    users_after_negative: list[str]
+    login: CheckResult
+    users_after_login: list[str]
+    idp_requests: list[Recorded]
+    recorded: list[Recorded]
+
+
+@pytest.fixture(scope="module")
+def healthy_runs(oidc_peers: Peers) -> HealthyRuns:
+    oidc_peers.idp.reset()
+    oidc_peers.rp.reset()
+    negative = check_negative_paths(oidc_peers.target)
+    users_after_negative = [u.username for u in oidc_peers.rp.users.values()]
+    login = check_login(oidc_peers.target)
+    return HealthyRuns(negative, users_after_negative, login,
+                       [u.username for u in oidc_peers.rp.users.values()],
+                       list(oidc_peers.idp.requests), oidc_peers.recorded())
+
+
+def test_login_passes_and_reports_timing(healthy_runs: HealthyRuns) -> None:
+    result = healthy(healthy_runs.login)
     assert result.evidence["stages"][:2] == ["ak-stage-identification", "ak-stage-password"]
     assert result.evidence["username"] == "testuser"
     assert 0 < result.metrics["login_s"] < 10
     assert {"start_s", "authentik_s", "callback_s"} <= set(result.metrics)
-    assert [u.username for u in peers.rp.users.values()] == ["testuser"]  # created on first login
+    assert healthy_runs.users_after_login == ["testuser"]  # created on first login
 
 
-def test_negative_paths_pass_against_healthy_peers(peers: Peers) -> None:
-    result = healthy(check_negative_paths(peers.target))
+def test_negative_paths_pass_against_healthy_peers(healthy_runs: HealthyRuns) -> None:
+    result = healthy(healthy_runs.negative)
     assert result.evidence["wrong_password"]["stage"] == PASSWORD
     assert "Invalid 'state' parameter" in result.evidence["tampered_state"]["message"]
     assert all("Redirect URI Error" in v for v in result.evidence["unregistered_redirect"].values())
-    assert not peers.rp.users, "no negative probe may create a Mastodon account"
+    assert not healthy_runs.users_after_negative, "no negative probe may create a Mastodon account"
 
 
-def test_password_reaches_only_the_password_stage(peers: Peers) -> None:
-    results = [check_login(peers.target), check_negative_paths(peers.target)]
-    carriers = password_carriers(peers)
+def test_password_reaches_only_the_password_stage(oidc_peers: Peers,
+                                                  healthy_runs: HealthyRuns) -> None:
+    password = oidc_peers.password
+    carriers = [r for r in healthy_runs.recorded if r.contains(password)]
     assert carriers, "the recorder saw no password at all: the test would prove nothing"
     for request in carriers:
         assert (request.host, request.method, request.path) == (AUTH_HOST, "POST", EXECUTOR_AUTH)
         body = json.loads(request.body)
         assert body["component"] == PASSWORD, f"password sent to {body['component']}"
-        assert peers.password not in request.query + "".join(request.headers.values())
-    for result in results:
+        assert password not in request.query + "".join(request.headers.values())
+    for result in (healthy_runs.login, healthy_runs.negative):
         healthy(result)
-        assert_no_secret_in(result, peers.password)
+        assert_no_secret_in(result, password)
     # the cookie jar is host-scoped: Mastodon's session cookie never goes to Authentik
-    assert not [r for r in peers.idp.requests if "_mastodon_session" in r.headers.get("Cookie", "")]
+    assert not [r for r in healthy_runs.idp_requests
+                if "_mastodon_session" in r.headers.get("Cookie", "")]
 
 
 def test_combined_identification_stage_gets_the_password(peers: Peers) -> None:

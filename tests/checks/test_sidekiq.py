@@ -194,6 +194,39 @@ def partial(stack: Stack) -> Iterator[tuple[SidekiqPeer, str]]:
         yield started
 
 
+class FaultPeers:
+    """Fast-beating Sidekiqs on their own databases for the health faults, one at a time:
+    a test that leaves its peer healthy (SIGSTOP then SIGCONT) hands it to the next test;
+    one that quiets or stops it ends it, and the next test gets a fresh one."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.current: contextlib.ExitStack | None = None
+        self.peer: tuple[SidekiqPeer, str] | None = None
+
+    def healthy(self) -> tuple[SidekiqPeer, str]:
+        if self.peer is None:
+            self.current = contextlib.ExitStack()
+            self.peer = self.current.enter_context(
+                sidekiq_on_own_db(self.stack, beat_pause_s=FAST_BEAT_S))
+        return self.peer
+
+    def spent(self) -> None:
+        """The peer was quieted or stopped: the next test needs another."""
+        if self.current is not None:
+            self.current.close()
+        self.current = self.peer = None
+
+
+@pytest.fixture(scope="module")
+def fault_peers(stack: Stack) -> Iterator[FaultPeers]:
+    peers = FaultPeers(stack)
+    try:
+        yield peers
+    finally:
+        peers.spent()
+
+
 def _wait_for_process(url: str, what: str, predicate) -> None:
     with redis.Redis.from_url(url) as conn:
         def poll() -> Poll[bool]:
@@ -218,15 +251,9 @@ def test_health_no_process_of_this_pod(stack: Stack) -> None:
     expect_fault(result, "no-process", mentions=POD_NAME)
 
 
-def test_health_no_process_after_sidekiq_stops(stack: Stack) -> None:
-    with sidekiq_on_own_db(stack) as (peer, url):
-        peer.stop()
-        result = check_health(url, POD_NAME)
-    expect_fault(result, "no-process", mentions=POD_NAME)
-
-
-def test_health_stale_heartbeat(stack: Stack) -> None:
-    with sidekiq_on_own_db(stack, beat_pause_s=FAST_BEAT_S) as (peer, url):
+def test_health_stale_heartbeat(fault_peers: FaultPeers) -> None:
+    peer, url = fault_peers.healthy()
+    try:
         peer.pause()
         try:
             _wait_for_process(url, "the beat to age",
@@ -234,15 +261,34 @@ def test_health_stale_heartbeat(stack: Stack) -> None:
             result = check_health(url, POD_NAME, max_beat_age_s=STALE_S)
         finally:
             peer.resume()
+        # resumed, it beats again: healthy for the next fault
+        _wait_for_process(url, "the beat after SIGCONT",
+                          lambda p: (p.beat or 0) > time.time() - 1.0)
+    except BaseException:
+        fault_peers.spent()  # in a state not known: the next fault gets a fresh one
+        raise
     expect_fault(result, "stale-heartbeat", mentions="last beat")
 
 
-def test_health_quiet_process(stack: Stack) -> None:
-    with sidekiq_on_own_db(stack, beat_pause_s=FAST_BEAT_S) as (peer, url):
+def test_health_quiet_process(fault_peers: FaultPeers) -> None:
+    peer, url = fault_peers.healthy()
+    try:
         peer.quiet()
         _wait_for_process(url, "quiet=true", lambda p: p.quiet)
         result = check_health(url, POD_NAME, max_beat_age_s=BEAT_BOUND_S)
+    finally:
+        fault_peers.spent()
     expect_fault(result, "process-quiet", mentions="quiet")
+
+
+def test_health_no_process_after_sidekiq_stops(fault_peers: FaultPeers) -> None:
+    peer, url = fault_peers.healthy()
+    try:
+        peer.stop()
+        result = check_health(url, POD_NAME)
+    finally:
+        fault_peers.spent()
+    expect_fault(result, "no-process", mentions=POD_NAME)
 
 
 def test_health_unserved_queue_and_latency(partial: tuple[SidekiqPeer, str]) -> None:

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import trustme
 from flask import Flask, request
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from tests.peers.nodelay import NoDelayHandler
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class PeerCA:
         return context
 
 
-class _QuietHandler(WSGIRequestHandler):
+class _QuietHandler(NoDelayHandler):
     def log(self, type: str, message: str, *args: object) -> None:
         pass
 

@@ -20,8 +20,11 @@ Work goes through the real Sidekiq peer the way Mastodon sends it:
 
 Served over HTTPS with a certificate from a test CA (trustme) for the target's
 host name; the suite reaches it through name pinning, exactly as it reaches
-kind. Every request opens its own PostgreSQL and Redis connections, so a
-restarted database is simply picked up by the next request.
+kind. Every request opens its own Redis connection and takes a PostgreSQL
+connection that answers a ping (one an earlier request left idle, else a new
+one: a backend start costs PostgreSQL about 6 ms of CPU), so a restarted
+database is simply picked up by the next request, and one that is down fails
+it as a new connection would.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ import redis
 import trustme
 from flask import Flask, Response, abort, jsonify, request, send_from_directory
 from psycopg.rows import dict_row
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from tests.peers.databases import free_port
 from tests.peers.entities import (
@@ -58,6 +61,7 @@ from tests.peers.entities import (
     snowflake_id,
     status_entity,
 )
+from tests.peers.nodelay import NoDelayHandler
 from tests.peers.sidekiq import push_job
 from tootcheck.clients.pinning import PinMap
 from tootcheck.redaction import Secret
@@ -132,7 +136,7 @@ def image_type(data: bytes) -> tuple[str, str] | None:
     return None
 
 
-class _QuietHandler(WSGIRequestHandler):
+class _QuietHandler(NoDelayHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
 
@@ -153,6 +157,8 @@ class MastodonRestPeer:
     port: int = field(default_factory=free_port)
     _server: BaseWSGIServer | None = field(default=None, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
+    _idle: list[psycopg.Connection[dict[str, Any]]] = field(default_factory=list, repr=False)
+    _idle_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # ---------------------------------------------------------------- setup
 
@@ -195,6 +201,10 @@ class MastodonRestPeer:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
     def target(self, accounts: dict[str, Account], ca_file: Path) -> Target:
         return Target(
@@ -209,9 +219,35 @@ class MastodonRestPeer:
 
     @contextlib.contextmanager
     def db(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
-        with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5,
-                             row_factory=dict_row) as conn:
+        """A connection for one request; kept for the next one when the request ends
+        cleanly (closed when it raised, or left a transaction open)."""
+        conn = self._connection()
+        try:
             yield conn
+        except BaseException:
+            conn.close()
+            raise
+        if conn.closed or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.close()
+            return
+        with self._idle_lock:
+            self._idle.append(conn)
+
+    def _connection(self) -> psycopg.Connection[dict[str, Any]]:
+        """An idle connection that still answers a ping, else a new one."""
+        while True:
+            with self._idle_lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                # no prepared statements: a kept connection must not hold plans across
+                # the schema changes the rehearsal tests make
+                return psycopg.connect(self.dsn, autocommit=True, connect_timeout=5,
+                                       row_factory=dict_row, prepare_threshold=None)
+            try:
+                conn.execute("SELECT 1")
+                return conn
+            except psycopg.Error:  # the server restarted, stopped or ended it
+                conn.close()
 
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis_url, socket_timeout=5, socket_connect_timeout=5)

@@ -41,6 +41,7 @@ from py_vapid import Vapid02
 from pywebpush import WebPusher, webpush
 from werkzeug.serving import make_server
 
+from tests.peers.nodelay import NoDelayHandler
 from tootcheck.clients import activitypub as ap
 from tootcheck.clients import webpush as wp
 from tootcheck.clients.pinning import PinMap, pinned_session
@@ -117,7 +118,8 @@ class SimulatedMastodon:
         self.pending: list[Future[Any]] = []
         self.app = self._app()
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True,
-                                  ssl_context=tls_context(str(cert), str(key)))
+                                  ssl_context=tls_context(str(cert), str(key)),
+                                  request_handler=NoDelayHandler)
         self.port = self.server.server_port
         self.thread = threading.Thread(target=self.server.serve_forever,
                                        kwargs={"poll_interval": 0.02}, daemon=True)

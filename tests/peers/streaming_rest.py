@@ -54,8 +54,9 @@ class RestPeer:
         self._server = make_server("127.0.0.1", 0, self.app, threaded=True,
                                    request_handler=_QuietHandler)
         self.port = self._server.server_port
+        # stop() waits up to one poll interval; a peer is started per test
         self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, name="rest-peer",
+                                        kwargs={"poll_interval": 0.01}, name="rest-peer",
                                         daemon=True)
         self._thread.start()
 

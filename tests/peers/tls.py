@@ -356,8 +356,9 @@ class SitePeer:
         self.site = site
         self._server = _SiteServer(site, context)
         self.port: int = self._server.server_address[1]
+        # stop() waits up to one poll interval: 5 ms, as a test starts two peers or more
         self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.02},
+                                        kwargs={"poll_interval": 0.005},
                                         name=f"tls-peer-{self.port}", daemon=True)
         self._thread.start()  # the socket already listens: no readiness wait needed
 

@@ -38,12 +38,17 @@ def outcome_view(run: PolicyRun) -> list[Any]:
             for o in run.outcomes for r_list in [o.results]]
 
 
-def both_ways(monkeypatch: pytest.MonkeyPatch, make_run: Any, *, splits: bool = True
-              ) -> tuple[Any, Any]:
-    """``make_run()`` in one process, then split over two (``splits``: it really was)."""
-    monkeypatch.setenv("TOOTCHECK_PARSE_WORKERS", "1")
-    serial = make_run()
-    monkeypatch.delenv("TOOTCHECK_PARSE_WORKERS")
+def one_pass(make_run: Any) -> Any:
+    """``make_run()`` in one process, every object in one chunk."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TOOTCHECK_PARSE_WORKERS", "1")
+        patch.setattr(splitrun, "CHUNK_OBJECTS", 10**9)
+        return make_run()
+
+
+def split_run(monkeypatch: pytest.MonkeyPatch, make_run: Any, *, splits: bool = True) -> Any:
+    """``make_run()`` split over two processes (``splits``: it really was)."""
+    monkeypatch.delenv("TOOTCHECK_PARSE_WORKERS", raising=False)
     monkeypatch.setattr(splitrun, "two_cores", lambda: True)
     monkeypatch.setattr(splitrun, "MIN_SPLIT_OBJECTS", 1)
     received: list[int] = []  # batches that came back from the worker
@@ -57,7 +62,19 @@ def both_ways(monkeypatch: pytest.MonkeyPatch, make_run: Any, *, splits: bool = 
     split = make_run()
     monkeypatch.setattr(splitrun, "_received", real)
     assert bool(received) == splits, "the run was not split as expected"
-    return serial, split
+    return split
+
+
+@pytest.fixture(scope="module")
+def serial() -> dict[str, Any]:
+    """The one-process, one-pass view of each run the tests compare against, made once
+    for the module (each comparison used to evaluate and view it again)."""
+    renders, failing = one_pass(rendered_run), one_pass(failing_cases_run)
+    assert renders[0].findings and failing.findings  # both runs have findings to compare
+    return {"renders": (outcome_view(renders[0]), renders[1],
+                        [p.message for p in renders[0].waiver_problems]),
+            "failing-cases": (outcome_view(failing),
+                              [w.matched for w in failing.waivers.entries])}
 
 
 def rendered_run() -> tuple[PolicyRun, list[int]]:
@@ -71,41 +88,55 @@ def rendered_run() -> tuple[PolicyRun, list[int]]:
     return run, [w.matched for w in run.waivers.entries]
 
 
-@pytest.mark.slow(reason="evaluates the committed renders twice, once with a forked worker")
-def test_committed_renders_split_equals_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    (serial, serial_used), (split, split_used) = both_ways(monkeypatch, rendered_run)
-    assert outcome_view(split) == outcome_view(serial)
-    assert split_used == serial_used and sum(serial_used) > 0  # the waivers were used
-    assert [p.message for p in split.waiver_problems] == \
-        [p.message for p in serial.waiver_problems]
+@pytest.mark.slow(reason="evaluates the committed renders with a forked worker (and once in "
+                         "one process, shared by the module)")
+def test_committed_renders_split_equals_one_process(monkeypatch: pytest.MonkeyPatch,
+                                                   serial: dict[str, Any]) -> None:
+    view, used, problems = serial["renders"]
+    split, split_used = split_run(monkeypatch, rendered_run)
+    assert outcome_view(split) == view
+    assert split_used == used and sum(used) > 0  # the waivers were used
+    assert [p.message for p in split.waiver_problems] == problems
 
 
 def failing_cases_run() -> PolicyRun:
     """Every failing case file in one bundle: many findings on both halves."""
     objects: list[K8sObject] = []
-    for i, path in enumerate(sorted(CASES_DIR.glob("*/fail-*.yaml"))):
+    paths = sorted(CASES_DIR.glob("*/fail-*.yaml"))
+    for i, path in enumerate(paths):
         for obj in parse_stream(path.read_text(), path.name):
             obj.data["metadata"]["namespace"] = f"case-{i}"  # keep the cases apart
             objects.append(obj)
+    # case-0 is MSTDN-CFG-001's first failing file (in the first half), WL-005's near the
+    # end (in the second): one waiver used by each process
+    late = paths.index(CASES_DIR / "MSTDN-WL-005" / "fail-latest.yaml")
     waivers = parse_waivers(
-        "waivers:\n- rule: MSTDN-WL-005\n  object: Deployment/case-0/mastodon\n"
-        "  reason: a waiver used on the first half\n  expires: 2027-03-01\n",
+        "waivers:\n- rule: MSTDN-CFG-001\n  object: Deployment/case-0/mastodon\n"
+        "  reason: a waiver used on the first half\n  expires: 2027-03-01\n"
+        f"- rule: MSTDN-WL-005\n  object: Deployment/case-{late}/mastodon\n"
+        "  reason: a waiver used on the second half\n  expires: 2027-03-01\n",
         "waivers.yaml", [r.id for r in all_rules()])
     return evaluate([Bundle(objects)], CASE_CONFIG, waivers=waivers, today=TODAY)
 
 
-def test_failing_cases_split_equals_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    serial, split = both_ways(monkeypatch, failing_cases_run)
-    assert serial.findings and outcome_view(split) == outcome_view(serial)
+def test_failing_cases_split_equals_one_process(monkeypatch: pytest.MonkeyPatch,
+                                               serial: dict[str, Any]) -> None:
+    view, used = serial["failing-cases"]
+    split = split_run(monkeypatch, failing_cases_run)
+    assert outcome_view(split) == view
+    assert [w.matched for w in split.waivers.entries] == used and all(used)
 
 
 def test_an_id_in_both_halves_keeps_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
     text = (CASES_DIR / "MSTDN-WL-005" / "fail-latest.yaml").read_text()
     objects = parse_stream(text, "a.yaml") + parse_stream(text, "b.yaml")  # same ids twice
     assert splitrun.halves(Bundle(objects)) is None
-    serial, split = both_ways(
-        monkeypatch, lambda: evaluate([Bundle(objects)], CASE_CONFIG, today=TODAY),
-        splits=False)
+
+    def run() -> PolicyRun:
+        return evaluate([Bundle(objects)], CASE_CONFIG, today=TODAY)
+
+    serial = one_pass(run)
+    split = split_run(monkeypatch, run, splits=False)
     assert outcome_view(split) == outcome_view(serial)
 
 
@@ -122,18 +153,21 @@ def _killed() -> Any:
     os.kill(os.getpid(), signal.SIGKILL)  # as an out-of-memory kill would end it
 
 
-@pytest.mark.slow(reason="evaluates every failing case file four times")
+@pytest.mark.slow(reason="evaluates every failing case file twice, a broken worker each time")
 def test_a_failing_worker_leaves_the_second_half_to_this_process(
         monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
-        tmp_path: Path) -> None:
-    serial, _ = both_ways(monkeypatch, failing_cases_run)
+        tmp_path: Path, serial: dict[str, Any]) -> None:
+    view, _ = serial["failing-cases"]
+    monkeypatch.delenv("TOOTCHECK_PARSE_WORKERS", raising=False)
+    monkeypatch.setattr(splitrun, "two_cores", lambda: True)
+    monkeypatch.setattr(splitrun, "MIN_SPLIT_OBJECTS", 1)
     monkeypatch.setattr(splitrun, "_received", None)  # nothing comes back from the worker
     monkeypatch.setattr(sys.modules[__name__], "_MARKER", [tmp_path / "marker"])
     for broken in (_raises, _killed):
         monkeypatch.setattr(splitrun, "_second_half", broken)  # runs in the forked worker
         again = failing_cases_run()
         assert (tmp_path / broken.__name__.strip("_")).exists(), "the worker did not run"
-        assert outcome_view(again) == outcome_view(serial), broken.__name__
+        assert outcome_view(again) == view, broken.__name__
     assert "Traceback" not in capfd.readouterr().err  # the worker's failure stays quiet
 
 
@@ -149,15 +183,16 @@ def test_halves_split_by_text_and_keep_bundle_order() -> None:
                                                 for o in objects if o.span)
 
 
-@pytest.mark.parametrize("make_run", [lambda: rendered_run()[0], failing_cases_run],
+@pytest.mark.parametrize("name, make_run", [("renders", lambda: rendered_run()[0]),
+                                            ("failing-cases", failing_cases_run)],
                          ids=["renders", "failing-cases"])
 def test_rules_a_chunk_at_a_time_give_one_pass(monkeypatch: pytest.MonkeyPatch,
+                                                serial: dict[str, Any], name: str,
                                                 make_run: Any) -> None:
     """Every rule over a chunk of objects, then the next (each object its own chunk
     here): the results, findings and lines of one pass over all the objects."""
+    view, used = serial[name][:2]
     monkeypatch.setenv("TOOTCHECK_PARSE_WORKERS", "1")
-    monkeypatch.setattr(splitrun, "CHUNK_OBJECTS", 10**9)
-    one_pass = make_run()
     chunks: list[int] = []
     real = splitrun._Chunks
 
@@ -170,9 +205,8 @@ def test_rules_a_chunk_at_a_time_give_one_pass(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(splitrun, "_Chunks", counted)
     chunked = make_run()
     assert max(chunks) > 10  # it was evaluated in chunks
-    assert one_pass.findings and outcome_view(chunked) == outcome_view(one_pass)
-    assert [w.matched for w in chunked.waivers.entries] == \
-        [w.matched for w in one_pass.waivers.entries]
+    assert outcome_view(chunked) == view
+    assert [w.matched for w in chunked.waivers.entries] == used
 
 
 def test_findings_stay_in_result_order_when_a_repeated_subject_fails_later() -> None:
