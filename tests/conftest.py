@@ -27,34 +27,40 @@ SLOW_S = 3.0
 _OVER_BUDGET: dict[str, float] = {}
 
 
-# The longest modules first (seconds of one serial run on 2 cores in the comments), those
+# The longest modules first (seconds in a parallel `make test` in the comments), those
 # that mostly wait on a peer alternating with those that mostly compute, so that the cores
 # stay busy: a parallel run (--dist loadscope, --no-loadscope-reorder: modules in
 # collection order) then ends on short modules, not on a long one while other workers idle.
 LONG_MODULES = (
-    "tests/test_install.py",  # 12.1, computes: a wheel build and a fresh venv
-    "tests/checks/test_persistence.py",  # 10.2, waits: peer restarts and crashes
-    "tests/checks/test_oidc.py",  # 11.0
-    "tests/kube/test_cluster_fixtures.py",  # 4.5, computes: inner sessions
-    "tests/checks/test_sidekiq.py",  # 8.7, waits
-    "tests/reporting/test_guards.py",  # 4.3, computes: inner sessions, one of them parallel
-    "tests/checks/test_streaming.py",  # 8.6, waits
-    "tests/nightly/test_nightly.py",  # 4.2, computes: five inner sessions against peers
-    "tests/checks/test_federation.py",  # 7.0, waits
-    "tests/reporting/test_report_pages.py",  # 4.5
-    "tests/checks/test_https.py",  # 4.5
-    "tests/policy/test_schemacheck.py",  # 3.8
-    "tests/policy/test_splitrun.py",  # 3.4
-    "tests/rehearsal/test_seeds.py",  # 3.0
-    "tests/policy/test_gate.py",  # 2.7
-    "tests/checks/test_sidekiq_layouts.py",  # 2.6
-    "tests/test_plugin_coexistence.py",  # 2.6
-    "tests/rehearsal/test_rollback.py",  # 2.5
-    "tests/test_inner.py",  # 2.5
-    "tests/test_render.py",  # 2.1
-    "tests/test_modes.py",  # 2.0
+    "tests/test_install.py",  # 11.1, computes: a wheel build and a fresh venv
+    "tests/checks/test_sidekiq.py",  # 10.2, waits: Sidekiq starts and beats
+    "tests/checks/test_persistence.py",  # 9.1, waits: peer restarts and crashes
+    "tests/reporting/test_guards.py",  # 5.9, computes: inner sessions, one of them parallel
+    "tests/checks/test_streaming.py",  # 8.7, waits
+    "tests/kube/test_cluster_fixtures.py",  # 4.6, computes: inner sessions
+    "tests/checks/test_oidc.py",  # 7.2
+    "tests/nightly/test_nightly.py",  # 3.4, computes: five inner sessions against peers
+    "tests/checks/test_https.py",  # 4.0
+    "tests/checks/test_federation.py",  # 3.5
+    "tests/policy/test_splitrun.py",  # 3.2
+    "tests/policy/test_fastparse.py",  # 2.9
+    "tests/checks/test_sidekiq_layouts.py",  # 2.9, waits
+    "tests/policy/test_live_check.py",  # 2.8
+    "tests/test_plugin_coexistence.py",  # 2.8
+    "tests/reporting/test_report_pages.py",  # 2.3
+    "tests/policy/test_schemacheck.py",  # 2.2
+    "tests/rehearsal/test_rollback.py",  # 2.1
+    "tests/kube/test_bringup.py",  # 2.1
+    "tests/test_inner.py",  # 2.1
     "tests/kube/test_portforward.py",  # 2.0
-    "suites/policy/test_policy.py",  # 1.7
+    "tests/rehearsal/test_seeds.py",  # 1.9
+    "tests/checks/test_webpush.py",  # 1.7
+    "tests/rehearsal/test_run.py",  # 1.7
+    "tests/test_preflight.py",  # 1.5
+    "tests/checks/test_markers.py",  # 1.5
+    "tests/test_suites_collect.py",  # 1.5
+    "tests/policy/test_gate.py",  # 1.4
+    "suites/policy/test_policy.py",  # 1.3
 )
 
 
