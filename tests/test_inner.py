@@ -46,8 +46,31 @@ def test_a_session_has_its_own_cwd_env_streams_and_exit_status(
     assert "1 failed, 1 passed" in done.stdout
     assert "to stderr" in done.stderr and "to stderr" not in done.stdout  # -s: not captured
     assert os.getcwd() != str(where) and "INNER_PROBE" not in os.environ  # the caller's unchanged
-    # tootcheck is imported in the child, after pytest marked it for rewriting (not preloaded)
+    # the plugins come preloaded through pytest's rewriting hook: no "already imported"
     assert "PytestAssertRewriteWarning" not in done.stdout + done.stderr
+
+
+WARM = '''
+import sys
+from _pytest.assertion.rewrite import AssertionRewritingHook, assertstate_key
+
+def test_plugins_are_preloaded_and_rewritten(pytestconfig):
+    own_hook = pytestconfig.stash[assertstate_key].hook  # this session's rewriting hook
+    for name in ("tootcheck.plugin", "tootcheck.testing", "tootcheck.hooks.guards",
+                 "_hypothesis_pytestplugin", "xdist.plugin"):
+        loader = sys.modules[name].__loader__
+        assert isinstance(loader, AssertionRewritingHook), name  # rewritten, as pytest would
+        assert loader is not own_hook, name  # by the fork server, not imported here
+    assert "hypothesis" in sys.modules
+'''
+
+
+def test_the_plugins_come_preloaded_and_rewritten(tmp_path: Path) -> None:
+    where = _project(tmp_path, WARM)
+    done = inner.run(["-p", "no:cacheprovider", "-q", "-W", "error::pytest.PytestWarning"],
+                     cwd=where)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "1 passed" in done.stdout
 
 
 def test_a_usage_error_is_exit_status_4(tmp_path: Path) -> None:
