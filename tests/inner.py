@@ -20,6 +20,7 @@ import atexit
 import gc
 import io
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import subprocess
 import sys
@@ -46,6 +47,17 @@ PRELOAD = (
 
 _context = multiprocessing.get_context("forkserver")
 _context.set_forkserver_preload(list(PRELOAD))
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def start_server() -> None:
+    """Start the fork server now if the working directory is the checkout (tests/conftest.py
+    calls this once collection is done). Python 3.11's fork server ignores its parent's
+    sys.path and finds `tests.inner_warm` through its working directory: started by the
+    first session of a test that had changed directory (pytester does), it would run
+    without the plugins preloaded (test_the_plugins_come_preloaded_and_rewritten)."""
+    if Path.cwd() == CHECKOUT:
+        multiprocessing.forkserver.ensure_running()
 
 
 def _redirect(fd: int, path: str) -> io.TextIOWrapper:
