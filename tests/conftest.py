@@ -8,7 +8,6 @@ not failed). Under pytest-xdist the controller sees every report, so the list is
 from __future__ import annotations
 
 import gc
-import sys
 from typing import Any
 
 import pytest
@@ -84,9 +83,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     # stops walking every module, class and test item again and again (up to a tenth of a
     # worker's CPU time). Only cyclic garbage waits longer; reference counting is unchanged.
     gc.freeze()
-    inner = sys.modules.get("tests.inner")  # a collected module runs inner sessions
-    if inner is not None:
-        inner.start_server()
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -51,13 +51,20 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 
 
 def start_server() -> None:
-    """Start the fork server now if the working directory is the checkout (tests/conftest.py
-    calls this once collection is done). Python 3.11's fork server ignores its parent's
-    sys.path and finds `tests.inner_warm` through its working directory: started by the
-    first session of a test that had changed directory (pytester does), it would run
-    without the plugins preloaded (test_the_plugins_come_preloaded_and_rewritten)."""
-    if Path.cwd() == CHECKOUT:
+    """Start the fork server (once) with the checkout on its PYTHONPATH. Python 3.11's fork
+    server ignores its parent's sys.path: it would find `tests.inner_warm` only if the
+    working directory happened to be the checkout, and one started by a test that had
+    changed directory (pytester does) ran without the plugins preloaded
+    (test_the_plugins_come_preloaded_and_rewritten). :func:`start` calls this first."""
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CHECKOUT), saved]))
+    try:
         multiprocessing.forkserver.ensure_running()
+    finally:
+        if saved is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = saved
 
 
 def _redirect(fd: int, path: str) -> io.TextIOWrapper:
@@ -116,6 +123,7 @@ class Session:
 def start(args: Sequence[str], *, cwd: Path | str, env: Mapping[str, str] | None = None,
           stdout: Path, stderr: Path) -> Session:
     """``python -m pytest ARGS`` started in ``cwd``; its output goes to the two files."""
+    start_server()
     process = _context.Process(
         target=_session,
         args=(list(args), str(cwd), dict(os.environ if env is None else env), str(stdout),
