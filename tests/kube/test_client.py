@@ -129,3 +129,47 @@ def test_unknown_kind_fails_fast_when_discovery_may_not_wait(tmp_path, api, monk
     with pytest.raises(BadInput, match=r"serves no Certificate in cert-manager\.io/v1") as info:
         kube.list("cert-manager.io/v1", "Certificate", "mastodon")
     assert isinstance(info.value, KindNotServed)  # what a wait may poll through
+
+
+def test_waiting_for_an_unserved_kind_does_not_block_other_lookups(tmp_path, api, monkeypatch):
+    """One phase waits (bounded) for a CRD to be served; the others' lookups of served kinds
+    go on meanwhile instead of queueing behind that wait."""
+    import threading
+
+    from tootcheck.waiting import Poll, wait_until
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    for path in ("/api/v1/namespaces/warm-up", "/api/v1/namespaces/mastodon/configmaps/missing"):
+        api.expect_request(path).respond_with_json(
+            {"kind": "Status", "code": 404, "reason": "NotFound", "message": "not found"},
+            status=404)
+    kube = client.connect(kubeconfig(tmp_path, api.url_for("").rstrip("/")), "kind-tootcheck")
+    assert kube.get("v1", "Namespace", "warm-up") is None  # discovery fetched, as in a bring-up
+    kube.discovery_timeout = 1.5
+
+    def groups_fetched() -> int:
+        return sum(1 for request, _ in api.log if request.path == "/apis")
+
+    before = groups_fetched()
+    outcome: list[BaseException] = []
+    waiting = threading.Thread(
+        target=lambda: outcome.extend(_raised(lambda: kube.list("cert-manager.io/v1",
+                                                                 "Certificate", "mastodon"))))
+    waiting.start()
+    try:
+        # the waiting thread has refreshed discovery once: it is in its wait
+        wait_until(lambda: Poll(groups_fetched() > before, state=f"{groups_fetched()} fetches"),
+                   what="the discovery refresh", timeout=5, interval=0.01)
+        assert kube.get("v1", "ConfigMap", "missing", "mastodon") is None
+        assert waiting.is_alive(), "the served kind's lookup waited for the unserved one"
+    finally:
+        waiting.join(10)
+    assert len(outcome) == 1 and isinstance(outcome[0], KindNotServed)
+
+
+def _raised(call) -> list[BaseException]:
+    try:
+        call()
+    except BaseException as exc:  # handed to the test thread
+        return [exc]
+    return []

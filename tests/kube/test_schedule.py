@@ -190,6 +190,18 @@ def test_mastodon_stops_waiting_for_its_certificate_when_the_issuers_phase_fails
     assert app.certificate_stop(make_ctx(tmp_path, kind_bin)) is None
 
 
+def test_a_failed_cert_manager_stops_mastodons_certificate_wait_too(tmp_path, kind_bin):
+    """The issuers never start once cert-manager fails (no new phase starts after a
+    failure), so the stop names every phase the Certificate is issued through."""
+    assert {"cert-manager", "issuers"} == app.ISSUING
+    ctx = make_ctx(tmp_path, kind_bin)
+    ctx.failed.add("cert-manager")
+    assert app.certificate_stop(ctx) == ("the cert-manager phase failed: Certificate "
+                                         "kirchner-social-tls will not be issued")
+    ctx.failed.add("traefik")  # Mastodon needs Traefik: not the Certificate's concern here
+    assert "traefik" not in (app.certificate_stop(ctx) or "")
+
+
 def test_docs_bringup_quotes_the_current_estimate():
     from pathlib import Path
 

@@ -132,26 +132,27 @@ class Kube:
 
     def resource(self, api_version: str, kind: str) -> Any:
         """The dynamic resource. Discovery is refreshed (bounded) when the kind is
-        unknown, since a CRD installed a moment ago takes a while to be served."""
-        with self._discovery:
-            return self._resource(api_version, kind)
-
-    def _resource(self, api_version: str, kind: str) -> Any:
+        unknown, since a CRD installed a moment ago takes a while to be served. The lock
+        is held per attempt, not across that wait: the other phases' threads look up
+        their kinds meanwhile."""
         k = _kube()
         missing = KindNotServed(f"cluster {self.server} serves no {kind} in {api_version} "
-                           "(a CRD missing or not installed yet?)")
-        try:
-            return self.dynamic.resources.get(api_version=api_version, kind=kind)
-        except k.dynamic.exceptions.ResourceNotFoundError:
-            if self.discovery_timeout <= 0:
-                raise missing from None
+                                "(a CRD missing or not installed yet?)")
+        with self._discovery:
+            try:
+                return self.dynamic.resources.get(api_version=api_version, kind=kind)
+            except k.dynamic.exceptions.ResourceNotFoundError:
+                if self.discovery_timeout <= 0:
+                    raise missing from None
 
         def discovered() -> Poll[Any]:
-            self.dynamic.resources.invalidate_cache()
-            try:
-                return Poll(True, self.dynamic.resources.get(api_version=api_version, kind=kind))
-            except k.dynamic.exceptions.ResourceNotFoundError:
-                return Poll(False, state=f"{kind} not served under {api_version}")
+            with self._discovery:
+                self.dynamic.resources.invalidate_cache()
+                try:
+                    return Poll(True, self.dynamic.resources.get(api_version=api_version,
+                                                                 kind=kind))
+                except k.dynamic.exceptions.ResourceNotFoundError:
+                    return Poll(False, state=f"{kind} not served under {api_version}")
 
         try:
             return wait_until(discovered, what=f"API resource {api_version} {kind}",

@@ -59,11 +59,20 @@ def mastodon_health(ctx: Context) -> Readiness:
     return http_readiness(ctx, f"https://{ctx.settings.domain}/health", expect=expect)
 
 
+# The phases Mastodon's Certificate is issued through that Mastodon itself does not need
+# (it runs beside them): the issuers and what only they need (cert-manager).
+ISSUING = frozenset(p.name for p in plan.closure(plan.KIND_PLAN, ["issuers"])) - frozenset(
+    p.name for p in plan.closure(plan.KIND_PLAN,
+                                 next(m.needs for m in plan.KIND_PLAN if m.name == "mastodon")))
+
+
 def certificate_stop(ctx: Context) -> str | None:
-    """Why Mastodon's wait for its Certificate cannot end well: the issuers phase, which
-    Mastodon does not need (it runs beside it), failed this run."""
-    if "issuers" in ctx.failed:
-        return "the issuers phase failed: Certificate kirchner-social-tls will not be issued"
+    """Why Mastodon's wait for its Certificate cannot end well: a phase it is issued
+    through failed this run."""
+    failed = sorted(ctx.failed & ISSUING)
+    if failed:
+        return (f"the {' and '.join(failed)} phase{'s' if len(failed) > 1 else ''} failed: "
+                "Certificate kirchner-social-tls will not be issued")
     return None
 
 
