@@ -500,9 +500,10 @@ def test_timings_keep_when_each_phase_started_so_concurrent_phases_share_the_axi
     assert legacy.starts == {} and legacy.total == 1.0
 
 
-def test_mastodon_polls_for_its_certificate_until_cert_manager_serves_the_kind(tmp_path, kind_bin):
+def test_only_mastodons_certificate_watch_waits_for_its_kind_to_be_served(tmp_path, kind_bin):
     """Mastodon does not need the cert-manager phase: the Certificate's kind may not be served
-    when its wait starts, and that is "not found yet", not a failure."""
+    when its wait starts, so that watch (alone) is marked to poll through it; what such a
+    watch does is tested in tests/kube/test_waits.py."""
     watches = bringup_app.mastodon_watches(make_ctx(tmp_path, kind_bin))
     assert [w.until_served for w in watches if w.kind == "Certificate"] == [True]
     assert not any(w.until_served for w in watches if w.kind != "Certificate")
