@@ -179,6 +179,12 @@ def _collect(value: dict[Any, Any] | list[Any], found: list[str]) -> None:
     for v in value.values():
         if isinstance(v, dict | list):
             _collect(v, found)
+    own_secret_values(value, found)
+
+
+def own_secret_values(value: dict[Any, Any], found: list[str]) -> None:
+    """The step of :func:`secret_setting_values` for one mapping, its children left out:
+    the values of the secret-valued settings it holds itself go to ``found``."""
     if "value" in value or "kind" in value:  # most dicts hold no setting: no generator
         for _, key, setting in _settings(value):
             _mask_one(key, setting, found)

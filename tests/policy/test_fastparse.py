@@ -14,6 +14,7 @@ import pytest
 from tootcheck.errors import BadInput
 from tootcheck.policy import fastparse
 from tootcheck.policy.bundle import K8sObject, SourceText, parse_file
+from tootcheck.redaction import secret_setting_values
 
 ROOT = Path(__file__).resolve().parents[2]
 RENDER = ROOT / "manifests" / "rendered" / "mastodon.yaml"
@@ -28,22 +29,25 @@ def typed(value: Any) -> Any:
     return (type(value).__name__, repr(value))
 
 
-def view(objects: list[K8sObject]) -> list[Any]:
-    return [(typed(o.data), o.line, o.doc, o.source,
-             (o.span.start, o.span.end, o.span.column, o.span.line0) if o.span else None)
-            for o in objects]
+def view(objects: list[K8sObject], secret_values: list[str]) -> list[Any]:
+    """Each object as compared, then the secret-valued settings found in them (in order)."""
+    return [*((typed(o.data), o.line, o.doc, o.source,
+               (o.span.start, o.span.end, o.span.column, o.span.line0) if o.span else None)
+              for o in objects), ("secret values", secret_values)]
 
 
 def by_pyyaml(path: Path) -> list[Any] | str:
     try:
-        return view(parse_file(path, "f"))  # bundle.parse_file without ``fast``: PyYAML
+        found = parse_file(path, "f")  # bundle.parse_file without ``fast``: PyYAML
     except BadInput as exc:
         return str(exc)
+    return view(found, secret_setting_values([o.data for o in found]))
 
 
 def by_fast(path: Path) -> list[Any] | None:
+    """What the fast parse made, and the secret values it collected as it went."""
     found = fastparse.parse_range(path, 0, None, SourceText(path=path), "f", "mastodon", "")
-    return None if found is None else view(found)
+    return None if found is None else view(found, found.secret_values)
 
 
 @pytest.fixture
@@ -86,7 +90,7 @@ def test_every_committed_yaml_file(oryaml_docs: list[int]) -> None:
 def test_a_render_takes_the_fast_path_with_pyyaml_lines(oryaml_docs: list[int]) -> None:
     fast = by_fast(RENDER)
     assert fast is not None and fast == by_pyyaml(RENDER)
-    assert len(oryaml_docs) == len(fast)
+    assert len(oryaml_docs) == len(fast) - 1  # every object (the last entry: secret values)
     objects = fastparse.parse_range(RENDER, 0, None, SourceText(path=RENDER), "f",
                                     "mastodon", "")
     assert objects is not None
@@ -105,7 +109,8 @@ def test_without_oryaml_pyyaml_parses_everything(monkeypatch: pytest.MonkeyPatch
     else:
         monkeypatch.setattr(fastparse, "oryaml", None)
     assert by_fast(RENDER) is None
-    assert view(parse_file(RENDER, "f", fast=fastparse.parse_range)) == by_pyyaml(RENDER)
+    found = parse_file(RENDER, "f", fast=fastparse.parse_range)
+    assert view(found, secret_setting_values([o.data for o in found])) == by_pyyaml(RENDER)
     assert oryaml_docs == []
 
 
@@ -206,13 +211,15 @@ def test_a_range_counts_from_its_start(tmp_path: Path) -> None:
     tail.write_text(text[cut:])
     got = fastparse.parse_range(path, len(text[:cut].encode()), None, SourceText(path=path),
                                 "f", "mastodon", "")
-    assert got is not None and view(got) == by_pyyaml(tail)
+    assert got is not None and view(got, got.secret_values) == by_pyyaml(tail)
 
 
 def test_documents_left_to_pyyaml_in_runs(tmp_path: Path, oryaml_docs: list[int]) -> None:
     """Consecutive documents that PyYAML must read (YAML 1.1 scalars, an empty one
-    between) are read by it in one piece, between documents oryaml built."""
-    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c{i}\ndata:\n  k: {v}\n"
+    between) are read by it in one piece, between documents oryaml built; the secret
+    values of both kinds of document are collected in document order."""
+    cm = ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c{i}\ndata:\n  k: {v}\n"
+          "  SMTP_PASSWORD: planted-{i}\n")
     docs = [cm.format(i=0, v="plain"), cm.format(i=1, v="yes"), "# nothing\n",
             cm.format(i=2, v="0755"), cm.format(i=3, v="'quoted: 0755'"),
             cm.format(i=4, v="12:30"), cm.format(i=5, v="on")]
@@ -221,4 +228,5 @@ def test_documents_left_to_pyyaml_in_runs(tmp_path: Path, oryaml_docs: list[int]
     fast = by_fast(path)
     assert fast is not None and fast == by_pyyaml(path)
     assert len(oryaml_docs) == 2  # c0 and c3; the others went to PyYAML
-    assert [item[1] for item in fast] == [1, 8, 17, 24, 31, 38]  # lines of c0..c5
+    assert [item[1] for item in fast[:-1]] == [1, 9, 19, 27, 35, 43]  # lines of c0..c5
+    assert fast[-1] == ("secret values", [f"planted-{i}" for i in range(6)])

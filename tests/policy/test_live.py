@@ -137,3 +137,33 @@ def test_live_missing_namespace(httpserver: HTTPServer, tmp_path: Path,
     code = main(["policy", "--live", "--kubeconfig", str(kc), "--namespace", "nope"])
     err = capsys.readouterr().err
     assert code == 2 and err.strip() == "tootcheck: error: namespace nope not found in context fake"
+
+
+def test_live_objects_are_the_servers_json(httpserver: HTTPServer, tmp_path: Path) -> None:
+    """No typed model between the API's JSON and the rules: a field the client version does
+    not know (an API newer than the client) reaches them as the server sent it."""
+    docs = cluster_objects()
+    cm = next(d for d in docs if d["kind"] == "ConfigMap")
+    cm["futureField"] = {"sentBy": "a newer API server"}
+    cm["metadata"]["futureMeta"] = "kept"
+    serve(httpserver, docs)
+    kc = kubeconfig(tmp_path, httpserver.url_for("/").rstrip("/"))
+    bundle = load_live_bundle(kc, None, "mastodon", CASE_CONFIG)
+    got = bundle.find("ConfigMap", "mastodon", cm["metadata"]["name"])
+    assert got is not None and got.data["futureField"] == {"sentBy": "a newer API server"}
+    assert got.data["metadata"]["futureMeta"] == "kept"
+    assert got.data["data"] == cm["data"]
+
+
+def test_live_forbidden_list_is_one_line(httpserver: HTTPServer, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """An account that may not list Secrets (RBAC): one line naming the kind, exit 2."""
+    httpserver.expect_request(LISTS[("v1", "Secret")]).respond_with_json(
+        {"kind": "Status", "code": 403, "reason": "Forbidden"}, status=403)
+    serve(httpserver, cluster_objects())
+    kc = kubeconfig(tmp_path, httpserver.url_for("/").rstrip("/"))
+    code = main(["policy", "--live", "--kubeconfig", str(kc), "--namespace", "mastodon"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("tootcheck: error: cannot list Secret in mastodon: HTTP 403 ")
+    assert len(err.strip().splitlines()) == 1

@@ -118,6 +118,28 @@ class Kube:
                            f"{_reason(exc)}") from None
         return str(info.git_version)
 
+    def get_json(self, path: str, *, timeout: float) -> Any:
+        """The API server's JSON at ``path`` (``/api/v1/...``), read with the client's
+        host, credentials and TLS settings but without its typed models: importing them
+        costs seconds, converting every object costs more, and a model drops fields the
+        client version does not know. An HTTP error raises the client's ApiException."""
+        import json
+
+        api = self.api
+        headers = {"Accept": "application/json"}
+        if hasattr(api, "param_serialize"):  # the generated client of kubernetes >= 37
+            response = api.call_api(*api.param_serialize(
+                "GET", path, header_params=headers, auth_settings=["BearerToken"]),
+                _request_timeout=timeout)
+            body = response.read()
+            if not 200 <= response.status <= 299:
+                api.response_deserialize(response, {})  # raises the ApiException
+        else:  # kubernetes 31-36: the older generated client (raises for an HTTP error)
+            body = api.call_api(path, "GET", header_params=headers,
+                                auth_settings=["BearerToken"], _preload_content=False,
+                                _return_http_data_only=True, _request_timeout=timeout).data
+        return json.loads(body)
+
     @property
     def core(self) -> Any:
         return _kube().client.CoreV1Api(self.api)

@@ -231,6 +231,16 @@ class K8sObject:
         return line
 
 
+class Objects(list[K8sObject]):
+    """A file's objects and the values of the secret-valued settings in them, collected
+    as they were parsed (so the caller need not walk every object again to register them
+    with the redactor)."""
+
+    def __init__(self, objects: Iterable[K8sObject], secret_values: list[str]) -> None:
+        super().__init__(objects)
+        self.secret_values = secret_values
+
+
 class Bundle:
     """The objects one policy run looks at, with lookups rules share."""
 

@@ -45,6 +45,7 @@ from tootcheck.errors import BadInput
 from tootcheck.policy.bundle import (
     INTERNED_LEN,
     K8sObject,
+    Objects,
     SourceText,
     TextSpan,
     _Loader,
@@ -52,6 +53,7 @@ from tootcheck.policy.bundle import (
     _parse,
     collector_paused,
 )
+from tootcheck.redaction import own_secret_values, secret_setting_values
 
 _BLOCK = 4 << 20  # bytes read at a time (the text is not held whole)
 _TERM = r"[ \t]*(?:$|[ \t]#|:(?:[ \t]|$)|[,\[\]{}])"  # what may end a plain scalar
@@ -97,15 +99,19 @@ class _Fallback(Exception):
 
 
 def parse_range(path: Path, start: int, end: int | None, text: SourceText, source: str,
-                default_namespace: str, artifact: str) -> list[K8sObject] | None:
+                default_namespace: str, artifact: str) -> Objects | None:
     """The objects of bytes ``start``..``end`` (None: to the end) of ``path``, spans and
-    lines counted from ``start``; or None: then parse the range with PyYAML (also when
-    oryaml is not installed, or ``TOOTCHECK_FAST_YAML=0`` says not to use it)."""
+    lines counted from ``start``, with the values of their secret-valued settings (what
+    ``tootcheck.redaction.secret_setting_values`` finds, in its order); or None: then
+    parse the range with PyYAML (also when oryaml is not installed, or
+    ``TOOTCHECK_FAST_YAML=0`` says not to use it)."""
     if oryaml is None or os.environ.get("TOOTCHECK_FAST_YAML") == "0":
         return None
+    found: list[str] = []
     try:
         with collector_paused():
-            return list(_objects(path, start, end, text, source, default_namespace, artifact))
+            return Objects(_objects(path, start, end, text, source, default_namespace,
+                                    artifact, found), found)
     except (_Fallback, OSError, UnicodeError):
         return None
     finally:
@@ -144,14 +150,15 @@ def _last_boundary(text: str) -> int:
 
 
 def _objects(path: Path, start: int, end: int | None, text: SourceText, source: str,
-             default_namespace: str, artifact: str) -> Iterator[K8sObject]:
+             default_namespace: str, artifact: str, found: list[str]) -> Iterator[K8sObject]:
+    """The range's objects; the values of their secret-valued settings go to ``found``."""
     chars = lines = 0
     count = 0
     for block in _blocks(path, start, end):
         if any(c in block for c in _OTHER):
             raise _Fallback
         for obj in _block_objects(block, chars, lines, text, source, default_namespace,
-                                  artifact):
+                                  artifact, found):
             obj.doc = count
             count += 1
             yield obj
@@ -160,7 +167,8 @@ def _objects(path: Path, start: int, end: int | None, text: SourceText, source: 
 
 
 def _block_objects(block: str, chars: int, lines: int, text: SourceText, source: str,
-                   default_namespace: str, artifact: str) -> Iterator[K8sObject]:
+                   default_namespace: str, artifact: str,
+                   found: list[str]) -> Iterator[K8sObject]:
     starts = [0] + [m.start() + 1 for m in _DOC.finditer(block)]
     ends = [*starts[1:], len(block)]
     counts = [block.count("\n", a, b) for a, b in zip(starts, ends, strict=True)]
@@ -180,10 +188,10 @@ def _block_objects(block: str, chars: int, lines: int, text: SourceText, source:
         if data is not None:
             if pending is not None:  # the documents before, in one PyYAML parse
                 yield from _by_pyyaml(block[pending[0]:a], chars + pending[0], pending[1],
-                                      text, source, default_namespace, artifact)
+                                      text, source, default_namespace, artifact, found)
                 pending = None
             line0 = line + doc.count("\n", 0, at)
-            yield K8sObject(data=_shared(data), source=source, line=line0 + 1,
+            yield K8sObject(data=_shared(data, found), source=source, line=line0 + 1,
                             span=TextSpan(text, chars + a + at, chars + b, column, line0),
                             default_namespace=default_namespace, artifact=artifact)
         elif pending is None and (i in risky or not _empty(doc)):
@@ -191,7 +199,7 @@ def _block_objects(block: str, chars: int, lines: int, text: SourceText, source:
         line += counts[i]
     if pending is not None:
         yield from _by_pyyaml(block[pending[0]:], chars + pending[0], pending[1], text,
-                              source, default_namespace, artifact)
+                              source, default_namespace, artifact, found)
 
 
 def _risky_docs(block: str, counts: list[int]) -> set[int]:
@@ -242,12 +250,13 @@ def _empty(doc: str) -> bool:
 
 
 def _by_pyyaml(doc: str, chars: int, lines: int, text: SourceText, source: str,
-               default_namespace: str, artifact: str) -> list[K8sObject]:
+               default_namespace: str, artifact: str, found: list[str]) -> list[K8sObject]:
     try:
         objects = _parse(_Loader(doc), text, _may_anchor(doc), source, default_namespace,
                          artifact)
     except BadInput:
         raise _Fallback from None  # the error is worded by a parse of the whole range
+    found.extend(secret_setting_values([o.data for o in objects]))
     for obj in objects:
         obj.line += lines
         if obj.span is not None:
@@ -257,9 +266,11 @@ def _by_pyyaml(doc: str, chars: int, lines: int, text: SourceText, source: str,
     return objects
 
 
-def _shared(value: dict[Any, Any]) -> dict[Any, Any]:
+def _shared(value: dict[Any, Any], found: list[str]) -> dict[Any, Any]:
     """``value`` with its keys and short strings interned, as ``bundle._build`` does
-    (the same names and values recur in every object: memory)."""
+    (the same names and values recur in every object: memory). The values of its
+    secret-valued settings go to ``found``, in the order of
+    ``tootcheck.redaction.secret_setting_values`` (children first): one walk for both."""
     out = {}
     for k, v in value.items():
         cls = v.__class__
@@ -267,15 +278,16 @@ def _shared(value: dict[Any, Any]) -> dict[Any, Any]:
             if len(v) <= INTERNED_LEN:
                 v = _intern(v)
         elif cls is dict:
-            v = _shared(v)
+            v = _shared(v, found)
         elif cls is list:
-            v = _shared_list(v)
+            v = _shared_list(v, found)
         out[_intern(k) if k.__class__ is str else k] = v
+    own_secret_values(out, found)
     return out
 
 
-def _shared_list(items: list[Any]) -> list[Any]:
+def _shared_list(items: list[Any], found: list[str]) -> list[Any]:
     return [(_intern(v) if len(v) <= INTERNED_LEN else v) if v.__class__ is str
-            else _shared(v) if v.__class__ is dict
-            else _shared_list(v) if v.__class__ is list else v
+            else _shared(v, found) if v.__class__ is dict
+            else _shared_list(v, found) if v.__class__ is list else v
             for v in items]

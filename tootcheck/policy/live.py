@@ -1,19 +1,20 @@
 """Live objects of one namespace, thin over the ``kubernetes`` client.
 
-Lists the kinds the rules read, converts them with ``sanitize_for_serialization``
-into the same dicts a render gives, strips ``status`` and ``managedFields`` (and
-the last-applied annotation, which repeats the object), and never keeps a Secret
-value: a Secret becomes its metadata and its keys, each with an empty value.
+Lists the kinds the rules read as the API server's JSON (``Kube.get_json``: the same
+dicts a render gives, with no typed model between that could drop a field), strips
+``status`` and ``managedFields`` (and the last-applied annotation, which repeats the
+object), and never keeps a Secret value: a Secret becomes its metadata and its keys,
+each with an empty value.
 An unreachable cluster, an unknown context or a missing namespace is one-line
 bad input (tootcheck.kube.client.connect).
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from tootcheck.errors import BadInput
 from tootcheck.kube.client import Kube, connect
@@ -24,22 +25,21 @@ from tootcheck.redaction import register_secret_settings
 TIMEOUT_S = 20.0
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
-# (apiVersion, kind, typed API class, list method) for namespaced built-in kinds.
+# (apiVersion, kind, plural) of the namespaced built-in kinds the rules read.
 NAMESPACED = (
-    ("v1", "ConfigMap", "CoreV1Api", "list_namespaced_config_map"),
-    ("v1", "Secret", "CoreV1Api", "list_namespaced_secret"),
-    ("v1", "Service", "CoreV1Api", "list_namespaced_service"),
-    ("v1", "ServiceAccount", "CoreV1Api", "list_namespaced_service_account"),
-    ("v1", "PersistentVolumeClaim", "CoreV1Api", "list_namespaced_persistent_volume_claim"),
-    ("v1", "Pod", "CoreV1Api", "list_namespaced_pod"),
-    ("apps/v1", "Deployment", "AppsV1Api", "list_namespaced_deployment"),
-    ("apps/v1", "StatefulSet", "AppsV1Api", "list_namespaced_stateful_set"),
-    ("apps/v1", "DaemonSet", "AppsV1Api", "list_namespaced_daemon_set"),
-    ("batch/v1", "Job", "BatchV1Api", "list_namespaced_job"),
-    ("batch/v1", "CronJob", "BatchV1Api", "list_namespaced_cron_job"),
-    ("networking.k8s.io/v1", "Ingress", "NetworkingV1Api", "list_namespaced_ingress"),
-    ("networking.k8s.io/v1", "NetworkPolicy", "NetworkingV1Api",
-     "list_namespaced_network_policy"),
+    ("v1", "ConfigMap", "configmaps"),
+    ("v1", "Secret", "secrets"),
+    ("v1", "Service", "services"),
+    ("v1", "ServiceAccount", "serviceaccounts"),
+    ("v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
+    ("v1", "Pod", "pods"),
+    ("apps/v1", "Deployment", "deployments"),
+    ("apps/v1", "StatefulSet", "statefulsets"),
+    ("apps/v1", "DaemonSet", "daemonsets"),
+    ("batch/v1", "Job", "jobs"),
+    ("batch/v1", "CronJob", "cronjobs"),
+    ("networking.k8s.io/v1", "Ingress", "ingresses"),
+    ("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
 )
 # (group, version, plural, kind, namespaced) for the custom resources the rules read.
 CUSTOM = (
@@ -67,77 +67,72 @@ def clean(data: dict[str, Any], kind: str, api_version: str) -> tuple[dict[str, 
     return data, kept
 
 
-def secret_keys_only(secret: Any, sanitize: Callable[[Any], Any]) -> dict[str, Any]:
+def secret_keys_only(secret: dict[str, Any]) -> dict[str, Any]:
     """A Secret as metadata plus keys with empty values: its values never leave here."""
-    meta = sanitize(secret.metadata) or {}
-    keys = sorted(set(secret.data or {}) | set(getattr(secret, "string_data", None) or {}))
-    obj = {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": secret.type,
+    meta = secret.get("metadata") or {}
+    keys = sorted(set(secret.get("data") or {}) | set(secret.get("stringData") or {}))
+    obj = {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": secret.get("type"),
            "data": dict.fromkeys(keys, "")}
     obj, _ = clean(obj, "Secret", "v1")
     return obj
 
 
-def _call(what: str, fn: Callable[[], Any], *, missing_ok: bool = False) -> Any:
+def _path(api_version: str, plural: str, namespace: str | None = None) -> str:
+    """The API path of a kind's objects (in ``namespace``; None: cluster-wide)."""
+    root = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    where = f"/namespaces/{quote(namespace, safe='')}" if namespace is not None else ""
+    return f"{root}{where}/{plural}"
+
+
+def _get(kube: Kube, what: str, path: str, *, missing_ok: bool = False) -> Any:
+    """The JSON at ``path``; None for 404 with ``missing_ok``; other errors are BadInput."""
     import kubernetes
 
     try:
-        return fn()
+        return kube.get_json(path, timeout=TIMEOUT_S)
     except kubernetes.client.ApiException as exc:
         if missing_ok and exc.status == 404:
             return None
         raise BadInput(f"cannot list {what}: HTTP {exc.status} {exc.reason}") from None
-    except Exception as exc:  # urllib3 errors and the like: one line, no traceback
+    except Exception as exc:  # urllib3 errors, a body that is not JSON: one line
         raise BadInput(f"cannot list {what}: {' '.join(str(exc).split())[:200]}") from None
 
 
-def live_objects(kube: Kube, namespace: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    import kubernetes
+def _items(listed: Any) -> list[dict[str, Any]]:
+    items = listed.get("items") if isinstance(listed, dict) else None
+    return [i for i in items or [] if isinstance(i, dict)]
 
-    api = kube.api
-    sanitize = api.sanitize_for_serialization
+
+def live_objects(kube: Kube, namespace: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     out: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    ns_obj = _call(f"namespace {namespace}", lambda: kubernetes.client.CoreV1Api(
-        api).read_namespace(namespace, _request_timeout=TIMEOUT_S), missing_ok=True)
-    if ns_obj is None:
+    ns_obj = _get(kube, f"namespace {namespace}",
+                  f"/api/v1/namespaces/{quote(namespace, safe='')}", missing_ok=True)
+    if not isinstance(ns_obj, dict):
         raise BadInput(f"namespace {namespace} not found in context {kube.context}")
-    out.append(clean(sanitize(ns_obj), "Namespace", "v1"))
-    for api_version, kind, cls, method in NAMESPACED:
-        client = getattr(kubernetes.client, cls)(api)
-        listed = _call(f"{kind} in {namespace}", functools.partial(
-            getattr(client, method), namespace, _request_timeout=TIMEOUT_S))
-        for item in listed.items or []:
+    out.append(clean(ns_obj, "Namespace", "v1"))
+    for api_version, kind, plural in NAMESPACED:
+        for item in _items(_get(kube, f"{kind} in {namespace}",
+                                _path(api_version, plural, namespace))):
             if kind == "Secret":
-                out.append((secret_keys_only(item, sanitize), {}))
+                out.append((secret_keys_only(item), {}))
                 continue
-            data = sanitize(item)
-            if kind == "Pod" and (data.get("metadata") or {}).get("ownerReferences"):
+            if kind == "Pod" and (item.get("metadata") or {}).get("ownerReferences"):
                 continue  # pods of controllers are checked through their controller
-            out.append(clean(data, kind, api_version))
+            out.append(clean(item, kind, api_version))
     claims = [d for d, _ in out if d["kind"] == "PersistentVolumeClaim"]
     classes = {(d.get("spec") or {}).get("storageClassName") for d in claims} - {None}
-    core = kubernetes.client.CoreV1Api(api)
-    for pv in _call("PersistentVolumes", lambda: core.list_persistent_volume(
-            _request_timeout=TIMEOUT_S)).items or []:
-        data = sanitize(pv)
-        if ((data.get("spec") or {}).get("claimRef") or {}).get("namespace") == namespace:
-            out.append(clean(data, "PersistentVolume", "v1"))
-    storage = kubernetes.client.StorageV1Api(api)
-    for sc in _call("StorageClasses", lambda: storage.list_storage_class(
-            _request_timeout=TIMEOUT_S)).items or []:
-        data = sanitize(sc)
-        if (data.get("metadata") or {}).get("name") in classes:
-            out.append(clean(data, "StorageClass", "storage.k8s.io/v1"))
-    custom = kubernetes.client.CustomObjectsApi(api)
+    for pv in _items(_get(kube, "PersistentVolumes", _path("v1", "persistentvolumes"))):
+        if ((pv.get("spec") or {}).get("claimRef") or {}).get("namespace") == namespace:
+            out.append(clean(pv, "PersistentVolume", "v1"))
+    for sc in _items(_get(kube, "StorageClasses",
+                          _path("storage.k8s.io/v1", "storageclasses"))):
+        if (sc.get("metadata") or {}).get("name") in classes:
+            out.append(clean(sc, "StorageClass", "storage.k8s.io/v1"))
     for group, version, plural, kind, namespaced in CUSTOM:
-        if namespaced:
-            listed = _call(f"{kind} in {namespace}", functools.partial(
-                               custom.list_namespaced_custom_object, group, version, namespace,
-                               plural, _request_timeout=TIMEOUT_S), missing_ok=True)
-        else:
-            listed = _call(kind, functools.partial(
-                               custom.list_cluster_custom_object, group, version, plural,
-                               _request_timeout=TIMEOUT_S), missing_ok=True)
-        for item in (listed or {}).get("items") or []:  # None: the CRD is not installed
+        listed = _get(kube, f"{kind} in {namespace}" if namespaced else kind,
+                      _path(f"{group}/{version}", plural, namespace if namespaced else None),
+                      missing_ok=True)  # None: the CRD is not installed
+        for item in _items(listed):
             out.append(clean(item, kind, f"{group}/{version}"))
     return out
 

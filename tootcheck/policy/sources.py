@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TextIO
 
 from tootcheck.errors import BadInput
-from tootcheck.policy.bundle import Bundle, K8sObject, parse_stream
-from tootcheck.policy.splitparse import Objects, parse_file
+from tootcheck.policy.bundle import Bundle, K8sObject, Objects, parse_stream
+from tootcheck.policy.splitparse import parse_file
 from tootcheck.redaction import register_secret_settings, register_values
 from tootcheck.rendering import display_path, helm_charts, kustomization_file, render
 
@@ -103,7 +103,7 @@ def load_bundle(args: Sequence[str], *, default_namespace: str = "mastodon",
         if not found:
             raise BadInput(f"{arg}: no Kubernetes objects in it")
         objects.extend(found)
-        if isinstance(found, Objects):  # a large file: its halves collected them
+        if isinstance(found, Objects):  # a file parsed by the fast path: collected then
             register_values(found.secret_values)
         else:
             unwalked.extend(found)

@@ -17,7 +17,10 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from tootcheck.policy.bundle import K8sObject
 
 T = TypeVar("T")
 MIN_SPLIT_BYTES = 8 << 20  # below this, starting a worker costs more than it saves
@@ -82,19 +85,14 @@ def split_point(path: Path, size: int) -> tuple[int, int, int] | None:
 Parsed = tuple[Any, int, int, int, int, int]  # data, line, span start/end/column/line0
 
 
-class Objects(list[Any]):
-    """A file's objects and the secret-valued settings in them (collected by each half
-    beside the other, so the caller need not walk every object again)."""
-
-    def __init__(self, objects: list[Any], secret_values: list[str]) -> None:
-        super().__init__(objects)
-        self.secret_values = secret_values
-
-
-def secret_values_of(objects: list[Any]) -> list[str]:
-    """What ``tootcheck.redaction.register_secret_settings`` would register for them."""
+def secret_values_of(objects: list[K8sObject]) -> list[str]:
+    """What ``tootcheck.redaction.register_secret_settings`` would register for them
+    (collected already when the fast parse made them)."""
+    from tootcheck.policy.bundle import Objects
     from tootcheck.redaction import secret_setting_values
 
+    if isinstance(objects, Objects):
+        return objects.secret_values
     return secret_setting_values([o.data for o in objects])
 
 
@@ -106,7 +104,8 @@ def _parse_tail(path: Path, offset: int, source: str, default_namespace: str,
     from tootcheck.policy.fastparse import parse_range
 
     text = SourceText(path=path)
-    objects = parse_range(path, offset, None, text, source, default_namespace, artifact)
+    objects: list[K8sObject] | None = parse_range(path, offset, None, text, source,
+                                                  default_namespace, artifact)
     if objects is None:
         with path.open("rb") as f:
             f.seek(offset)
@@ -172,6 +171,7 @@ def parse_halves(path: Path, source: str, default_namespace: str,
     """The file's objects parsed on two cores, or None (then parse it in one piece)."""
     from tootcheck.policy.bundle import (
         K8sObject,
+        Objects,
         SourceText,
         TextSpan,
         _Loader,
@@ -193,7 +193,8 @@ def parse_halves(path: Path, source: str, default_namespace: str,
     text = SourceText(path=path)
 
     def first_half() -> tuple[list[Any], list[str]]:
-        found = parse_range(path, 0, offset, text, source, default_namespace, artifact)
+        found: list[K8sObject] | None = parse_range(path, 0, offset, text, source,
+                                                    default_namespace, artifact)
         if found is None:
             with path.open("rb") as f:
                 found = _parse(_Loader(_Head(f, offset)), text, False, source,
