@@ -12,6 +12,7 @@ import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 TLS_SECRET = "kirchner-social-tls"  # Ingress spec.tls[].secretName, filled by cert-manager
 KUBE_TIMEOUT_S = 20.0
@@ -58,20 +59,23 @@ def read_tls_secret(
     timeout: float = KUBE_TIMEOUT_S,
 ) -> TlsSecret:
     """Read Secret ``namespace/name`` through ``kubeconfig`` (and ``context``)."""
-    from kubernetes import client, config
+    from kubernetes import config
     from kubernetes.client.exceptions import ApiException
+
+    from tootcheck.kube.client import Kube
 
     where = f"Secret {namespace}/{name}"
     try:
         api = config.new_client_from_config(config_file=str(kubeconfig), context=context,
                                             persist_config=False)
         with api:
-            secret = client.CoreV1Api(api).read_namespaced_secret(
-                name, namespace, _request_timeout=timeout)
+            secret = Kube(api, context or "", kubeconfig).get_json(
+                f"/api/v1/namespaces/{quote(namespace, safe='')}/secrets/{quote(name, safe='')}",
+                timeout=timeout)
     except ApiException as exc:
         raise SecretUnreadable(f"cannot read {where}: HTTP {exc.status} {exc.reason}") from None
     except Exception as exc:  # kubeconfig errors, unreachable API server
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise SecretUnreadable(f"cannot read {where} via {kubeconfig}: "
                                f"{type(exc).__name__}: {first}") from None
-    return tls_secret_from_data(secret.data, where)
+    return tls_secret_from_data(secret.get("data") if isinstance(secret, dict) else None, where)
