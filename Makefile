@@ -56,7 +56,7 @@ tools: ## fetch pinned kind, kubectl and helm into .tools/bin (checksums verifie
 # ------------------------------------------------------------------- tests
 
 .PHONY: test
-test: $(STAMP) ## the offline gate plus the suite's own tests (parallel; prints its wall time)
+test: $(STAMP) ## the offline gate plus the suite's own tests (parallel; prints its wall and CPU time)
 	@scripts/install-peers --if-root
 	@mkdir -p reports
 	@# Bytecode caches on (__pycache__, git-ignored) even where PYTHONDONTWRITEBYTECODE is set:
@@ -69,10 +69,13 @@ test: $(STAMP) ## the offline gate plus the suite's own tests (parallel; prints 
 	       $(PYTEST_REPORTS) \
 	       --check-coverage $(PYTEST_ARGS)); \
 	  if [[ $$rc == 0 ]]; then echo "+ $${cmd[*]}"; "$${cmd[@]}" || rc=$$?; fi; \
-	  awk -v s="$$start" -v e="$$(date +%s.%N)" -v w="$(TEST_WORKERS)" -v n="$$(nproc)" -v rc="$$rc" \
+	  end=$$(date +%s.%N); cpu_file=$$(mktemp); times > "$$cpu_file"; \
+	  awk -v s="$$start" -v e="$$end" -v w="$(TEST_WORKERS)" -v n="$$(nproc)" -v rc="$$rc" \
 	      -v t="$${TMPDIR:-/tmp}" \
-	    'BEGIN { printf "make test: %.1f s wall (workers: %s on %s core(s), scratch in %s), exit %d\n", e - s, w, n, t, rc }'; \
-	  exit $$rc
+	    'function secs(x, p) { split(x, p, /[ms]/); return p[1] * 60 + p[2] } \
+	     NR == 2 { cpu = secs($$1) + secs($$2) } \
+	     END { printf "make test: %.1f s wall, %.1f CPU s (workers: %s on %s core(s), scratch in %s), exit %d\n", e - s, cpu, w, n, t, rc }' "$$cpu_file"; \
+	  rm -f "$$cpu_file"; exit $$rc
 
 .PHONY: lint
 lint: $(STAMP) ## ruff, mypy (strict, settings in pyproject.toml) and the dead-code check
