@@ -31,6 +31,7 @@ import yaml
 
 from tootcheck.errors import BadInput
 from tootcheck.model import ObjectRef
+from tootcheck.redaction import secret_setting_values
 
 PathPart = str | int
 FieldPath = tuple[PathPart, ...]
@@ -239,6 +240,14 @@ class Objects(list[K8sObject]):
     def __init__(self, objects: Iterable[K8sObject], secret_values: list[str]) -> None:
         super().__init__(objects)
         self.secret_values = secret_values
+
+
+def secret_values_of(objects: Sequence[K8sObject]) -> list[str]:
+    """The values of the secret-valued settings in ``objects``, for the redactor: the ones
+    collected as they were parsed (:class:`Objects`), else found by a walk over them."""
+    if isinstance(objects, Objects):
+        return objects.secret_values
+    return secret_setting_values([o.data for o in objects])
 
 
 class Bundle:

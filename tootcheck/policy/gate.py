@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tootcheck.errors import BadInput
 from tootcheck.model import Severity
-from tootcheck.policy.bundle import Bundle, K8sObject, Objects
+from tootcheck.policy.bundle import Bundle, K8sObject, secret_values_of
 from tootcheck.policy.config import PolicyConfig
 from tootcheck.policy.config_loader import load_project
 from tootcheck.policy.engine import Finding, PolicyRun, evaluate
@@ -25,7 +25,7 @@ from tootcheck.policy.registry import all_rules, check_profile
 from tootcheck.policy.sources import split_overlays
 from tootcheck.policy.splitparse import parse_file
 from tootcheck.policy.waivers import load_waivers
-from tootcheck.redaction import register_values, secret_setting_values
+from tootcheck.redaction import register_values
 from tootcheck.rendering import display_path
 from tootcheck.versions import KUBERNETES
 
@@ -62,9 +62,7 @@ def gate_bundles(files: Sequence[Path], config: PolicyConfig) -> list[Bundle]:
         if not found:
             raise BadInput(f"{shown}: no Kubernetes objects in it")
         objects.extend(found)
-        # never echoed by any report (the fast parse collected them as it went)
-        register_values(found.secret_values if isinstance(found, Objects)
-                        else secret_setting_values([o.data for o in found]))
+        register_values(secret_values_of(found))  # never echoed by any report
     return split_overlays(objects, config.is_overlay_source)
 
 

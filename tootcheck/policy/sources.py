@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import TextIO
 
 from tootcheck.errors import BadInput
-from tootcheck.policy.bundle import Bundle, K8sObject, Objects, parse_stream
+from tootcheck.policy.bundle import Bundle, K8sObject, parse_stream, secret_values_of
 from tootcheck.policy.splitparse import parse_file
-from tootcheck.redaction import register_secret_settings, register_values
+from tootcheck.redaction import register_values
 from tootcheck.rendering import display_path, helm_charts, kustomization_file, render
 
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
@@ -96,16 +96,11 @@ def load_bundle(args: Sequence[str], *, default_namespace: str = "mastodon",
     if not args:
         raise BadInput("no input: give a file, a directory, a kustomize directory or - for stdin")
     objects: list[K8sObject] = []
-    unwalked: list[K8sObject] = []  # objects whose secret-valued settings are not known yet
     for arg in args:
         found = load_path(arg, default_namespace=default_namespace, stdin=stdin,
                           tools_bin=tools_bin, search_path=search_path)
         if not found:
             raise BadInput(f"{arg}: no Kubernetes objects in it")
         objects.extend(found)
-        if isinstance(found, Objects):  # a file parsed by the fast path: collected then
-            register_values(found.secret_values)
-        else:
-            unwalked.extend(found)
-    register_secret_settings([o.data for o in unwalked])  # never echoed by any report
+        register_values(secret_values_of(found))  # never echoed by any report
     return Bundle(objects, mode="offline", label=label)

@@ -85,22 +85,11 @@ def split_point(path: Path, size: int) -> tuple[int, int, int] | None:
 Parsed = tuple[Any, int, int, int, int, int]  # data, line, span start/end/column/line0
 
 
-def secret_values_of(objects: list[K8sObject]) -> list[str]:
-    """What ``tootcheck.redaction.register_secret_settings`` would register for them
-    (collected already when the fast parse made them)."""
-    from tootcheck.policy.bundle import Objects
-    from tootcheck.redaction import secret_setting_values
-
-    if isinstance(objects, Objects):
-        return objects.secret_values
-    return secret_setting_values([o.data for o in objects])
-
-
 def _parse_tail(path: Path, offset: int, source: str, default_namespace: str,
                 artifact: str) -> tuple[list[Parsed], list[str]]:
     """The worker: plain data and numbers back (they pickle several times faster than
     the objects around them), and the secret-valued settings among them."""
-    from tootcheck.policy.bundle import SourceText, _Loader, _parse
+    from tootcheck.policy.bundle import SourceText, _Loader, _parse, secret_values_of
     from tootcheck.policy.fastparse import parse_range
 
     text = SourceText(path=path)
@@ -177,6 +166,7 @@ def parse_halves(path: Path, source: str, default_namespace: str,
         _Loader,
         _parse,
         collector_paused,
+        secret_values_of,
     )
     from tootcheck.policy.fastparse import parse_range
 
