@@ -12,7 +12,6 @@ import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 TLS_SECRET = "kirchner-social-tls"  # Ingress spec.tls[].secretName, filled by cert-manager
 KUBE_TIMEOUT_S = 20.0
@@ -62,7 +61,7 @@ def read_tls_secret(
     from kubernetes import config
     from kubernetes.client.exceptions import ApiException
 
-    from tootcheck.kube.client import Kube
+    from tootcheck.kube.client import Kube, api_path
 
     where = f"Secret {namespace}/{name}"
     try:
@@ -70,8 +69,7 @@ def read_tls_secret(
                                             persist_config=False)
         with api:
             secret = Kube(api, context or "", kubeconfig).get_json(
-                f"/api/v1/namespaces/{quote(namespace, safe='')}/secrets/{quote(name, safe='')}",
-                timeout=timeout)
+                api_path("v1", "secrets", namespace, name), timeout=timeout)
     except ApiException as exc:
         raise SecretUnreadable(f"cannot read {where}: HTTP {exc.status} {exc.reason}") from None
     except Exception as exc:  # kubeconfig errors, unreachable API server

@@ -173,3 +173,12 @@ def _raised(call) -> list[BaseException]:
     except BaseException as exc:  # handed to the test thread
         return [exc]
     return []
+
+
+def test_api_paths_of_core_and_grouped_kinds() -> None:
+    assert client.api_path("v1", "persistentvolumes") == "/api/v1/persistentvolumes"
+    assert client.api_path("apps/v1", "deployments", "mastodon") == \
+        "/apis/apps/v1/namespaces/mastodon/deployments"
+    assert client.api_path("v1", "secrets", "mastodon", "kirchner-social-tls") == \
+        "/api/v1/namespaces/mastodon/secrets/kirchner-social-tls"
+    assert client.api_path("v1", "namespaces", name="a/b") == "/api/v1/namespaces/a%2Fb"

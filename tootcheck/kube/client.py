@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 
@@ -24,6 +25,16 @@ from tootcheck.errors import BadInput, KindNotServed
 from tootcheck.waiting import Poll, WaitTimeout, wait_until
 
 REQUEST_TIMEOUT_S = 30.0
+
+
+def api_path(api_version: str, plural: str, namespace: str | None = None,
+             name: str | None = None) -> str:
+    """The API server's path of a kind's objects (in ``namespace``; None: cluster-wide),
+    or of one of them by ``name``: ``/api/v1/namespaces/mastodon/secrets/x``."""
+    root = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    where = f"/namespaces/{quote(namespace, safe='')}" if namespace is not None else ""
+    one = f"/{quote(name, safe='')}" if name is not None else ""
+    return f"{root}{where}/{plural}{one}"
 FIELD_MANAGER = "tootcheck"
 
 

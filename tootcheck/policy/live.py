@@ -14,10 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from tootcheck.errors import BadInput
-from tootcheck.kube.client import Kube, connect
+from tootcheck.kube.client import Kube, api_path, connect
 from tootcheck.policy.bundle import Bundle, K8sObject
 from tootcheck.policy.config import PolicyConfig
 from tootcheck.redaction import register_secret_settings
@@ -77,13 +76,6 @@ def secret_keys_only(secret: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
-def _path(api_version: str, plural: str, namespace: str | None = None) -> str:
-    """The API path of a kind's objects (in ``namespace``; None: cluster-wide)."""
-    root = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
-    where = f"/namespaces/{quote(namespace, safe='')}" if namespace is not None else ""
-    return f"{root}{where}/{plural}"
-
-
 def _get(kube: Kube, what: str, path: str, *, missing_ok: bool = False) -> Any:
     """The JSON at ``path``; None for 404 with ``missing_ok``; other errors are BadInput."""
     import kubernetes
@@ -105,14 +97,14 @@ def _items(listed: Any) -> list[dict[str, Any]]:
 
 def live_objects(kube: Kube, namespace: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     out: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    ns_obj = _get(kube, f"namespace {namespace}",
-                  f"/api/v1/namespaces/{quote(namespace, safe='')}", missing_ok=True)
+    ns_obj = _get(kube, f"namespace {namespace}", api_path("v1", "namespaces", name=namespace),
+                  missing_ok=True)
     if not isinstance(ns_obj, dict):
         raise BadInput(f"namespace {namespace} not found in context {kube.context}")
     out.append(clean(ns_obj, "Namespace", "v1"))
     for api_version, kind, plural in NAMESPACED:
         for item in _items(_get(kube, f"{kind} in {namespace}",
-                                _path(api_version, plural, namespace))):
+                                api_path(api_version, plural, namespace))):
             if kind == "Secret":
                 out.append((secret_keys_only(item), {}))
                 continue
@@ -121,16 +113,16 @@ def live_objects(kube: Kube, namespace: str) -> list[tuple[dict[str, Any], dict[
             out.append(clean(item, kind, api_version))
     claims = [d for d, _ in out if d["kind"] == "PersistentVolumeClaim"]
     classes = {(d.get("spec") or {}).get("storageClassName") for d in claims} - {None}
-    for pv in _items(_get(kube, "PersistentVolumes", _path("v1", "persistentvolumes"))):
+    for pv in _items(_get(kube, "PersistentVolumes", api_path("v1", "persistentvolumes"))):
         if ((pv.get("spec") or {}).get("claimRef") or {}).get("namespace") == namespace:
             out.append(clean(pv, "PersistentVolume", "v1"))
     for sc in _items(_get(kube, "StorageClasses",
-                          _path("storage.k8s.io/v1", "storageclasses"))):
+                          api_path("storage.k8s.io/v1", "storageclasses"))):
         if (sc.get("metadata") or {}).get("name") in classes:
             out.append(clean(sc, "StorageClass", "storage.k8s.io/v1"))
     for group, version, plural, kind, namespaced in CUSTOM:
         listed = _get(kube, f"{kind} in {namespace}" if namespaced else kind,
-                      _path(f"{group}/{version}", plural, namespace if namespaced else None),
+                      api_path(f"{group}/{version}", plural, namespace if namespaced else None),
                       missing_ok=True)  # None: the CRD is not installed
         for item in _items(listed):
             out.append(clean(item, kind, f"{group}/{version}"))
