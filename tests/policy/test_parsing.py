@@ -136,3 +136,19 @@ def test_no_split_where_lines_could_shift(tmp_path: Path) -> None:
     assert splitparse.split_point(f, f.stat().st_size) is None
     f.write_bytes(b"a: 1\n" * 200 + b"---\nb: 2\n" * 200)
     assert splitparse.split_point(f, f.stat().st_size) is not None
+
+
+def test_the_worker_beside_is_waited_for_within_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that answers is heard; one stuck after the fork is given up (and killed)
+    once the bound after this process's half has passed: its half is then done here."""
+    import time
+
+    from tootcheck.policy import splitparse
+
+    assert splitparse.beside_a_worker(lambda: "mine", lambda n: n * 2, (21,)) == ("mine", 42)
+    assert splitparse.worker_bound(1.0) == splitparse.WORKER_MIN_WAIT_S
+    assert splitparse.worker_bound(100.0) == 100.0 * splitparse.WORKER_WAIT_FACTOR
+    monkeypatch.setattr(splitparse, "WORKER_MIN_WAIT_S", 0.2)
+    started = time.monotonic()
+    assert splitparse.beside_a_worker(lambda: "mine", time.sleep, (3600,)) == ("mine", None)
+    assert time.monotonic() - started < 30  # not the hour the worker would have taken

@@ -15,6 +15,7 @@ import codecs
 import multiprocessing
 import os
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -123,8 +124,10 @@ def beside_a_worker(here: Callable[[], T], there: Callable[..., Any],
                     args: tuple[Any, ...]) -> tuple[T, Any]:
     """``here()`` in this process while ``there(*args)`` runs in a worker forked now (it
     sees this process's state); both results, the worker's None if it failed: raised,
-    could not send its result, or was killed (the caller then does that part itself). The
-    wait for it ends when it has sent or has ended. An error of ``here`` is raised."""
+    could not send its result, was killed, or did not start sending within
+    :func:`worker_bound` of the time ``here()`` took (the two halves are alike; a worker
+    stuck after the fork is then killed). The caller then does that part itself. An
+    error of ``here`` is raised."""
     from tootcheck.policy.bundle import collector_paused
 
     context = multiprocessing.get_context("fork")
@@ -133,18 +136,31 @@ def beside_a_worker(here: Callable[[], T], there: Callable[..., Any],
     worker.start()
     sending.close()  # the worker's end only: its exit closes the pipe
     try:
+        started = time.monotonic()
         mine = here()
+        theirs = None
         with collector_paused():  # unpickling many containers: collections find nothing
-            try:
-                theirs = receiving.recv()
-            except (EOFError, OSError):  # ended without sending
-                theirs = None
+            if receiving.poll(worker_bound(time.monotonic() - started)):  # data, or its end
+                try:
+                    theirs = receiving.recv()
+                except (EOFError, OSError):  # ended without sending
+                    theirs = None
     finally:
         receiving.close()
         if worker.is_alive():
             worker.kill()
         worker.join()
     return mine, theirs
+
+
+WORKER_MIN_WAIT_S = 30.0  # the least a worker is waited for, after this process's half
+WORKER_WAIT_FACTOR = 5.0  # ... or this many times what this process's half took
+
+
+def worker_bound(here_s: float) -> float:
+    """How long to wait for the worker once this process's half is done, which took
+    ``here_s`` seconds: the worker's half is as large, so much longer means it is stuck."""
+    return max(WORKER_MIN_WAIT_S, WORKER_WAIT_FACTOR * here_s)
 
 
 def _work(sending: Any, there: Callable[..., Any], args: tuple[Any, ...]) -> None:
