@@ -86,7 +86,8 @@ def _class_summary(jobs: Iterable[Job]) -> str:
         "no-process": "no live Sidekiq process of this deployment's pod is in `processes`",
         "stale-heartbeat": "the pod's Sidekiq heartbeat (`beat`) is older than the bound, "
                            "or its heartbeat hash has expired",
-        "process-quiet": "the pod's Sidekiq process is quiet (TSTP): it fetches no new jobs",
+        "process-quiet": "the pod's Sidekiq process is quiet (TSTP, or shutting down): "
+                         "it fetches no new jobs",
         "queue-unserved": "a Mastodon queue is not in any live process's queue list",
         "queue-latency": "the oldest job of a queue has waited longer than the bound",
     },
@@ -126,7 +127,8 @@ def check_health(
                    + (f"{age:.1f}s ago (bound {max_beat_age_s:g}s)" if age is not None
                       else "never (no `beat` field)"))
         run.expect(not proc.quiet, "process-quiet",
-                   f"process {proc.identity} is quiet: it fetches no new jobs")
+                   f"process {proc.identity} is quiet (TSTP, or shutting down): "
+                   "it fetches no new jobs")
     served = snapshot.served_queues(hostname)
     missing = [q for q in expected_queues if q not in served]
     run.expect(not missing, "queue-unserved",
