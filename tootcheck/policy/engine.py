@@ -104,34 +104,48 @@ def evaluate(bundles: Sequence[Bundle], config: PolicyConfig, *,
              rules: Iterable[Rule] | None = None, today: dt.date | None = None,
              schema_dir: Path = SCHEMA_DIR) -> PolicyRun:
     started = time.perf_counter()
-    schema_version(kube_version)  # an unsupported version is bad input, before any rule runs
-    waivers = waivers if waivers is not None else Waivers()
-    today = today or dt.date.today()
-    for w in waivers.entries:
-        w.matched = 0
-    rule_list = list(rules) if rules is not None else all_rules()
-    outcomes: list[RuleOutcome] = []
+    waivers, today = prepared(kube_version, waivers, today)
+    outcomes = rule_outcomes(rules, config, {b.mode for b in bundles})
     contexts = [Context(b, config, kube_version, schema_dir) for b in bundles]
-    jobs: list[tuple[RuleOutcome, Context]] = []  # each rule over each bundle it runs on
-    for r in rule_list:
-        outcome = RuleOutcome(r)
-        outcomes.append(outcome)
-        if not r.in_profile(config.profile):
-            outcome.not_run = f"profile {r.profile} (this run: {config.profile})"
-            continue
-        modes = {b.mode for b in bundles}
-        if not modes & r.modes:
-            outcome.not_run = f"runs only {'/'.join(sorted(r.modes))}"
-            continue
-        for ctx in contexts:
-            if ctx.mode in r.modes:
-                jobs.append((outcome, ctx))
+    jobs: list[tuple[RuleOutcome, Context]] = [  # each rule over each bundle it runs on
+        (o, ctx) for o in outcomes if not o.not_run for ctx in contexts if ctx.mode in o.rule.modes]
     # The rules make few reference cycles, while the collector would walk every result
     # and cached value again and again: it is off while they run.
     with collector_paused():
         batches = run_jobs([(o.rule, ctx) for o, ctx in jobs], waivers, today)
     for (outcome, _), batch in zip(jobs, batches, strict=True):
         outcome.add(batch)
+    return finished(outcomes, bundles, waivers, kube_version, today, started)
+
+
+def prepared(kube_version: str, waivers: Waivers | None,
+             today: dt.date | None) -> tuple[Waivers, dt.date]:
+    """The run's waivers (their use counts reset) and date; an unsupported Kubernetes
+    version is bad input, before any rule runs."""
+    schema_version(kube_version)
+    waivers = waivers if waivers is not None else Waivers()
+    for w in waivers.entries:
+        w.matched = 0
+    return waivers, today or dt.date.today()
+
+
+def rule_outcomes(rules: Iterable[Rule] | None, config: PolicyConfig,
+                  modes: set[str]) -> list[RuleOutcome]:
+    """An outcome per rule; those that do not run here say why (``not_run``)."""
+    outcomes: list[RuleOutcome] = []
+    for r in list(rules) if rules is not None else all_rules():
+        outcome = RuleOutcome(r)
+        outcomes.append(outcome)
+        if not r.in_profile(config.profile):
+            outcome.not_run = f"profile {r.profile} (this run: {config.profile})"
+        elif not modes & r.modes:
+            outcome.not_run = f"runs only {'/'.join(sorted(r.modes))}"
+    return outcomes
+
+
+def finished(outcomes: list[RuleOutcome], bundles: Sequence[Bundle], waivers: Waivers,
+             kube_version: str, today: dt.date, started: float) -> PolicyRun:
+    """The run, with the problems of its waivers (unused, expired, ...)."""
     present = {obj.id for bundle in bundles for obj in bundle}
     not_run = {o.rule.id for o in outcomes if o.not_run}
     return PolicyRun(outcomes, list(bundles), waivers, waivers.problems(today, present, not_run),
