@@ -23,15 +23,17 @@ from typing import Any
 
 from tootcheck.errors import BadInput
 from tootcheck.policy.bundle import collector_paused
-from tootcheck.policy.config import PROFILES
+from tootcheck.policy.config import PROFILES, PolicyConfig
 from tootcheck.policy.config_loader import load_project
-from tootcheck.policy.engine import evaluate
+from tootcheck.policy.engine import PolicyRun, evaluate
 from tootcheck.policy.junit import write_junit
-from tootcheck.policy.registry import all_rules
+from tootcheck.policy.registry import Rule, all_rules
 from tootcheck.policy.render_summary import as_json, human
 from tootcheck.policy.sarif import write_sarif
 from tootcheck.policy.sources import load_bundle, split_overlays
+from tootcheck.policy.streamrun import stream_gate
 from tootcheck.policy.waivers import Waivers, load_waivers
+from tootcheck.rendering import display_path
 from tootcheck.settings import Settings, active
 from tootcheck.versions import KUBERNETES
 
@@ -95,17 +97,12 @@ def run(args: argparse.Namespace) -> int:
     if args.live:
         from tootcheck.policy.live import load_live_bundle
 
-        bundles = [load_live_bundle(args.kubeconfig, args.context,
-                                    args.namespace or config.namespace, config)]
+        bundle = load_live_bundle(args.kubeconfig, args.context,
+                                  args.namespace or config.namespace, config)
+        run_ = evaluate([bundle], config, waivers=waivers, kube_version=args.kube_version,
+                        rules=rules)
     else:
-        # Parsed objects hold no reference cycles and live until the process ends.
-        with collector_paused():
-            loaded = load_bundle(args.paths, default_namespace=config.namespace)
-            bundles = split_overlays(loaded, config.is_overlay_source)
-    # The objects live until the process ends: the cyclic collector need not walk them.
-    gc.freeze()
-    run_ = evaluate(bundles, config, waivers=waivers, kube_version=args.kube_version,
-                    rules=rules)
+        run_ = _offline(args.paths, config, waivers, args.kube_version, rules)
     out = as_json(run_, args.strict) if args.format == "json" else human(run_, args.strict)
     sys.stdout.write(out)
     for writer, target in ((write_sarif, args.sarif), (write_junit, args.junit)):
@@ -115,3 +112,25 @@ def run(args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise BadInput(f"cannot write {target}: {exc.strerror}") from None
     return run_.exit_code(args.strict)
+
+
+def _offline(paths: list[str], config: PolicyConfig, waivers: Waivers | None,
+             kube_version: str, rules: list[Rule]) -> PolicyRun:
+    """The run over files: a single large one a few namespaces at a time."""
+    if len(paths) == 1:
+        path = Path(paths[0])
+        why: list[str] = []
+        run_ = stream_gate(path, display_path(path), config, waivers=waivers,
+                           kube_version=kube_version, rules=rules, why=why)
+        if run_ is not None:
+            return run_
+        for reason in why:  # a large file: its memory is that of all its objects
+            print(f"tootcheck: {display_path(path)} is gated whole, not a few namespaces "
+                  f"at a time: {reason}", file=sys.stderr)
+    # Parsed objects hold no reference cycles and live until the process ends.
+    with collector_paused():
+        loaded = load_bundle(paths, default_namespace=config.namespace)
+        bundles = split_overlays(loaded, config.is_overlay_source)
+    # The objects live until the process ends: the cyclic collector need not walk them.
+    gc.freeze()
+    return evaluate(bundles, config, waivers=waivers, kube_version=kube_version, rules=rules)

@@ -147,6 +147,7 @@ class K8sObject:
     default_namespace: str = "mastodon"
     live_status: dict[str, Any] = field(default_factory=dict)  # kept from live status
     artifact: str = ""  # file a report should point at ("" = source)
+    field_lines: dict[FieldPath, int] | None = None  # lines found before the data was dropped
 
     @cached_property
     def kind(self) -> str:
@@ -206,6 +207,8 @@ class K8sObject:
 
     def line_of(self, path: Sequence[PathPart]) -> int:
         """Line of the deepest existing node on ``path`` (the object's line if none)."""
+        if self.field_lines is not None and tuple(path) in self.field_lines:
+            return self.field_lines[tuple(path)]
         node, line, shift = self.node, self.line, 0
         if node is None and self.span is not None:
             node = self.node = self.span.compose()
@@ -250,6 +253,19 @@ def secret_values_of(objects: Sequence[K8sObject]) -> list[str]:
     return secret_setting_values([o.data for o in objects])
 
 
+class OutsideSlice(Exception):
+    """A rule asked what only objects outside a :class:`NamespaceSlice` could answer."""
+
+
+@dataclass(frozen=True)
+class NamespaceSlice:
+    """A bundle that holds only some namespaces of its input (with every object of
+    those, and all cluster-scoped objects): ``held`` of ``known``, all of the input's."""
+
+    held: frozenset[str]
+    known: frozenset[str]
+
+
 class Bundle:
     """The objects one policy run looks at, with lookups rules share."""
 
@@ -270,6 +286,7 @@ class Bundle:
             else:
                 self._by_key[key] = obj
         self.cache: dict[Any, Any] = {}  # per-bundle memo for shared derived data
+        self.slice: NamespaceSlice | None = None  # set when it holds some namespaces only
 
     def __len__(self) -> int:
         return len(self.objects)

@@ -118,6 +118,26 @@ def parse_range(path: Path, start: int, end: int | None, text: SourceText, sourc
         _SAFE_LINES.clear()  # not held while the rules run
 
 
+def document_objects(text: str, line0: int, source: str, default_namespace: str,
+                     found: list[str]) -> list[K8sObject] | None:
+    """The objects of whole documents of a file, whose first line is line ``line0``
+    (from 0) of it; their spans are within ``text``, which they keep. The values of
+    their secret-valued settings go to ``found``. None: the file needs PyYAML's reading."""
+    if any(c in text for c in _OTHER):
+        return None
+    try:
+        with collector_paused():
+            return list(_block_objects(text, 0, line0, SourceText(text=text), source,
+                                       default_namespace, "", found))
+    except _Fallback:
+        return None
+
+
+def forget_lines() -> None:
+    """Drop the memo of lines found plain (once a file is parsed)."""
+    _SAFE_LINES.clear()
+
+
 def _blocks(path: Path, start: int, end: int | None) -> Iterator[str]:
     """The range's text in pieces that end at a document boundary."""
     decoder = codecs.getincrementaldecoder("utf-8")()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, cast
 
-from tootcheck.policy.bundle import Bundle, FieldPath, K8sObject
+from tootcheck.policy.bundle import Bundle, FieldPath, K8sObject, OutsideSlice
 
 WORKLOAD_KINDS = frozenset({
     "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"})
@@ -245,6 +245,9 @@ def mastodon_containers(bundle: Bundle, *roles: str, namespace: str | None = Non
         return local
     if local and len(wanted) == 1:
         return local  # callers that allow any namespace want the local one first
+    if bundle.slice is not None:
+        raise OutsideSlice(f"{'/'.join(wanted)} containers of other namespaces than "
+                           f"{namespace}")
     return local + [c for role in wanted for c in index.get((role, "*"), [])
                     if c.obj.namespace != namespace]
 

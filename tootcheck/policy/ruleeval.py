@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tootcheck.errors import BadInput
 from tootcheck.model import Severity
-from tootcheck.policy.bundle import Bundle, FieldPath, K8sObject, fmt_path
+from tootcheck.policy.bundle import Bundle, FieldPath, K8sObject, OutsideSlice, fmt_path
 from tootcheck.policy.k8s import WORKLOAD_KINDS, workloads
 from tootcheck.policy.registry import Rule
 from tootcheck.policy.types import Context, Hit, Subject, subject_id
@@ -155,8 +155,9 @@ def objects_for(kinds: frozenset[str] | None, bundle: Bundle) -> list[K8sObject]
 def _run_rule(r: Rule, subject: Subject, ctx: Context) -> list[Hit]:
     try:
         return list(r.fn(subject, ctx))
-    except BadInput:
-        raise  # e.g. a broken project schema: the input is wrong, not the object
+    except (BadInput, OutsideSlice):
+        raise  # a broken project schema (the input is wrong, not the object), or a
+        # question a namespace slice cannot answer (streamrun then gates the file whole)
     except Exception as exc:  # a rule bug is a failing finding, never a traceback
         frame = traceback.extract_tb(exc.__traceback__)[-1]
         return [Hit(f"rule raised {type(exc).__name__}: {exc} "

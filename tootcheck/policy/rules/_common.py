@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, cast
 
-from tootcheck.policy.bundle import K8sObject
+from tootcheck.policy.bundle import K8sObject, NamespaceSlice, OutsideSlice
 from tootcheck.policy.k8s import (
     Container,
     containers_of,
@@ -143,10 +143,36 @@ def traefik_middlewares(ctx: Context) -> dict[str, K8sObject]:
     """Rendered traefik.io Middlewares by the name Traefik's Ingress provider uses."""
     key = ("traefik-middlewares",)
     if key not in ctx.bundle.cache:
-        ctx.bundle.cache[key] = {f"{m.namespace}-{m.name}@kubernetescrd": m
-                                 for m in ctx.bundle.of_kind("Middleware")
-                                 if m.group == "traefik.io"}
+        known = {f"{m.namespace}-{m.name}@kubernetescrd": m
+                 for m in ctx.bundle.of_kind("Middleware") if m.group == "traefik.io"}
+        part = ctx.bundle.slice
+        ctx.bundle.cache[key] = known if part is None else _SliceMiddlewares(known, part)
     return cast("dict[str, K8sObject]", ctx.bundle.cache[key])
+
+
+class _SliceMiddlewares(dict[str, K8sObject]):
+    """The Middlewares of a namespace slice: a name that a Middleware of a namespace
+    outside it could take (``<namespace>-<name>@kubernetescrd``) cannot be answered."""
+
+    def __init__(self, known: dict[str, K8sObject], part: NamespaceSlice) -> None:
+        super().__init__(known)
+        self.part = part
+
+    def _check(self, ref: object) -> None:
+        name = ref if isinstance(ref, str) else ""
+        at = name.find("-")
+        while at >= 0:
+            if name[:at] in self.part.known and name[:at] not in self.part.held:
+                raise OutsideSlice(f"Middleware {ref} may be in namespace {name[:at]}")
+            at = name.find("-", at + 1)
+
+    def __contains__(self, ref: object) -> bool:
+        self._check(ref)
+        return super().__contains__(ref)
+
+    def get(self, ref: str, default: Any = None) -> Any:
+        self._check(ref)
+        return super().get(ref, default)
 
 
 def is_https_redirect(mw: K8sObject | None) -> bool:

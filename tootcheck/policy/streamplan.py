@@ -1,0 +1,195 @@
+"""The plan for gating a large file namespace by namespace: a quick pass over its text
+finds each document's place (bytes, first line, object position) and guesses its kind
+and the namespace it belongs to, then cuts the documents into batches of whole
+namespaces.
+
+The guesses come from the text alone (``kind:`` at the top level, ``namespace:`` or a
+Namespace's ``name:`` one level under ``metadata:``). They need not be right: each
+object is checked against its guess when it is parsed (:func:`belongs`), and a wrong
+guess abandons the plan. Anything the pass cannot place (a ``List``, a document without
+``kind:``, other line breaks than ``\\n``, a directive) means no plan.
+"""
+
+from __future__ import annotations
+
+import bisect
+import codecs
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tootcheck.policy.bundle import CLUSTER_SCOPED, K8sObject
+
+SHARED = ""  # the group of cluster-scoped objects (Namespaces aside): in every batch
+BATCH_OBJECTS = 400  # objects parsed and evaluated at a time (whole namespaces)
+MAX_SHARED_SHARE = 0.05  # more cluster-scoped objects than this share: no plan
+_BLOCK = 4 << 20
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+_TOP = re.compile(r"\n(?=[^ \t\n#])")  # a line at the top level
+_CONTENT = re.compile(r"\n[ \t]*[^ \t\n#]")  # a line with content
+_OTHER = ("\r", "\x85", "\u2028", "\u2029", "\ufeff")
+
+
+@dataclass(slots=True)  # one per document: made fast (not frozen)
+class Doc:
+    """One document that holds an object."""
+
+    start: int  # byte offsets in the file
+    end: int
+    line0: int  # line breaks before it
+    position: int  # the object's position in the file (its ``doc``)
+    kind: str
+    group: str  # its namespace (a Namespace: its name); SHARED: cluster-scoped
+
+
+@dataclass
+class Plan:
+    docs: list[Doc]
+    shared: list[Doc]  # in every batch, evaluated once
+    batches: list[list[Doc]] = field(default_factory=list)  # each in file order
+
+    @property
+    def objects(self) -> int:
+        return len(self.docs)
+
+
+def group_of(kind: str, namespace: str | None, name: str) -> str:
+    """The group an object belongs to, as :class:`Doc.group` (from the parsed object)."""
+    if kind == "Namespace":
+        return name
+    if kind in CLUSTER_SCOPED:
+        return SHARED
+    return namespace or ""
+
+
+def belongs(obj: K8sObject, doc: Doc) -> bool:
+    """Whether the parsed object is what the plan guessed for its document."""
+    return obj.kind == doc.kind and group_of(obj.kind, obj.namespace, obj.name) == doc.group
+
+
+def _value(text: str, at: int) -> str:
+    """The rest of the line from ``at``, stripped."""
+    end = text.find("\n", at)
+    return text[at:end if end >= 0 else len(text)].strip()
+
+
+def _found(text: str, needle: str, lo: int, hi: int) -> list[int]:
+    """Where ``needle`` occurs in ``text[lo:hi]`` (str.find: scanned at memchr speed)."""
+    out = []
+    at = text.find(needle, lo, hi)
+    while at >= 0:
+        out.append(at)
+        at = text.find(needle, at + 1, hi)
+    return out
+
+
+def _meta(text: str, at: int, hi: int, key: str) -> str | None:
+    """``key``'s value one level under the ``metadata:`` line (``at``: its line break)."""
+    first = _CONTENT.search(text, at, hi)
+    if first is None:
+        return None
+    indent = first.group(0)[1:-1]
+    if not indent or indent.strip():
+        return None
+    hit = text.find(f"\n{indent}{key}:", at, hi)
+    if hit < 0 or _TOP.search(text, at, hit) is not None:  # not under metadata
+        return None
+    return _value(text, hit + 2 + len(indent) + len(key))
+
+
+def _guesses(text: str, starts: list[int], ends: list[int],
+             default_namespace: str) -> list[tuple[str, str] | None] | None:
+    """(kind, group) of each document in ``text`` (None: empty), or None when one
+    cannot be placed."""
+    hi = ends[-1]
+    text_kinds: dict[int, list[str]] = {}
+    for at in _found(text, "\nkind:", 0, hi):
+        text_kinds.setdefault(bisect.bisect_right(starts, at) - 1, []).append(
+            _value(text, at + 6))
+    if text.startswith("kind:"):
+        text_kinds.setdefault(0, []).insert(0, _value(text, 5))
+    metas: dict[int, int] = {}  # document -> the line break ending its metadata: line
+    for at in _found(text, "\nmetadata:\n", 0, hi):
+        i = bisect.bisect_right(starts, at) - 1
+        if i in metas:
+            return None
+        metas[i] = at + 10
+    out: list[tuple[str, str] | None] = []
+    for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
+        kinds = text_kinds.get(i)
+        if kinds is None:
+            if _CONTENT.search(text, a + 3 if text.startswith("---", a) else a, b):
+                return None
+            out.append(None)
+            continue
+        if len(kinds) != 1 or not _NAME.fullmatch(kinds[0]) or kinds[0].endswith("List"):
+            return None
+        kind = kinds[0]
+        meta = metas.get(i)
+        if kind == "Namespace":
+            name = _meta(text, meta, b, "name") if meta is not None else None
+            if not name:
+                return None
+            out.append((kind, name))
+        elif kind in CLUSTER_SCOPED:
+            out.append((kind, SHARED))
+        else:
+            namespace = _meta(text, meta, b, "namespace") if meta is not None else None
+            out.append((kind, namespace or default_namespace))
+    return out
+
+
+def read_plan(path: Path, default_namespace: str) -> Plan | None:
+    """The file's plan, or None when it cannot be planned (then gate it whole)."""
+    docs: list[Doc] = []
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    pending = ""  # text not yet cut into documents
+    at_byte = line = 0
+    final = False
+    with path.open("rb") as f:
+        while not final:
+            chunk = f.read(_BLOCK)
+            final = not chunk
+            text = decoder.decode(chunk, final=final)
+            if any(c in text for c in _OTHER) or "\n%" in text or text.startswith("%"):
+                return None  # PyYAML alone (a directive across blocks fails to parse)
+            pending += text
+            starts = [0] + [at + 1 for at in _found(pending, "\n---", 0, len(pending))
+                            if pending[at + 4:at + 5] in ("", " ", "\t", "\n")]
+            ends = [*starts[1:], len(pending)]
+            if not final:  # the last document may go on in the next block
+                starts, ends = starts[:-1], ends[:-1]
+            if not starts:
+                continue
+            guesses = _guesses(pending, starts, ends, default_namespace)
+            if guesses is None:
+                return None
+            plain = pending.isascii()
+            for a, b, guess in zip(starts, ends, guesses, strict=True):
+                size = b - a if plain else len(pending[a:b].encode())
+                if guess is not None:
+                    docs.append(Doc(at_byte, at_byte + size, line, len(docs), *guess))
+                at_byte += size
+                line += pending.count("\n", a, b)
+            pending = pending[ends[-1]:]
+    return _batched(docs)
+
+
+def _batched(docs: list[Doc]) -> Plan | None:
+    shared = [d for d in docs if d.group == SHARED]
+    if len(shared) > MAX_SHARED_SHARE * len(docs):
+        return None
+    groups: dict[str, list[Doc]] = {}
+    for d in docs:
+        if d.group != SHARED:
+            groups.setdefault(d.group, []).append(d)
+    plan = Plan(docs, shared)
+    batch: list[Doc] = []
+    for members in groups.values():
+        batch.extend(members)
+        if len(batch) >= BATCH_OBJECTS:
+            plan.batches.append(sorted(batch, key=lambda d: d.position))
+            batch = []
+    if batch:
+        plan.batches.append(sorted(batch, key=lambda d: d.position))
+    return plan

@@ -1,0 +1,332 @@
+"""Gating a large file a few namespaces at a time, so that its objects are never all
+held at once: each batch of whole namespaces (``streamplan``) is parsed, evaluated by
+every rule with the cluster-scoped objects beside it, and its objects are then cut down
+to what the reports show (kind, name, namespace, lines of the findings). On two cores a
+forked worker takes the second half of the batches.
+
+This gives what gating the whole file gives, because a rule's result for an object
+depends only on the objects of its namespace and the cluster-scoped ones, with three
+exceptions that the bundle of a batch refuses to answer (``OutsideSlice``): a
+Mastodon container of another namespace (``k8s.mastodon_containers``) and a Traefik
+Middleware whose name another namespace could give (``rules._common``). Then, or when
+an object is not what the plan guessed, or a document needs PyYAML's error, the plan
+is abandoned and the caller gates the file whole: the same results, only slower.
+Results are put back in file order per rule, and each cluster-scoped object is a
+subject once (in the first batch).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import heapq
+import itertools
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tootcheck.errors import BadInput
+from tootcheck.policy import fastparse
+from tootcheck.policy.bundle import (
+    Bundle,
+    K8sObject,
+    NamespaceSlice,
+    OutsideSlice,
+    collector_paused,
+)
+from tootcheck.policy.config import PolicyConfig
+from tootcheck.policy.engine import PolicyRun, finished, prepared, rule_outcomes
+from tootcheck.policy.registry import Rule
+from tootcheck.policy.ruleeval import Batch, Finding, evaluate_rule, objects_for
+from tootcheck.policy.splitparse import beside_a_worker, two_cores
+from tootcheck.policy.streamplan import SHARED, Doc, Plan, belongs, read_plan
+from tootcheck.policy.types import Context
+from tootcheck.policy.waivers import Waivers
+from tootcheck.redaction import register_values
+from tootcheck.versions import KUBERNETES
+
+MIN_STREAM_BYTES = 56 << 20  # below this, gating the file whole stays under about 500 MB
+
+
+class Abandon(Exception):
+    """The plan does not hold: gate the file whole."""
+
+
+def stream_gate(path: Path, source: str, config: PolicyConfig, *,
+                waivers: Waivers | None = None, kube_version: str = KUBERNETES,
+                rules: Sequence[Rule] | None = None, today: dt.date | None = None,
+                min_bytes: int | None = None, why: list[str] | None = None
+                ) -> PolicyRun | None:
+    """The run over the file ``path`` (shown as ``source``), batch by batch. None when
+    it is smaller than ``min_bytes`` (default MIN_STREAM_BYTES), when
+    ``TOOTCHECK_STREAM=0``, or when it cannot be gated that way: then gate it whole
+    (``why`` gets the reason, for a file large enough to have been tried)."""
+    started = time.perf_counter()
+    if os.environ.get("TOOTCHECK_STREAM") == "0":  # gate every file whole
+        return None
+    try:
+        if not path.is_file() or path.stat().st_size < (
+                MIN_STREAM_BYTES if min_bytes is None else min_bytes):
+            return None
+    except OSError:
+        return None
+    notes = why if why is not None else []
+    waivers, today = prepared(kube_version, waivers, today)
+    plan = read_plan(path, config.namespace)
+    if plan is None or len(plan.batches) < 2:
+        notes.append("its documents could not be grouped by namespace from their text"
+                     if plan is None else "all its objects are in one or two namespaces")
+        return None
+    outcomes = rule_outcomes(rules, config, {"offline"})
+    run = _Run(path, source, plan, config, kube_version,
+               [o.rule for o in outcomes if not o.not_run], waivers, today)
+    try:
+        with collector_paused():
+            batches, objects = run.everything()
+    except Abandon as exc:
+        for w in waivers.entries:
+            w.matched = 0
+        notes.append(str(exc))
+        return None
+    for outcome, batch in zip((o for o in outcomes if not o.not_run), batches, strict=True):
+        outcome.add(batch)
+    return finished(outcomes, [Bundle(objects, sources=[source])], waivers, kube_version,
+                    today, started)
+
+
+class _Run:
+    def __init__(self, path: Path, source: str, plan: Plan, config: PolicyConfig,
+                 kube_version: str, rules: list[Rule], waivers: Waivers,
+                 today: dt.date) -> None:
+        self.path, self.source, self.plan = path, source, plan
+        self.config, self.kube_version, self.rules = config, kube_version, rules
+        self.waivers, self.today = waivers, today
+        self.namespaces = frozenset(d.group for d in plan.docs if d.group != SHARED)
+        self.secrets: list[str] = []
+
+    def everything(self) -> tuple[list[Batch], list[K8sObject]]:
+        """Each rule's results over the file, and its objects (cut down), in file order."""
+        try:
+            return self._everything()
+        finally:
+            fastparse.forget_lines()
+            gc.unfreeze()
+
+    def _everything(self) -> tuple[list[Batch], list[K8sObject]]:
+        shared = self.parse(self.plan.shared)
+        batches = self.plan.batches
+        cut = _half(batches) if two_cores() else len(batches)
+        if cut == len(batches):
+            mine = self.batches(batches, shared)
+            register_values(self.secrets)
+            return _merged(mine.parts, len(self.rules)), mine.objects(shared)
+        mine, sent = beside_a_worker(lambda: self.batches(batches[:cut], shared),
+                                     self.second_half, (batches[cut:], shared))
+        if sent is None:  # the worker failed: its half here
+            theirs = self.batches(batches[cut:], shared, first=False)
+        elif isinstance(sent, str):  # the worker gave up
+            raise Abandon(sent)
+        else:
+            theirs = self.received(sent)
+        register_values(self.secrets)
+        objects = sorted([*mine.objects(shared), *theirs.own], key=lambda o: o.doc)
+        return _merged(mine.parts + theirs.parts, len(self.rules)), objects
+
+    def parse(self, docs: list[Doc]) -> list[K8sObject]:
+        """The objects of ``docs`` (in file order), each checked against the plan's
+        guess; documents next to each other in the file are parsed in one piece."""
+        out: list[K8sObject] = []
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            for run in _runs(docs):
+                text = os.pread(fd, run[-1].end - run[0].start, run[0].start).decode()
+                found = fastparse.document_objects(text, run[0].line0, self.source,
+                                                   self.config.namespace, self.secrets)
+                if found is None or len(found) != len(run):
+                    raise Abandon(f"a document near line {run[0].line0 + 1} needs PyYAML's "
+                                  "reading")
+                for obj, d in zip(found, run, strict=True):
+                    obj.doc = d.position
+                    if not belongs(obj, d):
+                        raise Abandon(f"document at line {d.line0 + 1} is not the "
+                                      f"{d.kind} in {d.group or 'no namespace'} its text "
+                                      "suggested")
+                out.extend(found)
+        except (OSError, UnicodeError) as exc:
+            raise Abandon(f"cannot read it again: {exc}") from None
+        finally:
+            os.close(fd)
+        return out
+
+    def batches(self, batches: list[list[Doc]], shared: list[K8sObject],
+                first: bool = True) -> _Half:
+        """Every rule over each batch (the shared objects' subjects in the first)."""
+        half = _Half()
+        for k, docs in enumerate(batches):
+            own, parts = self.batch(docs, shared, first and k == 0)
+            half.parts.append(parts)
+            half.own.extend(own)
+            gc.collect()  # what the batch left in cycles; older objects are frozen
+            gc.freeze()
+        return half
+
+    def batch(self, docs: list[Doc], shared: list[K8sObject],
+              with_shared: bool) -> tuple[list[K8sObject], list[Batch]]:
+        """Every rule over one batch: its objects (cut down) and each rule's results."""
+        own = self.parse(docs)
+        objects = list(heapq.merge(own, shared, key=lambda o: o.doc)) if shared else own
+        bundle = Bundle(objects, sources=[self.source])
+        bundle.slice = NamespaceSlice(frozenset(d.group for d in docs), self.namespaces)
+        ctx = Context(bundle, self.config, self.kube_version)
+        subjects = {id(o) for o in (objects if with_shared else own)}
+        picked: dict[frozenset[str] | None, list[K8sObject]] = {}
+
+        def only(kinds: frozenset[str] | None) -> list[K8sObject]:
+            if kinds not in picked:
+                picked[kinds] = [o for o in objects_for(kinds, bundle) if id(o) in subjects]
+            return picked[kinds]
+
+        try:
+            parts = [evaluate_rule(r, ctx, self.waivers, self.today, only)
+                     for r in self.rules]
+        except OutsideSlice as exc:
+            raise Abandon(f"a rule reads beyond a namespace ({exc})") from None
+        except BadInput:
+            raise Abandon("the input is bad (worded by gating it whole)") from None
+        _cut_down(own, parts)
+        return own, parts
+
+    def second_half(self, batches: list[list[Doc]], shared: list[K8sObject]) -> Any:
+        """The worker: its results as plain data, or why it gave up."""
+        try:
+            half = self.batches(batches, shared, first=False)
+        except Abandon as exc:
+            return str(exc)
+        at_waiver = {id(w): i for i, w in enumerate(self.waivers.entries)}
+        objects = [(o.doc, o.data, o.line, o.field_lines) for o in half.own]
+        per_rule = []
+        for j in range(len(self.rules)):
+            items = []
+            for parts in half.parts:
+                batch = parts[j]
+                items.append(([o.doc for o in batch.objs], batch.containers, {
+                    at: [(f.subject_id, f.obj.doc, f.container, f.path, f.message,
+                          at_waiver[id(f.waiver)] if f.waiver is not None else -1,
+                          f.waiver_expired) for f in found]
+                    for at, found in batch.findings.items()}))
+            per_rule.append(items)
+        return objects, per_rule, self.secrets, [w.matched for w in self.waivers.entries]
+
+    def received(self, sent: Any) -> _Half:
+        objects, per_rule, secrets, used = sent
+        self.secrets.extend(secrets)
+        for w, n in zip(self.waivers.entries, used, strict=True):
+            w.matched += n
+        half = _Half()
+        by_doc: dict[int, K8sObject] = {}
+        for doc, data, line, lines in objects:
+            obj = K8sObject(data=data, source=self.source, doc=doc, line=line,
+                            default_namespace=self.config.namespace, field_lines=lines)
+            by_doc[doc] = obj
+            half.own.append(obj)
+        rows: list[list[Batch]] = [[] for _ in per_rule[0]] if per_rule else []
+        for r, items in zip(self.rules, per_rule, strict=True):
+            for k, (docs, containers, found) in enumerate(items):
+                batch = Batch("", [by_doc[d] for d in docs], containers)
+                for at, hits in found.items():
+                    batch.findings[at] = [
+                        Finding(r, sid, by_doc[d], container, fpath, message, "",
+                                self.waivers.entries[w] if w >= 0 else None, expired)
+                        for sid, d, container, fpath, message, w, expired in hits]
+                rows[k].append(batch)
+        half.parts = rows
+        return half
+
+
+class _Half:
+    """What one process evaluated: per batch, each rule's results; its objects."""
+
+    def __init__(self) -> None:
+        self.parts: list[list[Batch]] = []
+        self.own: list[K8sObject] = []
+
+    def objects(self, shared: list[K8sObject]) -> list[K8sObject]:
+        return list(heapq.merge(self.own, shared, key=lambda o: o.doc))
+
+
+def _runs(docs: list[Doc]) -> list[list[Doc]]:
+    """``docs`` cut where the next does not begin where the last ends."""
+    runs: list[list[Doc]] = []
+    for d in docs:
+        if runs and runs[-1][-1].end == d.start:
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    return runs
+
+
+MAIN_SHARE = 0.48  # of the batches' bytes: this process has also planned the file
+
+
+def _half(batches: list[list[Doc]]) -> int:
+    """Where the worker's batches start (by their bytes), at least one each."""
+    sizes = [sum(d.end - d.start for d in b) for b in batches]
+    total, run = sum(sizes), 0
+    for k, size in enumerate(sizes):
+        run += size
+        if run >= total * MAIN_SHARE:
+            return min(k + 1, len(batches) - 1)
+    return len(batches) - 1
+
+
+SLIM_META = ("name", "generateName", "namespace")
+
+
+def _cut_down(own: list[K8sObject], parts: list[Batch]) -> None:
+    """Keep of each object what the reports read: the lines of its findings first."""
+    mine = {id(o) for o in own}
+    for batch in parts:
+        for found in batch.findings.values():
+            for f in found:
+                if id(f.obj) in mine:
+                    lines = f.obj.field_lines
+                    if lines is None:
+                        lines = f.obj.field_lines = {}
+                    if f.path not in lines:
+                        lines[f.path] = f.obj.line_of(f.path)
+    for o in own:
+        meta = o.meta
+        o.data = {"apiVersion": o.data.get("apiVersion"), "kind": o.data.get("kind"),
+                  "metadata": {k: meta[k] for k in SLIM_META if k in meta}}
+        o.__dict__.pop("meta", None)
+        o.node = o.span = None
+
+
+def _merged(parts: list[list[Batch]], rules: int) -> list[Batch]:
+    """Each rule's results over all batches, in file order (of the objects' positions;
+    an object's subjects stay together, in their order)."""
+    out = []
+    for j in range(rules):
+        batches = [p[j] for p in parts if p[j].objs]
+        merged = Batch("")
+        if all(a.objs[-1].doc < b.objs[0].doc for a, b in itertools.pairwise(batches)):
+            for b in batches:  # each in file order, and one after the other
+                shift = len(merged.objs)
+                merged.objs.extend(b.objs)
+                merged.containers.extend(b.containers)
+                merged.findings.update((at + shift, found) for at, found in b.findings.items())
+            out.append(merged)
+            continue
+        entries = sorted((obj.doc, k, i) for k, b in enumerate(batches)
+                         for i, obj in enumerate(b.objs))
+        for _, k, i in entries:
+            b = batches[k]
+            found = b.findings.get(i)
+            if found:
+                merged.findings[len(merged.objs)] = found
+            merged.objs.append(b.objs[i])
+            merged.containers.append(b.containers[i])
+        out.append(merged)
+    return out
