@@ -31,6 +31,7 @@ from tootcheck.policy.types import Context
 from tootcheck.policy.waivers import Waivers, parse_waivers
 from tootcheck.redaction import MASK, redact
 
+ROOT = Path(__file__).resolve().parents[2]
 TODAY = dt.date(2026, 11, 27)
 BATCH = 25  # objects per batch here: several batches, namespaces of every size
 
@@ -149,6 +150,25 @@ def test_failing_cases_streamed_equal_whole(monkeypatch: pytest.MonkeyPatch,
     assert sum(len(o.findings) for o in run.outcomes) > 100
     assert expected[2][:2] == [1, 1] and expected[2][2] == 0  # used early, late, never
     assert any("elsewhere" in p for p in expected[1])  # the unused waiver, a problem
+
+
+def test_committed_renders_streamed_equal_whole(monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    """The reference and the infrastructure renders in one file (their CRDs and cluster
+    roles beside every batch), with the project's config and waivers."""
+    renders = sorted((ROOT / "manifests" / "rendered").glob("*.yaml"))
+    path = tmp_path / "renders.yaml"
+    path.write_text("".join(p.read_text() if p.read_text().startswith("---")
+                            else "---\n" + p.read_text() for p in renders
+                            if "overlay" not in p.name))
+    project = load_project(ROOT / "tootcheck.toml", known_rules=[r.id for r in all_rules()])
+    monkeypatch.setattr(streamplan, "MAX_SHARED_SHARE", 1.0)
+    expected = view(whole(path, project.config, project.waivers))
+    why: list[str] = []
+    run = streamed(monkeypatch, path, project.config, project.waivers, why=why)
+    assert run is not None, why
+    assert view(run) == expected
+    assert sum(expected[2]) > 0 and run.objects > 100  # waivers used, every render in
 
 
 def test_objects_are_cut_down_to_what_reports_read(
@@ -311,6 +331,8 @@ def test_middlewares_another_namespace_could_name_are_refused(
             known_mw.get(ref)
         with pytest.raises(OutsideSlice):
             _ = ref in known_mw
+        with pytest.raises(OutsideSlice):
+            _ = known_mw[ref]
 
 
 # ------------------------------------------------------------------ the plan
@@ -334,7 +356,7 @@ def test_plan_places_every_document(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     path = write(tmp_path / "plan.yaml", docs)
     raw = path.read_bytes()
     plan = streamplan.read_plan(path, "mastodon")
-    assert plan is not None
+    assert isinstance(plan, streamplan.Plan), plan
     got = [(d.kind, d.group, d.position) for d in plan.docs]
     assert got == [("Namespace", "grün-frei", 0), ("Namespace", "two", 1),
                    ("ConfigMap", "two", 2), ("ClusterRole", streamplan.SHARED, 3),
@@ -354,7 +376,7 @@ def test_batches_hold_whole_namespaces(tmp_path: Path, monkeypatch: pytest.Monke
     docs = [f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c{i}\n  namespace: ns{i % 7}\n"
             for i in range(100)]
     plan = streamplan.read_plan(write(tmp_path / "round.yaml", docs), "mastodon")
-    assert plan is not None and len(plan.batches) > 2
+    assert isinstance(plan, streamplan.Plan) and len(plan.batches) > 2
     seen: dict[str, int] = {}
     for k, batch in enumerate(plan.batches):
         assert [d.position for d in batch] == sorted(d.position for d in batch)
@@ -363,17 +385,20 @@ def test_batches_hold_whole_namespaces(tmp_path: Path, monkeypatch: pytest.Monke
     assert sorted(d.position for b in plan.batches for d in b) == list(range(100))
 
 
-@pytest.mark.parametrize(("text", "what"), [
-    ("---\napiVersion: v1\nkind: ConfigMap\r\nmetadata:\n  name: a\n", "other line breaks"),
-    ("---\napiVersion: v1\nkind: List\nitems: []\n", "a List"),
-    ("---\napiVersion: v1\nmetadata:\n  name: a\n", "no kind"),
-    ("%YAML 1.1\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n", "a directive"),
-    ("---\napiVersion: v1\nkind: \"ConfigMap\"\nmetadata:\n  name: a\n", "a quoted kind"),
+@pytest.mark.parametrize(("text", "why"), [
+    (b"---\napiVersion: v1\nkind: ConfigMap\r\nmetadata:\n  name: a\n", "line breaks"),
+    (b"---\napiVersion: v1\nkind: List\nitems: []\n", "it holds a List"),
+    (b"---\napiVersion: v1\nmetadata:\n  name: a\n", "no top-level kind"),
+    (b"%YAML 1.1\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n", "directive"),
+    (b"---\napiVersion: v1\nkind: \"ConfigMap\"\nmetadata:\n  name: a\n", "one plain word"),
+    (b"---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n", "Namespace's name"),
+    (b"---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: \xff\n", "cannot read it"),
 ])
-def test_plan_refuses_what_it_cannot_place(tmp_path: Path, text: str, what: str) -> None:
+def test_plan_refuses_what_it_cannot_place(tmp_path: Path, text: bytes, why: str) -> None:
     path = tmp_path / "x.yaml"
-    path.write_text(text)
-    assert streamplan.read_plan(path, "mastodon") is None, what
+    path.write_bytes(text)
+    found = streamplan.read_plan(path, "mastodon")
+    assert isinstance(found, str) and why in found
 
 
 def test_cluster_scoped_objects_beyond_a_share_are_not_planned(tmp_path: Path) -> None:
@@ -381,8 +406,10 @@ def test_cluster_scoped_objects_beyond_a_share_are_not_planned(tmp_path: Path) -
     cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c{i}\n  namespace: n{i}\n"
     few = [cm.format(i=i) for i in range(40)] + [role.format(i=0)]
     many = few + [role.format(i=i) for i in range(1, 5)]
-    assert streamplan.read_plan(write(tmp_path / "few.yaml", few), "mastodon") is not None
-    assert streamplan.read_plan(write(tmp_path / "many.yaml", many), "mastodon") is None
+    assert isinstance(streamplan.read_plan(write(tmp_path / "few.yaml", few), "mastodon"),
+                      streamplan.Plan)
+    assert streamplan.read_plan(write(tmp_path / "many.yaml", many), "mastodon") == \
+        "5 of its 45 objects are cluster-scoped (more than 5%)"
 
 
 # ------------------------------------------------------------------- the CLI

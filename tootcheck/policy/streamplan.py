@@ -7,7 +7,7 @@ The guesses come from the text alone (``kind:`` at the top level, ``namespace:``
 Namespace's ``name:`` one level under ``metadata:``). They need not be right: each
 object is checked against its guess when it is parsed (:func:`belongs`), and a wrong
 guess abandons the plan. Anything the pass cannot place (a ``List``, a document without
-``kind:``, other line breaks than ``\\n``, a directive) means no plan.
+``kind:``, other line breaks than ``\\n``, a directive) means no plan, and says why.
 """
 
 from __future__ import annotations
@@ -97,9 +97,13 @@ def _meta(text: str, at: int, hi: int, key: str) -> str | None:
     return _value(text, hit + 2 + len(indent) + len(key))
 
 
+class _NoPlan(Exception):
+    """Why the file cannot be planned."""
+
+
 def _guesses(text: str, starts: list[int], ends: list[int],
-             default_namespace: str) -> list[tuple[str, str] | None] | None:
-    """(kind, group) of each document in ``text`` (None: empty), or None when one
+             default_namespace: str) -> list[tuple[str, str] | None]:
+    """(kind, group) of each document in ``text`` (None: empty); _NoPlan when one
     cannot be placed."""
     hi = ends[-1]
     text_kinds: dict[int, list[str]] = {}
@@ -112,24 +116,26 @@ def _guesses(text: str, starts: list[int], ends: list[int],
     for at in _found(text, "\nmetadata:\n", 0, hi):
         i = bisect.bisect_right(starts, at) - 1
         if i in metas:
-            return None
+            raise _NoPlan("a document has two top-level metadata: lines")
         metas[i] = at + 10
     out: list[tuple[str, str] | None] = []
     for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
         kinds = text_kinds.get(i)
         if kinds is None:
             if _CONTENT.search(text, a + 3 if text.startswith("---", a) else a, b):
-                return None
+                raise _NoPlan("a document has no top-level kind: line")
             out.append(None)
             continue
-        if len(kinds) != 1 or not _NAME.fullmatch(kinds[0]) or kinds[0].endswith("List"):
-            return None
+        if len(kinds) != 1 or not _NAME.fullmatch(kinds[0]):
+            raise _NoPlan(f"a document's kind is not one plain word ({kinds[0]!r})")
+        if kinds[0].endswith("List"):
+            raise _NoPlan(f"it holds a {kinds[0]}")
         kind = kinds[0]
         meta = metas.get(i)
         if kind == "Namespace":
             name = _meta(text, meta, b, "name") if meta is not None else None
             if not name:
-                return None
+                raise _NoPlan("a Namespace's name is not a plain line under metadata:")
             out.append((kind, name))
         elif kind in CLUSTER_SCOPED:
             out.append((kind, SHARED))
@@ -139,8 +145,17 @@ def _guesses(text: str, starts: list[int], ends: list[int],
     return out
 
 
-def read_plan(path: Path, default_namespace: str) -> Plan | None:
-    """The file's plan, or None when it cannot be planned (then gate it whole)."""
+def read_plan(path: Path, default_namespace: str) -> Plan | str:
+    """The file's plan, or why it cannot be planned (then gate it whole)."""
+    try:
+        return _batched(_documents(path, default_namespace))
+    except _NoPlan as exc:
+        return str(exc)
+    except (OSError, UnicodeError) as exc:  # worded again when it is gated whole
+        return f"cannot read it: {exc}"
+
+
+def _documents(path: Path, default_namespace: str) -> list[Doc]:
     docs: list[Doc] = []
     decoder = codecs.getincrementaldecoder("utf-8")()
     pending = ""  # text not yet cut into documents
@@ -152,7 +167,8 @@ def read_plan(path: Path, default_namespace: str) -> Plan | None:
             final = not chunk
             text = decoder.decode(chunk, final=final)
             if any(c in text for c in _OTHER) or "\n%" in text or text.startswith("%"):
-                return None  # PyYAML alone (a directive across blocks fails to parse)
+                # PyYAML alone (a directive across blocks fails to parse)
+                raise _NoPlan("other line breaks than \\n, a byte order mark or a directive")
             pending += text
             starts = [0] + [at + 1 for at in _found(pending, "\n---", 0, len(pending))
                             if pending[at + 4:at + 5] in ("", " ", "\t", "\n")]
@@ -162,8 +178,6 @@ def read_plan(path: Path, default_namespace: str) -> Plan | None:
             if not starts:
                 continue
             guesses = _guesses(pending, starts, ends, default_namespace)
-            if guesses is None:
-                return None
             plain = pending.isascii()
             for a, b, guess in zip(starts, ends, guesses, strict=True):
                 size = b - a if plain else len(pending[a:b].encode())
@@ -172,13 +186,14 @@ def read_plan(path: Path, default_namespace: str) -> Plan | None:
                 at_byte += size
                 line += pending.count("\n", a, b)
             pending = pending[ends[-1]:]
-    return _batched(docs)
+    return docs
 
 
-def _batched(docs: list[Doc]) -> Plan | None:
+def _batched(docs: list[Doc]) -> Plan:
     shared = [d for d in docs if d.group == SHARED]
     if len(shared) > MAX_SHARED_SHARE * len(docs):
-        return None
+        raise _NoPlan(f"{len(shared):,} of its {len(docs):,} objects are cluster-scoped "
+                      f"(more than {MAX_SHARED_SHARE:.0%})")
     groups: dict[str, list[Doc]] = {}
     for d in docs:
         if d.group != SHARED:

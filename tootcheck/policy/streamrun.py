@@ -75,9 +75,8 @@ def stream_gate(path: Path, source: str, config: PolicyConfig, *,
     notes = why if why is not None else []
     waivers, today = prepared(kube_version, waivers, today)
     plan = read_plan(path, config.namespace)
-    if plan is None or len(plan.batches) < 2:
-        notes.append("its documents could not be grouped by namespace from their text"
-                     if plan is None else "all its objects are in one or two namespaces")
+    if isinstance(plan, str) or len(plan.batches) < 2:
+        notes.append(plan if isinstance(plan, str) else "its objects are in a few namespaces")
         return None
     outcomes = rule_outcomes(rules, config, {"offline"})
     run = _Run(path, source, plan, config, kube_version,

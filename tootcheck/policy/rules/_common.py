@@ -174,6 +174,10 @@ class _SliceMiddlewares(dict[str, K8sObject]):
         self._check(ref)
         return super().get(ref, default)
 
+    def __getitem__(self, ref: str) -> K8sObject:
+        self._check(ref)
+        return super().__getitem__(ref)
+
 
 def is_https_redirect(mw: K8sObject | None) -> bool:
     rs = (mw.get("spec", "redirectScheme") or {}) if mw is not None else {}
