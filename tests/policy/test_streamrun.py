@@ -196,6 +196,7 @@ def test_a_failing_worker_leaves_its_batches_here(monkeypatch: pytest.MonkeyPatc
         raise RuntimeError("worker lost")
 
     monkeypatch.setattr(streamrun._Run, "second_half", lost)
+    monkeypatch.setattr(streamrun, "_tail_documents", lost)  # the plan's half too
     monkeypatch.setattr(streamrun, "two_cores", lambda: True)
     monkeypatch.setattr(streamplan, "BATCH_OBJECTS", BATCH)
     run = streamrun.stream_gate(path, str(path), config, today=TODAY, min_bytes=0)
@@ -336,6 +337,19 @@ def test_middlewares_another_namespace_could_name_are_refused(
 
 
 # ------------------------------------------------------------------ the plan
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_what_the_plan_refuses_in_either_half_is_said(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, workers: int,
+        mix: tuple[Path, PolicyConfig]) -> None:
+    docs = bench.mix_documents(200)
+    for at in (10, 190):  # in the first half, then in the second (the worker's, with two)
+        listed = [*docs[:at], "apiVersion: v1\nkind: List\nitems: []\n", *docs[at:]]
+        why: list[str] = []
+        path = write(tmp_path / f"list-{at}.yaml", listed)
+        assert streamed(monkeypatch, path, mix[1], workers=workers, why=why) is None
+        assert why == ["it holds a List"]
 
 
 def test_plan_places_every_document(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -97,13 +97,13 @@ def _meta(text: str, at: int, hi: int, key: str) -> str | None:
     return _value(text, hit + 2 + len(indent) + len(key))
 
 
-class _NoPlan(Exception):
+class NoPlan(Exception):
     """Why the file cannot be planned."""
 
 
 def _guesses(text: str, starts: list[int], ends: list[int],
              default_namespace: str) -> list[tuple[str, str] | None]:
-    """(kind, group) of each document in ``text`` (None: empty); _NoPlan when one
+    """(kind, group) of each document in ``text`` (None: empty); NoPlan when one
     cannot be placed."""
     hi = ends[-1]
     text_kinds: dict[int, list[str]] = {}
@@ -116,26 +116,26 @@ def _guesses(text: str, starts: list[int], ends: list[int],
     for at in _found(text, "\nmetadata:\n", 0, hi):
         i = bisect.bisect_right(starts, at) - 1
         if i in metas:
-            raise _NoPlan("a document has two top-level metadata: lines")
+            raise NoPlan("a document has two top-level metadata: lines")
         metas[i] = at + 10
     out: list[tuple[str, str] | None] = []
     for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
         kinds = text_kinds.get(i)
         if kinds is None:
             if _CONTENT.search(text, a + 3 if text.startswith("---", a) else a, b):
-                raise _NoPlan("a document has no top-level kind: line")
+                raise NoPlan("a document has no top-level kind: line")
             out.append(None)
             continue
         if len(kinds) != 1 or not _NAME.fullmatch(kinds[0]):
-            raise _NoPlan(f"a document's kind is not one plain word ({kinds[0]!r})")
+            raise NoPlan(f"a document's kind is not one plain word ({kinds[0]!r})")
         if kinds[0].endswith("List"):
-            raise _NoPlan(f"it holds a {kinds[0]}")
+            raise NoPlan(f"it holds a {kinds[0]}")
         kind = kinds[0]
         meta = metas.get(i)
         if kind == "Namespace":
             name = _meta(text, meta, b, "name") if meta is not None else None
             if not name:
-                raise _NoPlan("a Namespace's name is not a plain line under metadata:")
+                raise NoPlan("a Namespace's name is not a plain line under metadata:")
             out.append((kind, name))
         elif kind in CLUSTER_SCOPED:
             out.append((kind, SHARED))
@@ -148,27 +148,33 @@ def _guesses(text: str, starts: list[int], ends: list[int],
 def read_plan(path: Path, default_namespace: str) -> Plan | str:
     """The file's plan, or why it cannot be planned (then gate it whole)."""
     try:
-        return _batched(_documents(path, default_namespace))
-    except _NoPlan as exc:
+        return batched(documents(path, default_namespace))
+    except NoPlan as exc:
         return str(exc)
     except (OSError, UnicodeError) as exc:  # worded again when it is gated whole
         return f"cannot read it: {exc}"
 
 
-def _documents(path: Path, default_namespace: str) -> list[Doc]:
+def documents(path: Path, default_namespace: str, start: int = 0, end: int | None = None,
+              line: int = 0) -> list[Doc]:
+    """The documents of bytes ``start``..``end`` (a document boundary, ``line`` line
+    breaks before it) that hold an object, positions counted from 0 there; NoPlan (or
+    OSError, UnicodeError) when one cannot be placed."""
     docs: list[Doc] = []
     decoder = codecs.getincrementaldecoder("utf-8")()
     pending = ""  # text not yet cut into documents
-    at_byte = line = 0
+    at_byte, left = start, (end - start if end is not None else -1)
     final = False
     with path.open("rb") as f:
+        f.seek(start)
         while not final:
-            chunk = f.read(_BLOCK)
+            chunk = f.read(_BLOCK if left < 0 else min(_BLOCK, left))
+            left -= len(chunk)
             final = not chunk
             text = decoder.decode(chunk, final=final)
             if any(c in text for c in _OTHER) or "\n%" in text or text.startswith("%"):
                 # PyYAML alone (a directive across blocks fails to parse)
-                raise _NoPlan("other line breaks than \\n, a byte order mark or a directive")
+                raise NoPlan("other line breaks than \\n, a byte order mark or a directive")
             pending += text
             starts = [0] + [at + 1 for at in _found(pending, "\n---", 0, len(pending))
                             if pending[at + 4:at + 5] in ("", " ", "\t", "\n")]
@@ -189,10 +195,11 @@ def _documents(path: Path, default_namespace: str) -> list[Doc]:
     return docs
 
 
-def _batched(docs: list[Doc]) -> Plan:
+def batched(docs: list[Doc]) -> Plan:
+    """The plan of a file's documents; NoPlan when too many are cluster-scoped."""
     shared = [d for d in docs if d.group == SHARED]
     if len(shared) > MAX_SHARED_SHARE * len(docs):
-        raise _NoPlan(f"{len(shared):,} of its {len(docs):,} objects are cluster-scoped "
+        raise NoPlan(f"{len(shared):,} of its {len(docs):,} objects are cluster-scoped "
                       f"(more than {MAX_SHARED_SHARE:.0%})")
     groups: dict[str, list[Doc]] = {}
     for d in docs:
