@@ -48,10 +48,6 @@ class Plan:
     shared: list[Doc]  # in every batch, evaluated once
     batches: list[list[Doc]] = field(default_factory=list)  # each in file order
 
-    @property
-    def objects(self) -> int:
-        return len(self.docs)
-
 
 def group_of(kind: str, namespace: str | None, name: str) -> str:
     """The group an object belongs to, as :class:`Doc.group` (from the parsed object)."""

@@ -5,12 +5,12 @@ to what the reports show (kind, name, namespace, lines of the findings). On two 
 forked worker takes the second half of the batches.
 
 This gives what gating the whole file gives, because a rule's result for an object
-depends only on the objects of its namespace and the cluster-scoped ones, with three
-exceptions that the bundle of a batch refuses to answer (``OutsideSlice``): a
-Mastodon container of another namespace (``k8s.mastodon_containers``) and a Traefik
-Middleware whose name another namespace could give (``rules._common``). Then, or when
-an object is not what the plan guessed, or a document needs PyYAML's error, the plan
-is abandoned and the caller gates the file whole: the same results, only slower.
+depends only on the objects of its namespace and the cluster-scoped ones, except for two
+lookups, which the bundle of a batch refuses to answer (``OutsideSlice``): a Mastodon
+container of another namespace (``k8s.mastodon_containers``) and a Traefik Middleware
+whose name another namespace could give (``rules._common``). Then, or when an object is
+not what the plan guessed, or a document needs PyYAML's reading (and maybe its error),
+the plan is abandoned and the caller gates the file whole: the same results, slower.
 Results are put back in file order per rule, and each cluster-scoped object is a
 subject once (in the first batch).
 """
@@ -85,7 +85,8 @@ def stream_gate(path: Path, source: str, config: PolicyConfig, *,
     waivers, today = prepared(kube_version, waivers, today)
     plan = _plan(path, config.namespace)
     if isinstance(plan, str) or len(plan.batches) < 2:
-        notes.append(plan if isinstance(plan, str) else "its objects are in a few namespaces")
+        notes.append(plan if isinstance(plan, str) else
+                     "its namespaces make one batch (one namespace holds nearly everything)")
         return None
     outcomes = rule_outcomes(rules, config, {"offline"})
     run = _Run(path, source, plan, config, kube_version,
@@ -106,7 +107,10 @@ def stream_gate(path: Path, source: str, config: PolicyConfig, *,
 
 def _plan(path: Path, default_namespace: str) -> Plan | str:
     """:func:`read_plan`, on two cores: a worker reads the second half of the file."""
-    found = split_point(path, path.stat().st_size) if two_cores() else None
+    try:
+        found = split_point(path, path.stat().st_size) if two_cores() else None
+    except (OSError, UnicodeError):
+        found = None
     if found is None:
         return read_plan(path, default_namespace)
     offset, _, lines = found
