@@ -370,6 +370,8 @@ def test_plan_places_every_document(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         "  namespace: two\nsubjects:\n- kind: ServiceAccount\n  name: x\n  namespace: other\n",
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: c\n"
         "subjects:\n- kind: ServiceAccount\n  name: x\n  namespace: other\n",  # not metadata's
+        "apiVersion: v1\nkind: 'Secret'  # quoted\nmetadata:\n  namespace: \"two\" # here\n"
+        "  name: s\n",
     ]
     path = write(tmp_path / "plan.yaml", docs)
     raw = path.read_bytes()
@@ -379,10 +381,10 @@ def test_plan_places_every_document(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert got == [("Namespace", "grün-frei", 0), ("Namespace", "two", 1),
                    ("ConfigMap", "two", 2), ("ClusterRole", streamplan.SHARED, 3),
                    ("Service", "mastodon", 4), ("RoleBinding", "two", 5),
-                   ("RoleBinding", "mastodon", 6)]
+                   ("RoleBinding", "mastodon", 6), ("Secret", "two", 7)]
     for d in plan.docs:  # bytes and lines of each document, non-ASCII text before it
         text = raw[d.start:d.end].decode()
-        assert text.startswith("---\n") and f"kind: {d.kind}\n" in text
+        assert text.startswith("---\n") and f"kind: {d.kind}" in text.replace("'", "")
         assert raw[:d.start].count(b"\n") == d.line0
     assert [d.kind for d in plan.shared] == ["ClusterRole"]
     monkeypatch.setattr(streamplan, "_BLOCK", 7)  # documents cut across blocks
@@ -408,7 +410,7 @@ def test_batches_hold_whole_namespaces(tmp_path: Path, monkeypatch: pytest.Monke
     (b"---\napiVersion: v1\nkind: List\nitems: []\n", "it holds a List"),
     (b"---\napiVersion: v1\nmetadata:\n  name: a\n", "no top-level kind"),
     (b"%YAML 1.1\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n", "directive"),
-    (b"---\napiVersion: v1\nkind: \"ConfigMap\"\nmetadata:\n  name: a\n", "one plain word"),
+    (b"---\napiVersion: v1\nkind: Config Map\nmetadata:\n  name: a\n", "one plain word"),
     (b"---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n", "Namespace's name"),
     (b"---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: \xff\n", "cannot read it"),
 ])

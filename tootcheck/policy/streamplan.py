@@ -64,9 +64,13 @@ def belongs(obj: K8sObject, doc: Doc) -> bool:
 
 
 def _value(text: str, at: int) -> str:
-    """The rest of the line from ``at``, stripped."""
+    """The scalar on the rest of the line from ``at``: a comment cut, quotes taken off
+    (a guess: the parsed object is checked against it)."""
     end = text.find("\n", at)
-    return text[at:end if end >= 0 else len(text)].strip()
+    value = text[at:end if end >= 0 else len(text)].split(" #", 1)[0].strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
 
 
 def _found(text: str, needle: str, lo: int, hi: int) -> list[int]:
