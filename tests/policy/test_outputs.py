@@ -7,6 +7,8 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 from tests.policy.casefiles import CASE_CONFIG, CASES_DIR
 from tootcheck.policy.bundle import Bundle, parse_stream
 from tootcheck.policy.engine import evaluate
@@ -84,9 +86,30 @@ def test_junit(tmp_path: Path) -> None:
     names = {c.get("name"): c for c in suite.iter("testcase")}
     failing = names["MSTDN-UPG-001[Deployment/mastodon/mastodon:sidekiq]"]
     assert failing.find("failure") is not None
+    assert "MSTDN-UPG-001" in failing.find("failure").text
     assert names["MSTDN-WL-008[Deployment/mastodon/mastodon]"].find("skipped") is not None
     assert names["MSTDN-PV-003[no matching objects]"].find("skipped") is not None
     assert int(suite.get("failures")) >= 1 and int(suite.get("skipped")) >= 2
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_junit_counts_are_its_cases(tmp_path: Path, strict: bool) -> None:
+    """The suite's counts (made before its cases are written) are what the cases hold:
+    one per subject, plus a skipped one per rule without subjects and one per waiver
+    problem; with ``strict`` a warning is a failure."""
+    warned = CASES_DIR / "MSTDN-SEC-004" / "fail-writable-root.yaml"
+    run = evaluate([Bundle(parse_stream(CASE.read_text() + "---\n" + warned.read_text()
+                                        .replace("namespace: mastodon", "namespace: other"),
+                                        SOURCE))], CASE_CONFIG, waivers=RUN.waivers,
+                   today=dt.date(2026, 11, 27))
+    assert sum(o.count("warn") for o in run.outcomes) and run.waiver_problems
+    suite = ET.parse(write_junit(run, tmp_path / "junit.xml", strict)).getroot()[0]
+    cases = list(suite.iter("testcase"))
+    assert int(suite.get("tests")) == len(cases) == sum(
+        o.matched or 1 for o in run.outcomes) + len(run.waiver_problems)
+    assert int(suite.get("failures")) == sum(c.find("failure") is not None for c in cases)
+    assert int(suite.get("skipped")) == sum(c.find("skipped") is not None for c in cases)
+    assert len({c.get("name") for c in cases}) == len(cases)
 
 
 def test_json_and_human() -> None:
