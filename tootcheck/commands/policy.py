@@ -123,6 +123,7 @@ def _offline(paths: list[str], config: PolicyConfig, waivers: Waivers | None,
         run_ = stream_gate(path, display_path(path), config, waivers=waivers,
                            kube_version=kube_version, rules=rules, why=why)
         if run_ is not None:
+            gc.freeze()  # its results live until the process ends: not walked again
             return run_
         for reason in why:  # a large file: its memory is that of all its objects
             print(f"tootcheck: {display_path(path)} is gated whole, not a few namespaces "
