@@ -96,15 +96,16 @@ def stream_gate(path: Path, source: str, config: PolicyConfig, *,
         # (2 to 4 CPU s at 100,000 objects, for no memory).
         with collector_paused():
             batches, objects = run.everything()
+            for outcome, batch in zip((o for o in outcomes if not o.not_run), batches,
+                                      strict=True):
+                outcome.add(batch)
+            return finished(outcomes, [Bundle(objects, sources=[source])], waivers,
+                            kube_version, today, started)
     except Abandon as exc:
         for w in waivers.entries:
             w.matched = 0
         notes.append(str(exc))
         return None
-    for outcome, batch in zip((o for o in outcomes if not o.not_run), batches, strict=True):
-        outcome.add(batch)
-    return finished(outcomes, [Bundle(objects, sources=[source])], waivers, kube_version,
-                    today, started)
 
 
 def _plan(path: Path, default_namespace: str) -> Plan | str:
@@ -246,7 +247,8 @@ class _Run:
         except Abandon as exc:
             return str(exc)
         at_waiver = {id(w): i for i, w in enumerate(self.waivers.entries)}
-        objects = [(o.doc, o.data, o.line, o.field_lines, o.id) for o in half.own]
+        objects = [(o.doc, o.data, o.line, o.field_lines,
+                    {k: o.__dict__[k] for k in _CACHED if k in o.__dict__}) for o in half.own]
         per_rule = []
         for j in range(len(self.rules)):
             items = []
@@ -267,10 +269,10 @@ class _Run:
             w.matched += n
         half = _Half()
         by_doc: dict[int, K8sObject] = {}
-        for doc, data, line, lines, object_id in objects:
+        for doc, data, line, lines, cached in objects:
             obj = K8sObject(data=data, source=self.source, doc=doc, line=line,
                             default_namespace=self.config.namespace, field_lines=lines)
-            obj.__dict__["id"] = object_id  # the cached property, as the worker had it
+            obj.__dict__.update(cached)  # the cached properties, as the worker had them
             by_doc[doc] = obj
             half.own.append(obj)
         rows: list[list[Batch]] = [[] for _ in per_rule[0]] if per_rule else []
@@ -309,6 +311,7 @@ def _runs(docs: list[Doc]) -> list[list[Doc]]:
     return runs
 
 
+_CACHED = ("id", "kind", "namespace")  # K8sObject properties the worker sends back
 MAIN_SHARE = 0.48  # of the batches' bytes: this process also joins the results
 
 
