@@ -147,7 +147,7 @@ def test_failing_cases_streamed_equal_whole(monkeypatch: pytest.MonkeyPatch,
                                             failing_cases: tuple[Path, Waivers],
                                             cases_whole: Any, workers: int) -> None:
     path, waivers = failing_cases
-    monkeypatch.setattr(streamplan, "MAX_SHARED_SHARE", 1.0)  # the cases' PVs, Namespaces
+    monkeypatch.setattr(streamplan, "MAX_SHARED_SHARE", 1.0)  # the cases' PVs, classes
     expected = cases_whole
     why: list[str] = []
     run = streamed(monkeypatch, path, CASE_CONFIG, waivers, workers=workers, why=why)
