@@ -199,8 +199,11 @@ def test_a_failing_worker_leaves_its_batches_here(monkeypatch: pytest.MonkeyPatc
     def lost(*args: Any) -> Any:
         raise RuntimeError("worker lost")
 
+    def plan_worker_lost(here: Any, there: Any, args: Any) -> Any:
+        return here(), None  # as beside_a_worker answers when its worker failed
+
     monkeypatch.setattr(streamrun._Run, "second_half", lost)
-    monkeypatch.setattr(streamrun, "_tail_documents", lost)  # the plan's half too
+    monkeypatch.setattr(streamplan, "beside_a_worker", plan_worker_lost)  # the plan's half
     monkeypatch.setattr(streamrun, "two_cores", lambda: True)
     monkeypatch.setattr(streamplan, "BATCH_OBJECTS", BATCH)
     run = streamrun.stream_gate(path, str(path), config, today=TODAY, min_bytes=0)

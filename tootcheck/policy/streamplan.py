@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tootcheck.policy.bundle import CLUSTER_SCOPED, K8sObject
+from tootcheck.policy.splitparse import beside_a_worker, split_point
 
 SHARED = ""  # the group of cluster-scoped objects (Namespaces aside): in every batch
 BATCH_OBJECTS = 400  # objects parsed and evaluated at a time (whole namespaces)
@@ -145,10 +146,22 @@ def _guesses(text: str, starts: list[int], ends: list[int],
     return out
 
 
-def read_plan(path: Path, default_namespace: str) -> Plan | str:
-    """The file's plan, or why it cannot be planned (then gate it whole)."""
+def read_plan(path: Path, default_namespace: str, *, workers: int = 1) -> Plan | str:
+    """The file's plan, or why it cannot be planned (then gate it whole). With two
+    ``workers`` a forked worker reads the second half of the file; if it fails (or
+    finds a reason to give up) its half is read here, for the same reason."""
     try:
-        return batched(documents(path, default_namespace))
+        found = split_point(path, path.stat().st_size) if workers > 1 else None
+        if found is None:
+            return batched(documents(path, default_namespace))
+        offset, _, lines = found
+        head, tail = beside_a_worker(lambda: documents(path, default_namespace, 0, offset),
+                                     documents, (path, default_namespace, offset, None, lines))
+        if tail is None:
+            tail = documents(path, default_namespace, offset, None, lines)
+        for d in tail:
+            d.position += len(head)
+        return batched(head + tail)
     except NoPlan as exc:
         return str(exc)
     except (OSError, UnicodeError) as exc:  # worded again when it is gated whole

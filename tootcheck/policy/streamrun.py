@@ -39,17 +39,8 @@ from tootcheck.policy.config import PolicyConfig
 from tootcheck.policy.engine import PolicyRun, finished, prepared, rule_outcomes
 from tootcheck.policy.registry import Rule
 from tootcheck.policy.ruleeval import Batch, Finding, evaluate_rule, objects_for
-from tootcheck.policy.splitparse import beside_a_worker, split_point, two_cores
-from tootcheck.policy.streamplan import (
-    SHARED,
-    Doc,
-    NoPlan,
-    Plan,
-    batched,
-    belongs,
-    documents,
-    read_plan,
-)
+from tootcheck.policy.splitparse import beside_a_worker, two_cores
+from tootcheck.policy.streamplan import SHARED, Doc, Plan, belongs, read_plan
 from tootcheck.policy.types import Context
 from tootcheck.policy.waivers import Waivers
 from tootcheck.redaction import register_values
@@ -82,7 +73,7 @@ def stream_gate(path: Path, source: str, config: PolicyConfig, *,
         return None
     notes = why if why is not None else []
     waivers, today = prepared(kube_version, waivers, today)
-    plan = _plan(path, config.namespace)
+    plan = read_plan(path, config.namespace, workers=2 if two_cores() else 1)
     if isinstance(plan, str) or len(plan.batches) < 2:
         notes.append(plan if isinstance(plan, str) else
                      "its namespaces make one batch (one namespace holds nearly everything)")
@@ -106,39 +97,6 @@ def stream_gate(path: Path, source: str, config: PolicyConfig, *,
             w.matched = 0
         notes.append(str(exc))
         return None
-
-
-def _plan(path: Path, default_namespace: str) -> Plan | str:
-    """:func:`read_plan`, on two cores: a worker reads the second half of the file."""
-    try:
-        found = split_point(path, path.stat().st_size) if two_cores() else None
-    except (OSError, UnicodeError):
-        found = None
-    if found is None:
-        return read_plan(path, default_namespace)
-    offset, _, lines = found
-    try:
-        head, tail = beside_a_worker(lambda: documents(path, default_namespace, 0, offset),
-                                     _tail_documents, (path, default_namespace, offset, lines))
-        if tail is None:  # the worker failed: its half here
-            tail = documents(path, default_namespace, offset, None, lines)
-        elif isinstance(tail, str):
-            raise NoPlan(tail)
-        for d in tail:
-            d.position += len(head)
-        return batched(head + tail)
-    except NoPlan as exc:
-        return str(exc)
-    except (OSError, UnicodeError) as exc:  # worded again when it is gated whole
-        return f"cannot read it: {exc}"
-
-
-def _tail_documents(path: Path, default_namespace: str, offset: int,
-                    lines: int) -> list[Doc] | str:
-    try:
-        return documents(path, default_namespace, offset, None, lines)
-    except NoPlan as exc:
-        return str(exc)
 
 
 class _Run:
