@@ -20,7 +20,7 @@ from tootcheck.policy.config_loader import load_project
 from tootcheck.policy.engine import PolicyRun, evaluate
 from tootcheck.policy.registry import all_rules
 from tootcheck.policy.sources import split_overlays
-from tootcheck.policy.splitparse import parse_file
+from tootcheck.policy.splitparse import parse_file, weighted_cut
 from tootcheck.policy.waivers import parse_waivers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -169,6 +169,13 @@ def test_a_failing_worker_leaves_the_second_half_to_this_process(
         assert (tmp_path / broken.__name__.strip("_")).exists(), "the worker did not run"
         assert outcome_view(again) == view, broken.__name__
     assert "Traceback" not in capfd.readouterr().err  # the worker's failure stays quiet
+
+
+@pytest.mark.parametrize(("weights", "share", "cut"), [
+    ([1, 1, 1, 1], 0.5, 2), ([1, 1, 1, 1], 0.48, 2), ([10, 1, 1], 0.5, 1),
+    ([1, 1, 10], 0.5, 3), ([], 0.5, 0), ([0, 0], 0.5, 1)])
+def test_weighted_cut(weights: list[int], share: float, cut: int) -> None:
+    assert weighted_cut(weights, share) == cut
 
 
 def test_halves_split_by_text_and_keep_bundle_order() -> None:

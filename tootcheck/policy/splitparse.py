@@ -115,6 +115,17 @@ def parse_file(path: Path, source: str, *, default_namespace: str = "mastodon",
                        halves=parse_halves, fast=parse_range)
 
 
+def weighted_cut(weights: list[int], share: float = 0.5) -> int:
+    """How many of the items come first so that they weigh ``share`` of the whole (at
+    least that share; all of them when there are none)."""
+    total, run = sum(weights), 0
+    for i, w in enumerate(weights):
+        run += w
+        if run >= total * share:
+            return i + 1
+    return len(weights)
+
+
 def two_cores() -> bool:
     """Whether a second core may take half of the work (``TOOTCHECK_PARSE_WORKERS=1``: no)."""
     return (os.cpu_count() or 1) >= 2 and os.environ.get("TOOTCHECK_PARSE_WORKERS") != "1"

@@ -31,7 +31,7 @@ from tootcheck.policy.ruleeval import (
     evaluate_rule,
     objects_for,
 )
-from tootcheck.policy.splitparse import beside_a_worker, two_cores
+from tootcheck.policy.splitparse import beside_a_worker, two_cores, weighted_cut
 
 if TYPE_CHECKING:
     from tootcheck.policy.bundle import Bundle, K8sObject
@@ -51,14 +51,8 @@ _State: dict[str, Any] = {}  # what the forked worker inherits
 def halves(bundle: Bundle) -> int | None:
     """Where the second half of ``bundle`` starts (split by the length of the objects'
     text, which is what their rules cost), or None when an object id occurs in both."""
-    weights = [o.span.end - o.span.start if o.span is not None else 1000
-               for o in bundle.objects]
-    total, run, cut = sum(weights), 0, len(weights)
-    for i, w in enumerate(weights):
-        run += w
-        if run * 2 >= total:
-            cut = i + 1
-            break
+    cut = weighted_cut([o.span.end - o.span.start if o.span is not None else 1000
+                        for o in bundle.objects])
     first, second = bundle.objects[:cut], bundle.objects[cut:]
     if {o.id for o in first} & {o.id for o in second}:
         return None

@@ -39,7 +39,7 @@ from tootcheck.policy.config import PolicyConfig
 from tootcheck.policy.engine import PolicyRun, finished, prepared, rule_outcomes
 from tootcheck.policy.registry import Rule
 from tootcheck.policy.ruleeval import Batch, Finding, evaluate_rule, objects_for
-from tootcheck.policy.splitparse import beside_a_worker, two_cores
+from tootcheck.policy.splitparse import beside_a_worker, two_cores, weighted_cut
 from tootcheck.policy.streamplan import SHARED, Doc, Plan, belongs, read_plan
 from tootcheck.policy.types import Context
 from tootcheck.policy.waivers import Waivers
@@ -275,13 +275,8 @@ MAIN_SHARE = 0.48  # of the batches' bytes: this process also joins the results
 
 def _half(batches: list[list[Doc]]) -> int:
     """Where the worker's batches start (by their bytes), at least one each."""
-    sizes = [sum(d.end - d.start for d in b) for b in batches]
-    total, run = sum(sizes), 0
-    for k, size in enumerate(sizes):
-        run += size
-        if run >= total * MAIN_SHARE:
-            return min(k + 1, len(batches) - 1)
-    return len(batches) - 1
+    cut = weighted_cut([sum(d.end - d.start for d in b) for b in batches], MAIN_SHARE)
+    return max(1, min(cut, len(batches) - 1))
 
 
 SLIM_META = ("name", "generateName", "namespace")
