@@ -25,6 +25,7 @@ from tootcheck.errors import BadInput, KindNotServed
 from tootcheck.waiting import Poll, WaitTimeout, wait_until
 
 REQUEST_TIMEOUT_S = 30.0
+FIELD_MANAGER = "tootcheck"
 
 
 def api_path(api_version: str, plural: str, namespace: str | None = None,
@@ -35,7 +36,6 @@ def api_path(api_version: str, plural: str, namespace: str | None = None,
     where = f"/namespaces/{quote(namespace, safe='')}" if namespace is not None else ""
     one = f"/{quote(name, safe='')}" if name is not None else ""
     return f"{root}{where}/{plural}{one}"
-FIELD_MANAGER = "tootcheck"
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ def _case(out: TextIO, classname: str, name: str, tag: str = "", text: str = "",
     out.write(f"{head}>\n      {inner}\n    </testcase>\n")
 
 
-def counts(run: PolicyRun, strict: bool) -> dict[str, int]:
+def _counts(run: PolicyRun, strict: bool) -> dict[str, int]:
     """The suite's tests, failures and skipped, from the run's counts."""
     tests = failures = skipped = 0
     for o in run.outcomes:
@@ -50,7 +50,7 @@ def write_junit(run: PolicyRun, path: Path, strict: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as out:
         out.write("<?xml version='1.0' encoding='utf-8'?>\n<testsuites>\n")
-        out.write(f"  <testsuite {_attrs(name='tootcheck.policy', **counts(run, strict))} "
+        out.write(f"  <testsuite {_attrs(name='tootcheck.policy', **_counts(run, strict))} "
                   f"{_attrs(errors=0, time=f'{run.duration_s:.3f}')}>\n")
         for o in run.outcomes:
             classname = f"policy.{o.rule.area.lower()}"
