@@ -115,7 +115,7 @@ def parse_range(path: Path, start: int, end: int | None, text: SourceText, sourc
     except (_Fallback, OSError, UnicodeError):
         return None
     finally:
-        _SAFE_LINES.clear()  # not held while the rules run
+        forget_lines()  # not held while the rules run
 
 
 def document_objects(text: str, line0: int, source: str, default_namespace: str,
