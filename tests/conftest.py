@@ -48,7 +48,7 @@ LONG_MODULES = (
     "tests/policy/test_live_check.py",  # 2.8
     "tests/test_plugin_coexistence.py",  # 2.8
     "tests/reporting/test_report_pages.py",  # 2.3
-    "tests/policy/test_schemacheck.py",  # 2.2
+    "tests/policy/test_schema_fastpath.py",  # 2.2
     "tests/rehearsal/test_rollback.py",  # 2.1
     "tests/kube/test_bringup.py",  # 2.1
     "tests/test_inner.py",  # 2.1

@@ -171,15 +171,16 @@ def secret_setting_values(value: Any) -> list[str]:
 
 
 def _collect(value: dict[Any, Any] | list[Any], found: list[str]) -> None:
-    if isinstance(value, list):
-        for v in value:
-            if isinstance(v, dict | list):
-                _collect(v, found)
-        return
-    for v in value.values():
-        if isinstance(v, dict | list):
+    # Every mapping of every parsed object passes here: classes compared, not isinstance
+    # of a union, and a mapping's own settings looked for only when it may hold one.
+    for v in value if isinstance(value, list) else value.values():
+        cls = v.__class__
+        if cls is dict or cls is list or (cls is not str and isinstance(v, dict | list)):
             _collect(v, found)
-    own_secret_values(value, found)
+    if isinstance(value, list):
+        return
+    if "value" in value or "kind" in value:
+        own_secret_values(value, found)
 
 
 def own_secret_values(value: dict[Any, Any], found: list[str]) -> None:

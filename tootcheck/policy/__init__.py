@@ -5,7 +5,7 @@ Layout: ``types`` (Subject, Context, Hit: what a rule sees and yields), ``regist
 per area), ``bundle`` (objects with file and line; parsing; ``fastparse`` for plain
 documents in native code, ``splitparse`` for large files on two cores), ``sources``
 (files, stdin, kustomize) and ``live`` (a cluster, Secrets as keys only), ``schema``
-(strict validation; ``schemacheck`` compiles schemas into fast checks), ``envmerge`` (a
+(strict validation: jsonschema-rs's fast yes, jsonschema's words), ``envmerge`` (a
 container's effective environment), ``waivers``, ``engine`` (runs rules, attaches
 context and waiver status; ``splitrun`` runs them on two cores, a chunk of objects at
 a time), ``gate`` (the pytest gate's cases), and the renderers ``render_summary``,

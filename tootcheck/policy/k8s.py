@@ -109,7 +109,7 @@ class Container:
     path: FieldPath  # path of the container dict inside the object
     init: bool
 
-    @property
+    @cached_property  # read by most rules, for every container
     def name(self) -> str:
         return str(self.data.get("name", "?"))
 

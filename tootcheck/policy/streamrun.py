@@ -21,6 +21,7 @@ import datetime as dt
 import heapq
 import itertools
 import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +30,7 @@ from typing import Any
 from tootcheck.errors import BadInput
 from tootcheck.policy import fastparse
 from tootcheck.policy.bundle import (
+    INTERNED_LEN,
     Bundle,
     K8sObject,
     NamespaceSlice,
@@ -294,12 +296,18 @@ def _cut_down(own: list[K8sObject], parts: list[Batch]) -> None:
                         lines = f.obj.field_lines = {}
                     if f.path not in lines:
                         lines[f.path] = f.obj.line_of(f.path)
-    for o in own:
+    for o in own:  # what is kept is interned: the parse did not (kinds recur)
         meta = o.meta
-        o.data = {"apiVersion": o.data.get("apiVersion"), "kind": o.data.get("kind"),
-                  "metadata": {k: meta[k] for k in SLIM_META if k in meta}}
+        o.data = {"apiVersion": _kept(o.data.get("apiVersion")),
+                  "kind": _kept(o.data.get("kind")),
+                  "metadata": {k: _kept(meta[k]) for k in SLIM_META if k in meta}}
         o.__dict__.pop("meta", None)
         o.node = o.span = None
+
+
+def _kept(value: Any) -> Any:
+    return sys.intern(value) if value.__class__ is str and len(value) <= INTERNED_LEN \
+        else value
 
 
 def _merged(parts: list[list[Batch]], rules: int) -> list[Batch]:

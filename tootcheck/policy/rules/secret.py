@@ -110,8 +110,10 @@ def references_resolve(s: Subject, ctx: Context) -> Iterator[Hit]:
             else:
                 yield Hit(f"{u.kind} {u.name} {u.why}", u.path, c.name)
         for var in env.definitions:
+            if not (var.from_secret and var.optional):
+                continue
             declared = ctx.config.external_secret_keys(s.obj.namespace, var.ref or "") or ()
-            if var.from_secret and var.optional and var.key in declared:
+            if var.key in declared:
                 yield Hit(f"reference to Secret {var.ref} is optional although it holds "
                           f"required key {var.key}", var.path, c.name)
                 break
