@@ -186,6 +186,8 @@ def env_duplicates(s: Subject, ctx: Context) -> Iterator[Hit]:
                       c.field("env", i))
         elif name:
             seen_literal[name] = i
+    if len(env.vars) == len(env.definitions):
+        return  # no name defined twice (the usual case: the loop below is not needed)
     by_name: dict[str, list[Any]] = {}
     for var in env.definitions:
         by_name.setdefault(var.name, []).append(var)
