@@ -22,7 +22,7 @@ from tootcheck.policy.ruleeval import (
     status_of,
     subjects_for,
 )
-from tootcheck.policy.schema import SCHEMA_DIR, schema_version
+from tootcheck.policy.schema import SCHEMA_DIR, load_definitions
 from tootcheck.policy.splitrun import run_jobs
 from tootcheck.policy.types import Context, Subject
 from tootcheck.policy.waivers import WaiverProblem, Waivers
@@ -121,8 +121,8 @@ def evaluate(bundles: Sequence[Bundle], config: PolicyConfig, *,
 def prepared(kube_version: str, waivers: Waivers | None,
              today: dt.date | None) -> tuple[Waivers, dt.date]:
     """The run's waivers (their use counts reset) and date; an unsupported Kubernetes
-    version is bad input, before any rule runs."""
-    schema_version(kube_version)
+    version is bad input, before any rule runs (its schemas are loaded then)."""
+    load_definitions(kube_version)
     waivers = waivers if waivers is not None else Waivers()
     for w in waivers.entries:
         w.matched = 0

@@ -106,6 +106,13 @@ def _k8s_fast_registry(version: str) -> jsonschema_rs.Registry:
                                   draft=jsonschema_rs.Draft202012)
 
 
+def load_definitions(kube_version: str) -> None:
+    """Load the version's schema definitions now, before a worker is forked: it then
+    shares their pages (jsonschema-rs keeps them outside Python's reference counts)
+    instead of loading its own copy (about 15 MB). BadInput for an unsupported version."""
+    _k8s_fast_registry(schema_version(kube_version))
+
+
 # The built-in schemas refer to "/api/_definitions.json#/$defs/..." (a path of the
 # kubernetes-validate layout): resolved against this base, in the registry above.
 _K8S_BASE = "file:///api/"
