@@ -100,6 +100,16 @@ def configmap_data(obj: K8sObject) -> dict[str, str]:
     return {str(k): v if isinstance(v, str) else str(v) for k, v in data.items()}
 
 
+def _data_of(obj: K8sObject, bundle: Bundle) -> dict[str, str]:
+    """:func:`configmap_data`, once per ConfigMap of the bundle (every container that
+    reads it merges it)."""
+    key = ("configmap-data", id(obj))
+    found = bundle.cache.get(key)
+    if found is None:
+        found = bundle.cache[key] = configmap_data(obj)
+    return cast("dict[str, str]", found)
+
+
 ENVS = "merged-envs"  # bundle.cache key of the merged envs (a run may drop them)
 
 
@@ -135,9 +145,11 @@ def _merge(c: Container, bundle: Bundle, config: PolicyConfig) -> MergedEnv:
                         out.unresolved.append(Unresolved(kind, name, None, path, optional,
                                                          _missing(bundle, "ConfigMap")))
                     continue
-                for k, v in configmap_data(found).items():
-                    _define(out, EnvVar(prefix + k, "configmap", path, name, k, v, True,
-                                        optional))
+                defs, effective = out.definitions, out.vars  # _define, inline: many keys
+                for k, v in _data_of(found, bundle).items():
+                    var = EnvVar(prefix + k, "configmap", path, name, k, v, True, optional)
+                    defs.append(var)
+                    effective[var.name] = var
             else:
                 keys: set[str] | None
                 if found is not None:
