@@ -171,15 +171,13 @@ def secret_setting_values(value: Any) -> list[str]:
 
 
 def _collect(value: dict[Any, Any] | list[Any], found: list[str]) -> None:
-    # Every mapping of every parsed object passes here: classes compared, not isinstance
-    # of a union, and a mapping's own settings looked for only when it may hold one.
+    # Every mapping of every parsed object passes here: classes compared first (cheaper
+    # than isinstance of a union), a subclass still recognised.
     for v in value if isinstance(value, list) else value.values():
         cls = v.__class__
         if cls is dict or cls is list or (cls is not str and isinstance(v, dict | list)):
             _collect(v, found)
-    if isinstance(value, list):
-        return
-    if "value" in value or "kind" in value:
+    if not isinstance(value, list):
         own_secret_values(value, found)
 
 
