@@ -167,7 +167,7 @@ class K8sObject:
         meta = self.data.get("metadata")
         return meta if isinstance(meta, dict) else {}
 
-    @property
+    @cached_property  # read by most rules, like ``id`` (which is made from it)
     def name(self) -> str:
         return str(self.meta.get("name", "") or self.meta.get("generateName", "") or "?")
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, cast
 
-from tootcheck.policy.bundle import Bundle, FieldPath, K8sObject, OutsideSlice
+from tootcheck.policy.bundle import Bundle, FieldPath, K8sObject, OutsideSlice, cached_property
 
 WORKLOAD_KINDS = frozenset({
     "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"})
