@@ -294,8 +294,14 @@ def workloads_in(bundle: Bundle, namespace: str | None) -> list[K8sObject]:
 
 
 def pods_selected_by(bundle: Bundle, service: K8sObject) -> list[K8sObject]:
-    return [w for w in workloads_in(bundle, service.namespace)
-            if service_selects(service, pod_template_labels(w))]
+    """The workloads whose pods ``service`` selects (once per Service: several rules
+    follow each route)."""
+    key = ("pods-selected-by", id(service))
+    found = bundle.cache.get(key)
+    if found is None:
+        found = bundle.cache[key] = [w for w in workloads_in(bundle, service.namespace)
+                                     if service_selects(service, pod_template_labels(w))]
+    return cast("list[K8sObject]", found)
 
 
 def iter_probes(c: Container) -> Iterator[tuple[str, dict[str, Any]]]:
