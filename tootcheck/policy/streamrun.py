@@ -309,7 +309,7 @@ def _runs(docs: list[Doc]) -> list[list[Doc]]:
     return runs
 
 
-_CACHED = ("id", "kind", "namespace")  # K8sObject properties the worker sends back
+_CACHED = ("id", "kind", "namespace", "name")  # K8sObject properties the worker sends back
 # Of the batches' bytes: the worker also sends its results, and this process joins them
 # (measured on the 100,000-object mix: the two halves then end together).
 MAIN_SHARE = 0.50
