@@ -5,9 +5,10 @@ per schema), which answers "valid" in microseconds; only an object it does not p
 (or cannot take: keys that are not strings, values JSON has no type for) goes to
 jsonschema (imported then), which decides and words the problems. So an object is
 valid only when jsonschema says so; jsonschema-rs only saves the time. Formats are
-annotations to both (no format checker), and a pattern read differently by Rust's and
-Python's regex engines (Python's ``$`` also matches before a final newline) only sends
-the object on to jsonschema.
+annotations to both (no format checker), and a schema that uses a regular expression
+(``pattern``, ``patternProperties``) is left to jsonschema alone: Rust's and Python's
+engines read some patterns differently (Python's ``$`` also matches before a final
+newline). No shipped schema uses one; a project schema may.
 
 Built-in kinds use the strict schemas shipped in ``kubernetes-validate``
 (validators are built once per kind and version: the package's own ``validate()``
@@ -97,11 +98,13 @@ def _k8s_registry(version: str) -> Registry:
 
 
 @cache
-def _k8s_fast_registry(version: str) -> jsonschema_rs.Registry:
+def _k8s_fast_registry(version: str) -> jsonschema_rs.Registry | None:
     """The definitions every built-in kind's schema refers to, for jsonschema-rs."""
     import jsonschema_rs
 
     defs = json.loads((_k8s_folder(version) / "_definitions.json").read_text())
+    if uses_patterns(defs):
+        return None  # every built-in kind is left to jsonschema (see above)
     return jsonschema_rs.Registry([(_K8S_BASE + "_definitions.json", defs)],
                                   draft=jsonschema_rs.Draft202012)
 
@@ -133,8 +136,10 @@ def _k8s_check(version: str, kind: str, api_version: str) -> Check | None:
     schema = _k8s_schema(version, kind, api_version)
     if schema is None:
         return None
-    return _fast_check(schema, registry=_k8s_fast_registry(version),
-                       base_uri=f"{_K8S_BASE}{kind.lower()}.json")
+    registry = _k8s_fast_registry(version)
+    if registry is None:
+        return _unsure
+    return _fast_check(schema, registry=registry, base_uri=f"{_K8S_BASE}{kind.lower()}.json")
 
 
 @cache
@@ -201,9 +206,12 @@ def _crd_check(schema_dir: Path, group: str, kind: str) -> Check | None:
 
 def _fast_check(schema: dict[str, Any], **options: Any) -> Check:
     """jsonschema-rs's yes, without format checks (as jsonschema here); any object it
-    cannot convert, and any schema it cannot build, gets "ask jsonschema"."""
+    cannot convert, and any schema it cannot build or that uses a regular expression,
+    gets "ask jsonschema"."""
     import jsonschema_rs
 
+    if uses_patterns(schema):
+        return _unsure
     try:
         is_valid = jsonschema_rs.Draft202012Validator(schema, validate_formats=False,
                                                       **options).is_valid
@@ -220,6 +228,28 @@ def _fast_check(schema: dict[str, Any], **options: Any) -> Check:
 
 
 def _unsure(_: Any) -> bool:
+    return False
+
+
+# Keywords whose value maps names to schemas: the names are not keywords.
+_NAMED_SCHEMAS = frozenset({"properties", "$defs", "definitions", "dependentSchemas"})
+
+
+def uses_patterns(schema: Any) -> bool:
+    """Whether a schema (or a document of definitions) uses ``pattern`` or
+    ``patternProperties`` anywhere (a property merely named so does not count)."""
+    if isinstance(schema, list):
+        return any(uses_patterns(s) for s in schema)
+    if not isinstance(schema, dict):
+        return False
+    for key, value in schema.items():
+        if key in ("pattern", "patternProperties"):
+            return True
+        if key in _NAMED_SCHEMAS and isinstance(value, dict):
+            if any(uses_patterns(s) for s in value.values()):
+                return True
+        elif uses_patterns(value):
+            return True
     return False
 
 
