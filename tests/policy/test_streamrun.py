@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 import secrets
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,40 @@ def assert_cut_down(run: PolicyRun) -> None:
         assert obj.span is None and obj.node is None
     lines = [f.line for f in run.findings]
     assert lines and all(line > 0 for line in lines)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_alternating_namespaces_streamed_equal_whole(monkeypatch: pytest.MonkeyPatch,
+                                                     tmp_path: Path,
+                                                     failing_cases: tuple[Path, Waivers],
+                                                     workers: int) -> None:
+    """The failing cases' documents shuffled, so a batch's namespaces lie in many
+    pieces, parsed as one text: the findings' lines must still be the file's. The
+    file's first document has no "---" line and its last no final line break."""
+    path, waivers = failing_cases
+    monkeypatch.setattr(streamplan, "MAX_SHARED_SHARE", 1.0)  # the cases' PVs, classes
+    docs = path.read_text().split("---\n")[1:]
+    random.Random(12).shuffle(docs)
+    shuffled = tmp_path / "shuffled.yaml"
+    shuffled.write_text(("---\n".join(docs)).rstrip("\n"))
+    joined: list[int] = []
+    real = streamrun._Run._joined
+
+    def counted(self: Any, runs: Any, texts: Any) -> Any:
+        found = real(self, runs, texts)
+        joined.append(len(runs) if found is not None else 0)
+        return found
+
+    monkeypatch.setattr(streamrun._Run, "_joined", counted)
+    why: list[str] = []
+    run = streamed(monkeypatch, shuffled, CASE_CONFIG, waivers, workers=workers, why=why)
+    assert run is not None, why
+    expected = view(whole(shuffled, CASE_CONFIG, waivers))
+    assert view(run) == expected
+    assert sum(1 for n in joined if n > 5) >= 3  # batches of many pieces, joined
+    assert 0 not in joined  # none fell back to a parse per piece
+    assert sum(len(o.findings) for o in run.outcomes) > 100
+    assert_cut_down(run)
 
 
 def test_committed_renders_streamed_equal_whole(monkeypatch: pytest.MonkeyPatch,

@@ -177,18 +177,16 @@ class _Run:
     def _joined(self, runs: list[list[Doc]], texts: list[str]) -> list[K8sObject] | None:
         """The pieces' objects, parsed as one text, their lines moved back to the
         file's; None when that text does not give one object per document."""
-        pieces: list[str] = []
+        # The pieces are in file order: each but the first begins with a "---" line, and
+        # each but the last ends with a line break, so they stay apart (were two to
+        # merge, the count below would not match).
         firsts: list[int] = []  # the line where each piece begins in the joined text
         line = 0
         for text in texts:
-            if not text.startswith("---"):  # the file's first document: keep it apart
-                pieces.append("---\n")
-                line += 1
             firsts.append(line)
-            pieces.append(text if text.endswith("\n") else text + "\n")
-            line += text.count("\n") + (not text.endswith("\n"))
+            line += text.count("\n")
         secrets: list[str] = []
-        found = fastparse.document_objects("".join(pieces), 0, self.source,
+        found = fastparse.document_objects("".join(texts), 0, self.source,
                                            self.config.namespace, secrets)
         if found is None or len(found) != sum(len(run) for run in runs):
             return None
