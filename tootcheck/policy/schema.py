@@ -253,49 +253,48 @@ def uses_patterns(schema: Any) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class _KindSchema:
+    """How objects of one API version and kind are validated: the fast check, then the
+    jsonschema validator that decides and words the problems (built on first need)."""
+
+    check: Check
+    validator: Callable[[], jsonschema.Validator | None]
+
+
 @cache
-def _check_of(api_version: str, kind: str, kube_version: str, schema_dir: Path) -> Check | None:
-    """The fast check for objects of this API version and kind, as chosen below (one
-    cached lookup per object instead of four)."""
+def _kind_schema(api_version: str, kind: str, kube_version: str,
+                 schema_dir: Path) -> _KindSchema | str:
+    """The schema for objects of this API version and kind, or why there is none (one
+    cached lookup per object)."""
     group = api_version.split("/", 1)[0] if "/" in api_version else ""
     if is_builtin_group(group):
         version = schema_version(kube_version)
-        if _k8s_schema(version, kind, api_version) is not None:
-            return _k8s_check(version, kind, api_version)
-    return _crd_check(schema_dir, group, kind)
+        check = _k8s_check(version, kind, api_version)
+        if check is not None:
+            return _KindSchema(check, lambda: _k8s_validator(version, kind, api_version))
+    # a custom resource, or a CRD group under *.k8s.io (gateway.networking.k8s.io)
+    check = _crd_check(schema_dir, group, kind)
+    if check is not None:
+        return _KindSchema(check, lambda: _crd_validator(schema_dir, group, kind))
+    if is_builtin_group(group):
+        return (f"{api_version} {kind} is not served by Kubernetes "
+                f"{schema_version(kube_version)} (removed, misspelt or unknown API) and has "
+                f"no project schema")
+    return (f"no schema for custom resource {api_version} {kind}: "
+            f"add manifests/schemas/{group}/{kind.lower()}.json")
 
 
 def validate_object(data: dict[str, Any], kube_version: str, *,
                     schema_dir: Path = SCHEMA_DIR) -> list[SchemaProblem]:
     """Problems with one object; an empty list means it validated strictly."""
-    api_version, kind_ = data.get("apiVersion"), data.get("kind")
-    if api_version.__class__ is str and kind_.__class__ is str:  # the usual object: fast
-        fast = _check_of(api_version, kind_, kube_version, schema_dir)
-        if fast is not None and fast(data):
-            return []
-    api_version = str(data.get("apiVersion", ""))
     kind = str(data.get("kind", ""))
-    group = api_version.split("/", 1)[0] if "/" in api_version else ""
-    validator: jsonschema.Validator | None
-    if is_builtin_group(group) and _k8s_schema(schema_version(kube_version), kind,
-                                               api_version) is not None:
-        version = schema_version(kube_version)
-        check = _k8s_check(version, kind, api_version)
-        if check is not None and check(data):
-            return []
-        validator = _k8s_validator(version, kind, api_version)
-    else:  # a custom resource, or a CRD group under *.k8s.io (gateway.networking.k8s.io)
-        check = _crd_check(schema_dir, group, kind)
-        if check is None:
-            if is_builtin_group(group):
-                return [SchemaProblem((), f"{api_version} {kind} is not served by Kubernetes "
-                                          f"{schema_version(kube_version)} (removed, misspelt "
-                                          f"or unknown API) and has no project schema")]
-            return [SchemaProblem((), f"no schema for custom resource {api_version} {kind}: "
-                                      f"add manifests/schemas/{group}/{kind.lower()}.json")]
-        if check(data):
-            return []
-        validator = _crd_validator(schema_dir, group, kind)
+    found = _kind_schema(str(data.get("apiVersion", "")), kind, kube_version, schema_dir)
+    if isinstance(found, str):
+        return [SchemaProblem((), found)]
+    if found.check(data):
+        return []
+    validator = found.validator()
     assert validator is not None
     redact = kind == "Secret"
     problems: list[SchemaProblem] = []
