@@ -438,15 +438,19 @@ def _has_anchor(path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
+def collector_paused(*, keep: bool = False) -> Iterator[None]:
     """The cyclic garbage collector off for a while, then as it was. For objects made in
     bulk that hold no reference cycles: reference counting frees what is dropped, and
-    each collection would only walk all of them again."""
+    each collection would only walk all of them again. ``keep``: what is alive then
+    lives until the process ends, so it is frozen first (``gc.freeze``), or the
+    collector's first pass would walk it all (0.3 s at 100,000 objects)."""
     collecting = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        if keep:
+            gc.freeze()
         if collecting:
             gc.enable()
 
