@@ -500,6 +500,11 @@ def _parse(loader: Any, text: SourceText, anchors: bool, source: str,
 
 _intern = sys.intern
 INTERNED_LEN = 64  # strings up to this long are interned: names and values recur in every object
+
+
+def interned(value: Any) -> Any:
+    """``value``, interned if it is a string short enough (the rule of the parsers)."""
+    return _intern(value) if value.__class__ is str and len(value) <= INTERNED_LEN else value
 _STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"

@@ -84,7 +84,8 @@ _RISKY = re.compile(
 # (in a block or flow mapping), and the line ends after it (or a comment).
 _QUOTED_VALUE = re.compile(
     r"""([^"'\n]*?:[ \t]+)(?:"(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*')[ \t]*(?:#.*)?""")
-_OTHER = ("\r", "\x85", "\u2028", "\u2029", "\ufeff")  # line breaks, BOM: PyYAML alone
+# Other line breaks than "\n", and a byte order mark: text holding one is PyYAML's alone.
+PYYAML_ONLY = ("\r", "\x85", "\u2028", "\u2029", "\ufeff")
 _DOC = re.compile(r"\n---(?=[ \t\n]|\Z)")
 # The "---" line, blank and comment lines before a document's first content.
 _LEAD = re.compile(r"(?:---[ \t]*(?:#[^\n]*)?(?:\n|\Z))?(?:[ \t]*(?:#[^\n]*)?\n)*")
@@ -126,7 +127,7 @@ def document_objects(text: str, line0: int, source: str, default_namespace: str,
     Their strings are not interned: the stream holds a batch's objects only while the
     rules run, and interning rebuilds every mapping (about half as much CPU again as
     oryaml's read; the walk for secret settings alone costs a fifth of that)."""
-    if any(c in text for c in _OTHER):
+    if any(c in text for c in PYYAML_ONLY):
         return None
     try:
         with collector_paused():
@@ -178,7 +179,7 @@ def _objects(path: Path, start: int, end: int | None, text: SourceText, source: 
     chars = lines = 0
     count = 0
     for block in _blocks(path, start, end):
-        if any(c in block for c in _OTHER):
+        if any(c in block for c in PYYAML_ONLY):
             raise _Fallback
         for obj in _block_objects(block, chars, lines, text, source, default_namespace,
                                   artifact, found):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tootcheck.policy.bundle import CLUSTER_SCOPED, K8sObject
+from tootcheck.policy.fastparse import PYYAML_ONLY
 from tootcheck.policy.splitparse import beside_a_worker, split_point
 
 SHARED = ""  # the group of cluster-scoped objects (Namespaces aside): in every batch
@@ -28,7 +29,6 @@ _BLOCK = 4 << 20
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 _TOP = re.compile(r"\n(?=[^ \t\n#])")  # a line at the top level
 _CONTENT = re.compile(r"\n[ \t]*[^ \t\n#]")  # a line with content
-_OTHER = ("\r", "\x85", "\u2028", "\u2029", "\ufeff")
 
 
 @dataclass(slots=True)  # one per document: made fast (not frozen)
@@ -185,7 +185,7 @@ def documents(path: Path, default_namespace: str, start: int = 0, end: int | Non
             left -= len(chunk)
             final = not chunk
             text = decoder.decode(chunk, final=final)
-            if any(c in text for c in _OTHER) or "\n%" in text or text.startswith("%"):
+            if any(c in text for c in PYYAML_ONLY) or "\n%" in text or text.startswith("%"):
                 # PyYAML alone (a directive across blocks fails to parse)
                 raise NoPlan("other line breaks than \\n, a byte order mark or a directive")
             pending += text

@@ -21,7 +21,6 @@ import datetime as dt
 import heapq
 import itertools
 import os
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,12 +29,12 @@ from typing import Any
 from tootcheck.errors import BadInput
 from tootcheck.policy import fastparse
 from tootcheck.policy.bundle import (
-    INTERNED_LEN,
     Bundle,
     K8sObject,
     NamespaceSlice,
     OutsideSlice,
     collector_paused,
+    interned,
 )
 from tootcheck.policy.config import PolicyConfig
 from tootcheck.policy.engine import PolicyRun, finished, prepared, rule_outcomes
@@ -336,16 +335,11 @@ def _cut_down(own: list[K8sObject], parts: list[Batch]) -> None:
                         lines[f.path] = f.obj.line_of(f.path)
     for o in own:  # what is kept is interned: the parse did not (kinds recur)
         meta = o.meta
-        o.data = {"apiVersion": _kept(o.data.get("apiVersion")),
-                  "kind": _kept(o.data.get("kind")),
-                  "metadata": {k: _kept(meta[k]) for k in SLIM_META if k in meta}}
+        o.data = {"apiVersion": interned(o.data.get("apiVersion")),
+                  "kind": interned(o.data.get("kind")),
+                  "metadata": {k: interned(meta[k]) for k in SLIM_META if k in meta}}
         o.__dict__.pop("meta", None)
         o.node = o.span = None
-
-
-def _kept(value: Any) -> Any:
-    return sys.intern(value) if value.__class__ is str and len(value) <= INTERNED_LEN \
-        else value
 
 
 def _merged(parts: list[list[Batch]], rules: int) -> list[Batch]:
