@@ -154,8 +154,8 @@ class _Run:
             raise Abandon(f"cannot read it again: {exc}") from None
         finally:
             os.close(fd)
-        found = self._joined(runs, texts) if len(runs) > 1 else None
-        if found is None:  # one piece, or the joined text needs a closer look
+        found = self._joined(runs, texts)
+        if found is None:  # a piece needs PyYAML's reading: which one, to say where
             found = [obj for run, text in zip(runs, texts, strict=True)
                      for obj in self._piece(run, text)]
         for obj, d in zip(found, docs, strict=True):
