@@ -145,11 +145,9 @@ def _merge(c: Container, bundle: Bundle, config: PolicyConfig) -> MergedEnv:
                         out.unresolved.append(Unresolved(kind, name, None, path, optional,
                                                          _missing(bundle, "ConfigMap")))
                     continue
-                defs, effective = out.definitions, out.vars  # _define, inline: many keys
                 for k, v in _data_of(found, bundle).items():
-                    var = EnvVar(prefix + k, "configmap", path, name, k, v, True, optional)
-                    defs.append(var)
-                    effective[var.name] = var
+                    _define(out, EnvVar(prefix + k, "configmap", path, name, k, v, True,
+                                        optional))
             else:
                 keys: set[str] | None
                 if found is not None:
